@@ -1,0 +1,306 @@
+"""Capabilities: named, configurable, pure producers of cloud-init ``Fragments``.
+
+A capability is a pure function of (its config, the DeployContext) → Fragments. No I/O: a plan renders
+without credentials, and tests need no machine. Plugins register capabilities through the
+``register_capabilities`` hook; the ``Catalog`` owns names, aliases, provenance and validation.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import re
+from typing import TYPE_CHECKING, Any, ClassVar, Optional, Union
+
+from attrs import define, field
+
+from .errors import LcaiError, Problem
+
+if TYPE_CHECKING:
+    from .template import Template
+    from .yamlfile import Document
+
+Command = Union[str, tuple[str, ...]]
+
+# First-party capabilities that live in separate distributions: the hint for "not installed".
+KNOWN_PROVIDERS = {
+    "gpu-nvidia": "lcai-gpu-nvidia",
+    "redis": "lcai-redis",
+    "postgresql": "lcai-postgres",
+    "postgresql-14": "lcai-postgres",
+    "postgresql-15": "lcai-postgres",
+    "postgresql-16": "lcai-postgres",
+    "buildwatch": "lcai-buildwatch",
+}
+
+
+@define(frozen=True)
+class WriteFile:
+    path: str
+    content: str
+    permissions: str = "0644"
+    owner: str = "root:root"
+    defer: bool = False
+    append: bool = False
+    encoding: Optional[str] = None  # e.g. "gz+b64" for large payloads
+
+
+@define(frozen=True)
+class AptSource:
+    """An apt source for cloud-init's ``apt.sources``; ``source`` may use ``$KEY_FILE`` and ``$RELEASE``."""
+
+    name: str
+    source: str
+    key: Optional[str] = None
+    keyid: Optional[str] = None
+
+
+@define(frozen=True)
+class Unit:
+    """A systemd unit written to /etc/systemd/system and enabled (and started on boot 1 unless a reboot)."""
+
+    name: str
+    content: str
+    enable: bool = True
+
+
+@define(frozen=True)
+class Fragments:
+    bootcmd: tuple[Command, ...] = ()
+    apt_sources: tuple[AptSource, ...] = ()
+    packages: tuple[str, ...] = ()
+    write_files: tuple[WriteFile, ...] = ()
+    runcmd: tuple[Command, ...] = ()
+    units: tuple[Unit, ...] = ()
+    # Contributions to the app container / unit:
+    container_env: dict[str, str] = field(factory=dict)
+    docker_args: tuple[str, ...] = ()
+    app_requires: tuple[str, ...] = ()  # units the app starts after (After= + Requires=)
+    gpu: bool = False  # the app container gets --gpus all
+    reboot: bool = False  # one reboot at the end of boot 1 (power_state)
+    boot_plan: tuple[str, ...] = ()  # one human line per step, printed by `lcai plan`
+
+
+@define(frozen=True)
+class DeployContext:
+    """What a capability may know about the deployment. Never read globals instead."""
+
+    deployment_id: str
+    app_name: str
+    env: str = "default"
+    image: str = "linode/ubuntu24.04"
+    region: str = "us-ord"
+    type: str = "g6-standard-2"
+    template: str = ""
+    container_image: Optional[str] = None
+    container_port: Optional[int] = None
+    features: tuple[str, ...] = ()
+    secret_seed: bytes = field(default=b"", repr=False)
+
+    def secret(self, name: str, length: int = 32) -> str:
+        """A per-deployment secret, stable for this context (so plan and deploy agree), URL-safe."""
+        if not self.secret_seed:
+            raise LcaiError("internal: DeployContext has no secret seed")
+        raw = hmac.new(self.secret_seed, name.encode(), hashlib.sha256).digest()
+        raw += hmac.new(self.secret_seed, raw, hashlib.sha256).digest()
+        return base64.b32encode(raw).decode().lower().rstrip("=")[:length]
+
+    @property
+    def ubuntu_release(self) -> Optional[str]:
+        m = re.match(r"^linode/ubuntu(\d\d\.\d\d)$", self.image)
+        return m.group(1) if m else None
+
+
+class Capability:
+    """Base class for capabilities. Subclasses set ``name`` and implement ``fragments``."""
+
+    name: ClassVar[str] = ""
+    kind: ClassVar[str] = "feature"  # "runtime" or "feature"
+    summary: ClassVar[str] = ""
+    config_class: ClassVar[Optional[type]] = None
+    # alias name -> config values it implies (e.g. "postgresql-14": {"version": "14"})
+    aliases: ClassVar[dict[str, dict[str, Any]]] = {}
+    # Linode images it supports; None = any
+    images: ClassVar[Optional[tuple[str, ...]]] = None
+    # assembly order among features (lower first); ties broken by name, never by plugin load order
+    order: ClassVar[int] = 50
+
+    def check(self, config: Any, template: "Template") -> list[str]:
+        """Extra semantic checks: messages about this capability's use in ``template``."""
+        return []
+
+    def fragments(self, config: Any, ctx: DeployContext) -> Fragments:
+        raise NotImplementedError(f"capability {self.name!r} does not implement fragments()")
+
+
+class Runtime(Capability):
+    """A runtime also says how the app is started: the app unit's ExecStart argv, extra [Service] lines,
+    the env file format, and how an ``exec`` health check runs."""
+
+    kind: ClassVar[str] = "runtime"
+    publishes_ports: ClassVar[bool] = False  # True: internal_port is reached on the host via external_port
+
+    def exec_start(self, app: "AppSpec", ctx: DeployContext) -> list[str]:
+        raise NotImplementedError(f"runtime {self.name!r} does not implement exec_start()")
+
+    def service_lines(self, app: "AppSpec", ctx: DeployContext) -> str:
+        return ""
+
+    def env_file_text(self, env: dict[str, str]) -> str:
+        from .cloudinit import systemd_env_file
+
+        return systemd_env_file(env)
+
+    def exec_probe(self, command: str) -> list[str]:
+        return ["/bin/sh", "-c", command]
+
+
+@define(frozen=True)
+class AppSpec:
+    """What the runtime needs to start the app (resolved from the template + fragments)."""
+
+    image: Optional[str]
+    command: tuple[str, ...]
+    env_file: str
+    ports: tuple[tuple[int, int], ...]  # (host, container)
+    volumes: tuple[str, ...]
+    docker_args: tuple[str, ...]
+    gpu: bool
+    container_name: str = "app"
+
+
+@define(frozen=True)
+class Resolved:
+    capability: Capability
+    config: Any
+    name: str  # as written in the template (may be an alias)
+    path: tuple  # where in the template it was declared
+
+
+@define
+class Registered:
+    capability: Capability
+    plugin: str  # distribution (or plugin) name that provided it
+
+
+class Catalog:
+    """All registered capabilities by name and alias, with provenance."""
+
+    def __init__(self) -> None:
+        self.by_name: dict[str, Registered] = {}
+        self.alias_of: dict[str, tuple[str, dict[str, Any]]] = {}
+
+    def add(self, cap: Capability, plugin: str) -> None:
+        if not isinstance(cap, Capability) or not cap.name:
+            raise LcaiError(f"plugin {plugin}: register_capabilities got {cap!r}, expected a Capability with a name")
+        for n in (cap.name, *cap.aliases):
+            if n in self.by_name or n in self.alias_of:
+                other = self.by_name[n].plugin if n in self.by_name else self.by_name[self.alias_of[n][0]].plugin
+                raise LcaiError(f"capability name {n!r} is registered by both {other} and {plugin}",
+                                hint="uninstall one of them, or disable it with LCAI_DISABLE_PLUGINS")
+        self.by_name[cap.name] = Registered(cap, plugin)
+        for alias, cfg in cap.aliases.items():
+            self.alias_of[alias] = (cap.name, dict(cfg))
+
+    def names(self, kind: Optional[str] = None) -> list[str]:
+        return sorted(n for n, r in self.by_name.items() if kind is None or r.capability.kind == kind)
+
+    def lookup(self, name: str) -> Optional[tuple[Registered, dict[str, Any]]]:
+        if name in self.by_name:
+            return self.by_name[name], {}
+        if name in self.alias_of:
+            real, cfg = self.alias_of[name]
+            return self.by_name[real], cfg
+        return None
+
+    def unknown_message(self, name: str, kind: str) -> str:
+        if name in KNOWN_PROVIDERS:
+            dist = KNOWN_PROVIDERS[name]
+            return f"capability '{name}' is not installed (pip install {dist})"
+        from .convert import did_you_mean
+
+        choices = self.names(kind) + [a for a, (real, _) in self.alias_of.items() if self.by_name[real].capability.kind == kind]
+        known = list(KNOWN_PROVIDERS) if kind == "feature" else []
+        return (f"unknown {'runtime' if kind == 'runtime' else 'capability'} '{name}'"
+                f"{did_you_mean(name, sorted(set(choices + known)))} (installed: {', '.join(sorted(choices)) or 'none'})")
+
+    # ------------------------------------------------------------ validation + resolution
+
+    def check_template(self, tpl: "Template", doc: "Document") -> list[Problem]:
+        _, problems = self._resolve(tpl, doc)
+        return problems
+
+    def resolve(self, tpl: "Template", doc: "Document | None" = None) -> list[Resolved]:
+        from .errors import ValidationError
+        from .yamlfile import Document
+
+        resolved, problems = self._resolve(tpl, doc or Document({}, tpl.name, {}))
+        if problems:
+            raise ValidationError(problems)
+        return resolved
+
+    def _resolve(self, tpl: "Template", doc: "Document") -> tuple[list[Resolved], list[Problem]]:
+        from . import convert
+
+        problems: list[Problem] = []
+        runtime: list[Resolved] = []
+        features: list[Resolved] = []
+        rt_name = tpl.capabilities.runtime
+        found = self.lookup(rt_name)
+        rt_path = ("capabilities", "runtime")
+        if found is None or found[0].capability.kind != "runtime":
+            msg = self.unknown_message(rt_name, "runtime")
+            if found is not None:
+                msg = f"'{rt_name}' is a feature, not a runtime; runtimes: {', '.join(self.names('runtime'))}"
+            problems.append(doc.problem(rt_path, msg))
+        else:
+            runtime.append(Resolved(found[0].capability, None, rt_name, rt_path))
+
+        for i, feat in enumerate(tpl.capabilities.features):
+            path = ("capabilities", "features", i)
+            found = self.lookup(feat.name)
+            if found is None:
+                problems.append(doc.problem(path, self.unknown_message(feat.name, "feature")))
+                continue
+            reg, alias_cfg = found
+            cap = reg.capability
+            if cap.kind == "runtime":
+                problems.append(doc.problem(path, f"'{feat.name}' is a runtime; set it as capabilities.runtime"))
+                continue
+            raw = {**alias_cfg, **(feat.config or {})}
+            cfg_path = path + ("config",)
+            if cap.config_class is None:
+                if feat.config:
+                    problems.append(doc.problem(cfg_path, f"capability '{feat.name}' takes no config"))
+                    continue
+                config = None
+            else:
+                config, errs = convert.structure(raw, cap.config_class, doc, cfg_path)
+                if errs:
+                    problems.extend(errs)
+                    continue
+            features.append(Resolved(cap, config, feat.name, path))
+
+        if tpl.capabilities.packages:
+            found = self.lookup("apt-packages")
+            if found is not None and found[0].capability.config_class is not None:
+                cfg = found[0].capability.config_class(packages=tpl.capabilities.packages)
+                features.append(Resolved(found[0].capability, cfg, "packages", ("capabilities", "packages")))
+
+        # duplicates through aliases (postgresql + postgresql-14)
+        seen: dict[str, Resolved] = {}
+        for r in features:
+            if r.capability.name in seen:
+                problems.append(doc.problem(r.path, f"'{r.name}' and '{seen[r.capability.name].name}' are the same capability"))
+            seen.setdefault(r.capability.name, r)
+
+        for r in runtime + features:
+            if r.capability.images is not None and tpl.deploy.linode.image not in r.capability.images:
+                problems.append(doc.problem(("deploy", "linode", "image"),
+                                            f"capability '{r.name}' supports only {', '.join(r.capability.images)}"))
+            for item in r.capability.check(r.config, tpl):
+                path, msg = item if isinstance(item, tuple) else (r.path, item)
+                problems.append(doc.problem(path, msg))
+        features.sort(key=lambda r: (r.capability.order, r.capability.name))
+        return runtime + features, problems

@@ -1,0 +1,154 @@
+"""The ``lcai`` command. Core commands load lazily; plugins add theirs through ``register_commands``.
+
+Exit codes: 0 ok, 1 runtime failure, 2 bad input or usage, 130 interrupted. No traceback without ``--debug``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+
+import click
+
+from .. import __version__
+
+CORE_COMMANDS = {
+    "init": ("lcai_core.cli.init", "init", "Create a deployment directory from a template."),
+    "plan": ("lcai_core.cli.plan", "plan", "Render the exact cloud-init a deploy would send, with a summary."),
+    "plugins": ("lcai_core.cli.plugins", "plugins", "List installed plugins: distribution, version, hooks, status."),
+    "templates": ("lcai_core.cli.templates", "templates", "List, show, validate, install and describe templates."),
+}
+
+
+class LazyCommand(click.Command):
+    """Stands in for a core command in --help; imports the real one only when it runs."""
+
+    def __init__(self, name: str, target: tuple[str, str], help_: str):
+        super().__init__(name, help=help_, short_help=help_)
+        self._target = target
+
+    def load(self) -> click.Command:
+        mod, attr = self._target
+        return getattr(importlib.import_module(mod), attr)
+
+
+class Root(click.Group):
+    def __init__(self, *a, **kw):
+        super().__init__(*a, **kw)
+        self._plugins_loaded = False
+
+    def _load_plugins(self) -> None:
+        if self._plugins_loaded:
+            return
+        self._plugins_loaded = True
+        from ..plugins import get_host
+
+        host = get_host()
+        host.add_commands(self)
+        for w in host.warnings:
+            click.echo(f"warning: {w}", err=True)
+
+    def list_commands(self, ctx):
+        self._load_plugins()
+        return sorted(set(CORE_COMMANDS) | set(self.commands))
+
+    def get_command(self, ctx, name):
+        if name in CORE_COMMANDS:  # a stand-in: listing commands in --help imports nothing
+            mod, attr, help_ = CORE_COMMANDS[name]
+            return LazyCommand(name, (mod, attr), help_)
+        self._load_plugins()
+        return self.commands.get(name)
+
+    def resolve_command(self, ctx, args):
+        name, cmd, rest = super().resolve_command(ctx, args)
+        if isinstance(cmd, LazyCommand):
+            cmd = cmd.load()
+        return name, cmd, rest
+
+
+def _unknown_command_hint(name: str) -> str | None:
+    hints = {
+        "deploy": "lcai-linode", "status": "lcai-linode", "destroy": "lcai-linode", "sync": "lcai-linode",
+        "tui": "lcai-tui", "logs": "lcai-buildwatch",
+    }
+    if name in hints:
+        return f"'{name}' is provided by a plugin: pip install {hints[name]}"
+    return None
+
+
+@click.group(cls=Root, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, "--version", prog_name="lcai", message="%(prog)s %(version)s")
+@click.option("--debug", is_flag=True, envvar="LCAI_DEBUG", help="Show tracebacks and plugin diagnostics.")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    """lcai: deploy containerized AI/ML services to Linode from declarative templates.
+
+    \b
+    Typical flow:
+      lcai templates list
+      lcai init llm-api --directory svc && cd svc && cp .env.example .env
+      lcai plan --cloud-config user-data.yaml
+    """
+    ctx.ensure_object(dict)
+    ctx.obj["debug"] = debug
+
+
+def main(argv: list[str] | None = None) -> int:
+    from ..errors import LcaiError
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args or os.environ.get("LCAI_DEBUG", "") not in ("", "0")
+    try:
+        cli.main(args=args, prog_name="lcai", standalone_mode=False)
+        return 0
+    except click.exceptions.Exit as e:
+        return e.exit_code
+    except click.UsageError as e:
+        msg = e.format_message()
+        cmd = e.ctx.info_name if e.ctx else None
+        hint = None
+        if msg.startswith("No such command"):
+            bad = msg.split("'")[1] if "'" in msg else ""
+            hint = _unknown_command_hint(bad)
+        click.echo(f"error: {msg}", err=True)
+        if hint:
+            click.echo(f"hint: {hint}", err=True)
+        elif cmd:
+            click.echo(f"hint: see 'lcai {'' if cmd == 'lcai' else cmd + ' '}--help'".replace("lcai lcai", "lcai"),
+                       err=True)
+        return 2
+    except click.ClickException as e:
+        click.echo(f"error: {e.format_message()}", err=True)
+        return e.exit_code
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        return 130
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        return 130
+    except LcaiError as e:
+        if debug:
+            raise
+        from ..errors import ValidationError
+
+        if isinstance(e, ValidationError) and len(e.problems) > 1:
+            for line in e.lines():
+                click.echo(f"error: {line}", err=True)
+        else:
+            click.echo(f"error: {e.message}", err=True)
+        if e.hint:
+            click.echo(f"hint: {e.hint}", err=True)
+        return e.exit_code
+    except BrokenPipeError:
+        return 0
+    except Exception as e:  # the last line of defence: one line, no traceback, unless --debug
+        if debug:
+            raise
+        click.echo(f"error: internal error: {type(e).__name__}: {e}", err=True)
+        click.echo("hint: run again with --debug for the traceback, and report it", err=True)
+        return 1
+
+
+def run() -> None:
+    sys.exit(main())

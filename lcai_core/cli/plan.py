@@ -1,0 +1,53 @@
+import json
+from pathlib import Path
+
+import click
+
+
+@click.command("plan")
+@click.option("--directory", "-d", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
+              show_default=True, help="The deployment directory (deploy.yml, .env).")
+@click.option("--cloud-config", "cloud_config", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the exact, uncompressed cloud-config deploy will send (mode 0600: it holds the .env values).")
+@click.option("--app", help="App name (default: the template name).")
+@click.option("--env", "env_name", help="Environment name (default: default).")
+@click.option("--region", help="Override deploy.linode.region_default.")
+@click.option("--type", "type_", help="Override deploy.linode.type_default.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def plan(directory: Path, cloud_config: Path | None, app, env_name, region, type_, as_json: bool) -> None:
+    """Render the cloud-init user data a deploy would send and print a summary: capabilities, boot plan,
+    user-data sizes against Linode's limit. Reads deploy.yml and .env exactly as deploy does."""
+    from ..plugins import get_host
+    from ..project import prepare, write_private
+
+    host = get_host()
+    p = prepare(directory, host, app=app, env_name=env_name, region=region, type_=type_)
+    if cloud_config is not None:
+        write_private(cloud_config, p.rendered.text)
+    sizes = p.rendered.sizes()
+    t, ctx = p.template, p.ctx
+    if as_json:
+        click.echo(json.dumps({
+            "deployment_id": ctx.deployment_id, "template": t.name, "version": t.version, "app": ctx.app_name,
+            "env": ctx.env, "region": ctx.region, "type": ctx.type, "image": ctx.image,
+            "runtime": t.capabilities.runtime, "features": list(ctx.features), "sizes": sizes,
+            "boot_plan": list(p.rendered.boot_plan), "env_names": list(p.rendered.env_names),
+            "units": list(p.rendered.units), "cloud_config": str(cloud_config) if cloud_config else None,
+        }, indent=2))
+        return
+    click.echo(f"plan for {ctx.app_name} ({ctx.env}) from template {t.name} {t.version}, deployment {ctx.deployment_id}")
+    click.echo(f"  linode:       {ctx.type} in {ctx.region}, image {ctx.image}")
+    c = t.container
+    if c.image:
+        click.echo(f"  container:    {c.image}" + (f", port {c.external_port} -> {c.internal_port}" if c.external_port
+                                                   else (f", port {c.internal_port} (instance only)" if c.internal_port else "")))
+    click.echo(f"  capabilities: {t.capabilities.runtime}" + "".join(f", {f}" for f in ctx.features))
+    click.echo(f"  environment:  {', '.join(p.rendered.env_names) or '(none)'}  (values not shown)")
+    pct = 100 * sizes["gzip"] / sizes["limit"]
+    click.echo(f"  user data:    {sizes['raw']} B raw, {sizes['gzip']} B gzip ({pct:.0f}% of {sizes['limit']}), "
+               f"{sizes['base64']} B base64")
+    click.echo("boot plan:")
+    for i, line in enumerate(p.rendered.boot_plan, 1):
+        click.echo(f"  {i:>2}. {line}")
+    if cloud_config is not None:
+        click.echo(f"wrote {cloud_config} (0600; contains the app's environment)")

@@ -1,0 +1,188 @@
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import click
+
+from ..errors import InputError
+
+
+@click.group("templates")
+def templates() -> None:
+    """List, show, validate, install and describe templates (bundled, user-installed, template packs)."""
+
+
+def _host():
+    from ..plugins import get_host
+
+    return get_host()
+
+
+@templates.command("list")
+@click.option("--long", "-l", "long_", is_flag=True, help="Show version, source and description (default on a terminal).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output, with each template's source.")
+def list_(long_: bool, as_json: bool) -> None:
+    """List templates, one name per row. User templates override packs, which override bundled ones."""
+    from ..sources import discover
+    from ..yamlfile import load_file
+
+    entries = discover(_host().template_sources)
+    if as_json or long_ or sys.stdout.isatty():
+        rows = []
+        for e in entries.values():
+            meta: dict = {}
+            try:
+                data = load_file(e.path).data
+                meta = data if isinstance(data, dict) else {}
+            except InputError:
+                meta = {"description": "(invalid template file)"}
+            rows.append({"name": e.name, "version": str(meta.get("version", "")),
+                         "description": str(meta.get("description", "")).strip().splitlines()[0:1] or [""],
+                         "source": e.source, "kind": e.kind, "path": str(e.path),
+                         "overrides": [s.source for s in e.shadowed]})
+            rows[-1]["description"] = rows[-1]["description"][0]
+        if as_json:
+            click.echo(json.dumps(rows, indent=2))
+            return
+        w = max([len(r["name"]) for r in rows] + [4])
+        for r in rows:
+            over = f" (overrides {', '.join(r['overrides'])})" if r["overrides"] else ""
+            click.echo(f"{r['name']:<{w}}  {r['version']:<8} {r['source']}{over}  {r['description']}")
+        return
+    for name in entries:
+        click.echo(name)
+
+
+@templates.command("show")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True)
+def show(name: str, as_json: bool) -> None:
+    """Show a template: metadata, source, capabilities, container, env requirements, guidance."""
+    from ..sources import find
+    from ..template import load_template
+
+    host = _host()
+    entry = find(host.template_sources, name)
+    t = load_template(entry.path)
+    problems = host.catalog.check_template(t, _doc(entry.path))
+    c = t.container
+    if as_json:
+        from ..convert import converter
+
+        click.echo(json.dumps({"source": entry.source, "path": str(entry.path), "template": converter.unstructure(t),
+                               "problems": [str(p) for p in problems]}, indent=2, default=list))
+        return
+    click.echo(f"{t.display_name or t.name} ({t.name} {t.version})")
+    click.echo(f"source:       {entry.source} — {entry.path}")
+    if t.description:
+        click.echo(f"description:  {t.description.strip()}")
+    click.echo(f"runtime:      {t.capabilities.runtime}")
+    click.echo(f"capabilities: {', '.join(t.feature_names) or '(none)'}")
+    if t.capabilities.packages:
+        click.echo(f"packages:     {', '.join(t.capabilities.packages)}")
+    lin = t.deploy.linode
+    click.echo(f"linode:       {lin.type_default} in {lin.region_default}, image {lin.image}")
+    if c.image:
+        click.echo(f"container:    {c.image}" + (f" ({c.external_port} -> {c.internal_port})" if c.external_port else ""))
+    if c.health:
+        h = c.health
+        click.echo(f"health:       {h.type} {h.path if h.type == 'http' else (h.command or '')} "
+                   f"(initial delay {h.initial_delay_seconds}s, every {h.interval_seconds}s, {h.max_retries} retries)")
+    if t.env.required or t.env.optional:
+        click.echo("environment:")
+        for v in t.env.required:
+            click.echo(f"  {v.name:<24} required  {v.description}")
+        for v in t.env.optional:
+            d = f" (default {v.default})" if v.default is not None else ""
+            click.echo(f"  {v.name:<24} optional  {v.description}{d}")
+    if t.guidance.summary or t.guidance.examples:
+        click.echo("guidance:")
+        if t.guidance.summary:
+            click.echo(f"  {t.guidance.summary.strip()}")
+        for ex in t.guidance.examples:
+            click.echo(f"  # {ex.description}\n  {ex.command}")
+    for p in problems:
+        click.echo(f"warning: {p.message}", err=True)
+
+
+def _doc(path):
+    from ..yamlfile import load_file
+
+    return load_file(path)
+
+
+@templates.command("validate")
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print problems as JSON.")
+def validate(path: Path, as_json: bool) -> None:
+    """Validate a template file, or a folder holding template.yml/deploy.yml. Reports every problem in
+    one pass (file:line: field: message); exit 2 if there are any."""
+    from ..errors import ValidationError
+    from ..template import load_template, template_file_in
+
+    f = template_file_in(path)
+    try:
+        t = load_template(f, _host().catalog)
+    except ValidationError as e:
+        if as_json:
+            click.echo(json.dumps({"file": str(f), "valid": False, "problems": [
+                {"file": p.file, "line": p.line, "path": p.path, "message": p.message} for p in e.problems]}, indent=2))
+            raise SystemExit(2)
+        raise
+    if as_json:
+        click.echo(json.dumps({"file": str(f), "valid": True, "problems": []}))
+    else:
+        click.echo(f"ok: {f} (template {t.name} {t.version})")
+
+
+@templates.command("schema")
+def schema() -> None:
+    """Print the JSON Schema of the template format (for editor autocomplete), with the installed
+    capabilities' names and config fields."""
+    from ..schema import template_schema
+
+    click.echo(json.dumps(template_schema(_host().catalog), indent=2))
+
+
+@templates.command("install")
+@click.argument("path", type=click.Path(exists=True, path_type=Path))
+@click.option("--force", is_flag=True, help="Replace an installed user template of the same name.")
+def install(path: Path, force: bool) -> None:
+    """Validate and copy a template folder into the user template dir (it then overrides a bundled one)."""
+    from ..paths import user_templates_dir
+    from ..template import load_template, template_file_in
+
+    f = Path(template_file_in(path))
+    t = load_template(f, _host().catalog)
+    dest = user_templates_dir() / t.name
+    if dest.exists() and not force:
+        raise InputError(f"a user template named {t.name} is already installed at {dest}", hint="use --force to replace it")
+    tmp = dest.with_name(f".{t.name}.installing")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_dir():
+        shutil.copytree(path, tmp, ignore=shutil.ignore_patterns(".env", ".linode", "__pycache__", ".git"))
+        if f.name != "template.yml":
+            (tmp / f.name).rename(tmp / "template.yml")
+    else:
+        tmp.mkdir()
+        shutil.copyfile(f, tmp / "template.yml")
+    if dest.exists():
+        shutil.rmtree(dest)
+    tmp.rename(dest)
+    click.echo(f"installed {t.name} {t.version} to {dest}")
+
+
+@templates.command("uninstall")
+@click.argument("name")
+def uninstall(name: str) -> None:
+    """Remove a user-installed template (bundled and pack templates cannot be removed this way)."""
+    from ..paths import user_templates_dir
+
+    dest = user_templates_dir() / name
+    if "/" in name or name.startswith(".") or not (dest / "template.yml").is_file():
+        raise InputError(f"no user-installed template named {name!r} in {user_templates_dir()}",
+                         hint="lcai templates list --long shows where each template comes from")
+    shutil.rmtree(dest)
+    click.echo(f"uninstalled {name}")

@@ -1,0 +1,86 @@
+""".env loading (python-dotenv's parser, no interpolation: values reach the container literally) and the
+app environment: required/optional checks, defaults, ``${NAME}`` references in container.env."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .errors import InputError, Problem, ValidationError
+from .template import ENV_NAME_RE, Template
+
+
+def load_env_file(path: str | os.PathLike) -> dict[str, str]:
+    """NAME → value, literally (``${HOME}``, ``$()``, quotes inside values are kept as written)."""
+    from dotenv.parser import parse_stream
+
+    name = os.fspath(path)
+    try:
+        with open(name, encoding="utf-8") as fh:
+            text = fh.read()
+    except FileNotFoundError:
+        raise InputError(f"{name}: no such file") from None
+    except UnicodeDecodeError:
+        raise InputError(f"{name}: not valid UTF-8") from None
+    import io
+
+    values: dict[str, str] = {}
+    problems: list[Problem] = []
+    for b in parse_stream(io.StringIO(text)):
+        line = b.original.line
+        if b.error:
+            problems.append(Problem(name, line, "", "cannot parse this line; expected NAME=value"))
+            continue
+        if b.key is None:
+            continue
+        if not ENV_NAME_RE.match(b.key):
+            problems.append(Problem(name, line, b.key, "not a valid environment variable name"))
+            continue
+        if b.value is None:
+            problems.append(Problem(name, line, b.key, "has no value; write NAME=value (or NAME= for empty)"))
+            continue
+        if "\n" in b.value or "\r" in b.value or "\x00" in b.value:
+            problems.append(Problem(name, line, b.key,
+                                    "the value contains a newline or NUL, which docker's --env-file cannot carry"))
+            continue
+        values[b.key] = b.value
+    if problems:
+        raise ValidationError(problems)
+    return values
+
+
+def example_text(tpl: Template) -> str:
+    out = [f"# Environment for {tpl.name} — copy to .env and fill in. Values are taken literally.", ""]
+    for var in tpl.env.required:
+        out.append(f"# {var.description or var.name} (required)")
+        out.append(f"{var.name}=")
+    for var in tpl.env.optional:
+        out.append(f"# {var.description or var.name} (optional{', default: ' + var.default if var.default else ''})")
+        out.append(f"# {var.name}={var.default or ''}")
+    return "\n".join(out) + "\n"
+
+
+def app_environment(tpl: Template, dotenv: dict[str, str], env_path: Path,
+                    provided: dict[str, str] | None = None) -> dict[str, str]:
+    """The container's environment. Precedence (low → high): capability-provided values, optional
+    defaults, the template's container.env (with ``${NAME}`` resolved), the .env file."""
+    from .cloudinit import interpolate
+
+    problems: list[Problem] = []
+    for var in tpl.env.required:
+        if var.name not in dotenv:
+            problems.append(Problem(str(env_path), None, var.name,
+                                    f"required variable is not set ({var.description or 'see .env.example'})"))
+        elif dotenv[var.name] == "":
+            problems.append(Problem(str(env_path), None, var.name, "required variable is empty"))
+    if problems:
+        raise ValidationError(problems, hint="copy .env.example to .env and fill in the required values")
+    env: dict[str, str] = dict(provided or {})
+    for var in tpl.env.optional:
+        if var.default is not None:
+            env[var.name] = var.default
+    lookup = {**env, **dotenv}
+    for k, v in tpl.container.env.items():
+        env[k] = interpolate(v, lookup, f"deploy.linode.container.env.{k}")
+    env.update(dotenv)
+    return env

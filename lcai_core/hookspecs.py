@@ -1,0 +1,27 @@
+"""Hook specifications of lcai. Contributing hooks take a ``register`` callback so the core owns validation,
+duplicate names and provenance (which distribution provided what)."""
+
+import pluggy
+
+hookspec = pluggy.HookspecMarker("lcai")
+hookimpl = pluggy.HookimplMarker("lcai")
+
+
+@hookspec
+def register_capabilities(register):
+    """register(Capability) for each capability this plugin provides"""
+
+
+@hookspec
+def register_template_sources(register):
+    """register(TemplateSource) for each place this plugin ships templates from (bundled, user dir, packs)"""
+
+
+@hookspec
+def register_providers(register):
+    """register(Provider) for each cloud provider this plugin implements (e.g. linode)"""
+
+
+@hookspec
+def register_commands(cli):
+    """attach click commands to the root group ``cli``"""

