@@ -75,7 +75,7 @@ class Fragments:
     units: tuple[Unit, ...] = ()
     # Contributions to the app container / unit:
     container_env: dict[str, str] = field(factory=dict)
-    docker_args: tuple[str, ...] = ()
+    docker_args: tuple[str, ...] = ()  # one option group, e.g. ("--add-host", "x:y"); identical groups merge
     app_requires: tuple[str, ...] = ()  # units the app starts after (After= + Requires=)
     gpu: bool = False  # the app container gets --gpus all
     reboot: bool = False  # one reboot at the end of boot 1 (power_state)
@@ -93,6 +93,7 @@ class DeployContext:
     region: str = "us-ord"
     type: str = "g6-standard-2"
     template: str = ""
+    runtime: str = "docker"
     container_image: Optional[str] = None
     container_port: Optional[int] = None
     features: tuple[str, ...] = ()

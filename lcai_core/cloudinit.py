@@ -118,6 +118,7 @@ def assemble(parts: list[tuple[str, Fragments]]) -> Assembled:
     seen_boot: set = set()
     seen_run: set = set()
     seen_pkg: set = set()
+    seen_args: set = set()
     for who, f in parts:
         for c in f.bootcmd:
             if _cmd_key(c) not in seen_boot:
@@ -145,8 +146,9 @@ def assemble(parts: list[tuple[str, Fragments]]) -> Assembled:
         for k, v in f.container_env.items():
             if claim("container env", k, v, who):
                 a.container_env[k] = v
-        for x in f.docker_args:
-            a.docker_args.append(x)
+        if f.docker_args and tuple(f.docker_args) not in seen_args:
+            seen_args.add(tuple(f.docker_args))
+            a.docker_args.extend(f.docker_args)
         for r in f.app_requires:
             if r not in a.app_requires:
                 a.app_requires.append(r)

@@ -109,7 +109,7 @@ def prepare(directory: str | os.PathLike, host, app: Optional[str] = None, env_n
     ctx = DeployContext(
         deployment_id=deployment_id, app_name=app or tpl.name, env=env_name or "default", image=lin.image,
         region=region or lin.region_default, type=type_ or lin.type_default, template=tpl.name,
-        container_image=tpl.container.image, container_port=tpl.container.internal_port,
+        runtime=tpl.capabilities.runtime, container_image=tpl.container.image, container_port=tpl.container.internal_port,
         features=tuple(r.capability.name for r in resolved[1:]), secret_seed=secret_seed)
     for label, value in (("--app", ctx.app_name), ("--env", ctx.env)):
         import re

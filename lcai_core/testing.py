@@ -150,12 +150,13 @@ def scripts_in(doc: dict) -> dict[str, str]:
 # ---------------------------------------------------------------- systemd
 
 # units that packages provide on the instance: stubbed in the fake root
-PACKAGE_UNITS = ("docker.service", "redis-server.service", "postgresql.service", "cloud-final.service",
-                 "nvidia-persistenced.service", "containerd.service")
+PACKAGE_UNITS = ("docker.service", "redis-server.service", "postgresql.service", "postgresql@.service",
+                 "cloud-final.service", "containerd.service")
 
 
 def units_in(doc: dict) -> dict[str, str]:
-    return {Path(wf["path"]).name: wf["content"] for wf in doc.get("write_files", [])
+    """Units and drop-ins written under /etc/systemd/system, by path relative to it."""
+    return {wf["path"][len("/etc/systemd/system/"):]: wf["content"] for wf in doc.get("write_files", [])
             if wf["path"].startswith("/etc/systemd/system/") and not wf.get("encoding")}
 
 
@@ -176,6 +177,7 @@ def systemd_verify(units: dict[str, str], executables: Iterable[str] = ()) -> tu
             (lib / name).write_text(f"[Unit]\nDescription=stub {name}\n[Service]\nExecStart=/bin/true\n")
         exes = set(executables) | {"/bin/true", "/usr/bin/true"}
         for name, content in units.items():
+            (etc / name).parent.mkdir(parents=True, exist_ok=True)
             (etc / name).write_text(content)
             for m in re.finditer(r"^Exec\w+=[-@:+!]*(\S+)", content, re.M):
                 exes.add(m.group(1))
@@ -189,7 +191,7 @@ def systemd_verify(units: dict[str, str], executables: Iterable[str] = ()) -> tu
             if not (r / d).exists():
                 (r / d).symlink_to(f"usr/{d}")
         proc = subprocess.run([systemd_analyze_bin(), "verify", f"--root={root}", "--man=no",
-                               *[str(etc / n) for n in units]], capture_output=True, text=True, timeout=120)
+                               *[str(etc / n) for n in units if "/" not in n]], capture_output=True, text=True, timeout=120)
         out = (proc.stdout + proc.stderr).strip()
         return proc.returncode == 0 and not proc.stderr.strip(), out
 

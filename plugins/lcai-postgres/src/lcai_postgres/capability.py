@@ -1,0 +1,142 @@
+"""PostgreSQL: the image's version from Ubuntu, other versions (and pgvector on 22.04) from the PGDG apt source.
+
+The role and database are created idempotently by ``lcai-postgres-init.service`` from a deferred,
+postgres-owned 0600 SQL file; the app gets ``DATABASE_URL`` in its 0600 env file. PostgreSQL listens on
+localhost and docker0 (172.17.0.1) only, pg_hba admits the app's role from Docker's bridge with
+scram-sha-256, and the firewall never opens the port.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Optional
+from urllib.parse import quote
+
+from attrs import define
+
+from lcai_core.capabilities import AptSource, Capability, DeployContext, Fragments, Unit, WriteFile
+
+DOCKER0 = "172.17.0.1"
+DISTRO_DEFAULT = {"22.04": "14", "24.04": "16"}
+VERSIONS = ("13", "14", "15", "16", "17")
+PGDG_KEY_FINGERPRINT = "B97B0AFCAA1A47F044F244A07FCC7D46ACCC4CF8"  # apt.postgresql.org signing key
+# extension → the apt package that provides it (None: shipped with the server package)
+EXTENSIONS = {"vector": "postgresql-{v}-pgvector", "postgis": "postgresql-{v}-postgis-3", "pg_trgm": None,
+              "hstore": None, "citext": None, "pgcrypto": None, "uuid-ossp": None, "btree_gin": None,
+              "btree_gist": None, "unaccent": None}
+# extensions whose package Ubuntu itself ships, by release
+IN_DISTRO = {"24.04": {"vector", "postgis"}, "22.04": {"postgis"}}
+IDENT_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+PASSWORD_RE = re.compile(r"^[A-Za-z0-9._~+-]{16,128}$")
+
+
+@define(frozen=True)
+class PostgresConfig:
+    version: Optional[str] = None  # None = the image's default (14 on 22.04, 16 on 24.04)
+    database: str = "app"
+    user: str = "app"
+    password: Optional[str] = None
+    extensions: tuple[str, ...] = ()
+    port: int = 5432
+
+
+class PostgreSQL(Capability):
+    name = "postgresql"
+    aliases = {f"postgresql-{v}": {"version": v} for v in ("14", "15", "16", "17")}
+    summary = "PostgreSQL with a scram-sha-256 role + database for the app (DATABASE_URL), extensions like pgvector"
+    config_class = PostgresConfig
+    images = ("linode/ubuntu22.04", "linode/ubuntu24.04")
+    order = 40
+
+    def check(self, config: PostgresConfig, template) -> list:
+        out = []
+        if config.version is not None and config.version not in VERSIONS:
+            out.append(f"config.version must be one of {', '.join(VERSIONS)}, got {config.version!r}")
+        for key in ("database", "user"):
+            if not IDENT_RE.match(getattr(config, key)):
+                out.append(f"config.{key}: lowercase letters, digits and _ (max 63), starting with a letter or _")
+        if config.user == "postgres":
+            out.append("config.user: pick an application role, not the 'postgres' superuser")
+        if config.password is not None and not PASSWORD_RE.match(config.password):
+            out.append("config.password: 16-128 characters of letters, digits and ._~+- (or omit it to generate one)")
+        for ext in config.extensions:
+            if ext not in EXTENSIONS:
+                out.append(f"config.extensions: unknown extension {ext!r}; supported: {', '.join(sorted(EXTENSIONS))}")
+        if not 1024 <= config.port <= 65535:
+            out.append("config.port must be 1024-65535")
+        return out
+
+    def version_for(self, config: PostgresConfig, ctx: DeployContext) -> str:
+        return config.version or DISTRO_DEFAULT.get(ctx.ubuntu_release or "", "16")
+
+    def fragments(self, config: PostgresConfig, ctx: DeployContext) -> Fragments:
+        v = self.version_for(config, ctx)
+        release = ctx.ubuntu_release or "24.04"
+        docker = ctx.runtime == "docker"
+        password = config.password or ctx.secret("postgres-password")
+        ext_pkgs = [EXTENSIONS[e].format(v=v) for e in config.extensions if EXTENSIONS[e]]
+        need_pgdg = v != DISTRO_DEFAULT.get(release) or any(
+            EXTENSIONS[e] and e not in IN_DISTRO.get(release, set()) for e in config.extensions)
+        sources = ()
+        if need_pgdg:
+            sources = (AptSource("pgdg", "deb [signed-by=$KEY_FILE] https://apt.postgresql.org/pub/repos/apt "
+                                         "$RELEASE-pgdg main", keyid=PGDG_KEY_FINGERPRINT),)
+        listen = f"localhost,{DOCKER0}" if docker else "localhost"
+        conf_dir = f"/etc/postgresql/{v}/main"
+        sql = [
+            "-- lcai: idempotent; re-running it is harmless",
+            "SET password_encryption = 'scram-sha-256';",
+            f"SELECT 'CREATE ROLE {config.user} LOGIN' WHERE NOT EXISTS "
+            f"(SELECT FROM pg_roles WHERE rolname = '{config.user}')\\gexec",
+            f"ALTER ROLE {config.user} WITH LOGIN PASSWORD '{password}';",
+            f"SELECT 'CREATE DATABASE {config.database} OWNER {config.user}' WHERE NOT EXISTS "
+            f"(SELECT FROM pg_database WHERE datname = '{config.database}')\\gexec",
+        ]
+        if config.extensions:
+            sql.append(f"\\c {config.database}")
+            sql += [f'CREATE EXTENSION IF NOT EXISTS "{e}";' for e in config.extensions]
+        init_sql = "/var/lib/postgresql/lcai-init.sql"
+        files = [
+            WriteFile(f"{conf_dir}/conf.d/lcai.conf",
+                      f"# lcai ({ctx.deployment_id})\nlisten_addresses = '{listen}'\nport = {config.port}\n"
+                      "password_encryption = scram-sha-256\n", owner="postgres:postgres", defer=True),
+            WriteFile(f"{conf_dir}/pg_hba.conf",
+                      f"# lcai: the app's role from Docker's bridge and loopback, with scram-sha-256\n"
+                      f"host {config.database} {config.user} 127.0.0.1/32 scram-sha-256\n"
+                      + (f"host {config.database} {config.user} 172.17.0.0/16 scram-sha-256\n" if docker else ""),
+                      owner="postgres:postgres", permissions="0640", append=True, defer=True),
+            WriteFile(init_sql, "\n".join(sql) + "\n", owner="postgres:postgres", permissions="0600", defer=True),
+        ]
+        if docker:
+            files.append(WriteFile("/etc/systemd/system/postgresql@.service.d/lcai.conf",
+                                   "[Unit]\n# listen on 172.17.0.1 needs docker0\nAfter=docker.service\n"
+                                   "Wants=docker.service\n"))
+        init_unit = Unit("lcai-postgres-init.service", f"""[Unit]
+Description=lcai: create the app's PostgreSQL role and database (idempotent)
+After=postgresql.service
+Requires=postgresql.service
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/usr/sbin/runuser -u postgres -- /usr/bin/psql -v ON_ERROR_STOP=1 -p {config.port} -f {init_sql}
+
+[Install]
+WantedBy=multi-user.target
+""")
+        host = "host.docker.internal" if docker else "127.0.0.1"
+        url = f"postgresql://{config.user}:{quote(password, safe='')}@{host}:{config.port}/{config.database}"
+        return Fragments(
+            apt_sources=sources,
+            packages=(f"postgresql-{v}", f"postgresql-client-{v}", *ext_pkgs),
+            write_files=tuple(files),
+            units=(init_unit,),
+            runcmd=(("systemctl", "restart", "postgresql.service"),),
+            container_env={"DATABASE_URL": url},
+            docker_args=("--add-host", "host.docker.internal:host-gateway") if docker else (),
+            app_requires=("postgresql.service", "lcai-postgres-init.service"),
+            boot_plan=(f"install PostgreSQL {v}{' from PGDG' if need_pgdg else ''}"
+                       f"{' with ' + ', '.join(config.extensions) if config.extensions else ''}; "
+                       f"role {config.user} + database {config.database} (scram-sha-256) via lcai-postgres-init; "
+                       f"listening on {listen}; the app gets DATABASE_URL",),
+        )

@@ -1,0 +1,91 @@
+"""Redis from Ubuntu's redis-server package.
+
+Networking: the app container stays on Docker's bridge (so port publishing keeps working) and reaches Redis
+at ``host.docker.internal`` (``--add-host host.docker.internal:host-gateway``, i.e. docker0's 172.17.0.1).
+Redis binds 127.0.0.1 and 172.17.0.1 only: the docker0 address is not routable from outside the instance,
+and the deployment's firewall never opens 6379. A password is always set (generated per deployment unless
+configured) and reaches the app only as ``REDIS_URL`` in its 0600 env file.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal, Optional
+from urllib.parse import quote
+
+from attrs import define
+
+from lcai_core.capabilities import Capability, DeployContext, Fragments, WriteFile
+
+DOCKER0 = "172.17.0.1"
+POLICIES = ("noeviction", "allkeys-lru", "allkeys-lfu", "allkeys-random", "volatile-lru", "volatile-lfu",
+            "volatile-random", "volatile-ttl")
+PASSWORD_RE = re.compile(r"^[A-Za-z0-9._~+-]{16,128}$")
+
+
+@define(frozen=True)
+class RedisConfig:
+    version: Optional[str] = None  # apt version pin of redis-server; None = the image's default (6.0 / 7.0)
+    port: int = 6379
+    maxmemory: str = "256mb"
+    maxmemory_policy: str = "allkeys-lru"
+    persistence: Literal["rdb", "aof", "none"] = "rdb"
+    password: Optional[str] = None
+
+
+class Redis(Capability):
+    name = "redis"
+    summary = "Redis server with a generated password, reachable by the app container only (REDIS_URL)"
+    config_class = RedisConfig
+    images = ("linode/ubuntu22.04", "linode/ubuntu24.04")
+    order = 40
+
+    def check(self, config: RedisConfig, template) -> list:
+        out = []
+        if config.version is not None and not re.match(r"^[0-9][A-Za-z0-9.+:~-]*$", config.version):
+            out.append(f"config.version: not an apt version: {config.version!r}")
+        if not 1024 <= config.port <= 65535:
+            out.append("config.port must be 1024-65535")
+        if not re.match(r"^[1-9][0-9]*(kb|mb|gb)$", config.maxmemory):
+            out.append(f"config.maxmemory must look like 256mb or 2gb, got {config.maxmemory!r}")
+        if config.maxmemory_policy not in POLICIES:
+            out.append(f"config.maxmemory_policy must be one of {', '.join(POLICIES)}")
+        if config.password is not None and not PASSWORD_RE.match(config.password):
+            out.append("config.password: 16-128 characters of letters, digits and ._~+- (or omit it to generate one)")
+        c = template.container
+        if config.port in (c.internal_port, c.external_port):
+            out.append(f"config.port {config.port} clashes with the app's port")
+        return out
+
+    def fragments(self, config: RedisConfig, ctx: DeployContext) -> Fragments:
+        password = config.password or ctx.secret("redis-password")
+        docker = ctx.runtime == "docker"
+        binds = f"127.0.0.1 {DOCKER0}" if docker else "127.0.0.1"
+        if config.persistence == "none":
+            persist = 'save ""\nappendonly no\n'
+        elif config.persistence == "aof":
+            persist = 'save ""\nappendonly yes\nappendfsync everysec\n'
+        else:
+            persist = 'save ""\nsave 3600 1 300 100 60 10000\nappendonly no\n'
+        conf = (f"\n# --- lcai ({ctx.deployment_id}): later directives override the defaults above ---\n"
+                f"bind {binds}\nprotected-mode yes\nport {config.port}\nrequirepass {password}\n"
+                f"maxmemory {config.maxmemory}\nmaxmemory-policy {config.maxmemory_policy}\n{persist}")
+        host = "host.docker.internal" if docker else "127.0.0.1"
+        pkg = "redis-server" if config.version is None else f"redis-server={config.version}"
+        dropin = "[Unit]\n# bind 172.17.0.1 needs docker0\nAfter=docker.service\nWants=docker.service\n" if docker else ""
+        files = [WriteFile("/etc/redis/redis.conf", conf, owner="redis:redis", permissions="0640", append=True,
+                           defer=True)]
+        if dropin:
+            files.append(WriteFile("/etc/systemd/system/redis-server.service.d/lcai.conf", dropin))
+        return Fragments(
+            packages=(pkg,),
+            write_files=tuple(files),
+            runcmd=(("systemctl", "enable", "redis-server.service"),
+                    ("systemctl", "restart", "redis-server.service")),
+            container_env={"REDIS_URL": f"redis://:{quote(password, safe='')}@{host}:{config.port}/0"},
+            docker_args=("--add-host", "host.docker.internal:host-gateway") if docker else (),
+            app_requires=("redis-server.service",),
+            boot_plan=(f"install Redis ({'image default' if config.version is None else config.version}), "
+                       f"password-protected, bound to {binds.replace(' ', ' + ')}, {config.persistence} persistence, "
+                       f"maxmemory {config.maxmemory}; the app gets REDIS_URL",),
+        )
