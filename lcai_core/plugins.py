@@ -113,7 +113,7 @@ class Host:
             if not isinstance(caller, pluggy.HookCaller) or caller.has_spec():
                 continue
             for impl in caller.get_hookimpls():
-                if impl.hookimpl_opts.get("optionalhook"):
+                if impl.optionalhook:
                     continue
                 info = next((i for i in self.plugins if i.plugin is impl.plugin), None)
                 if info is not None and info.status == "ok":

@@ -105,19 +105,33 @@ def prepare(directory: str | os.PathLike, host, app: Optional[str] = None, env_n
     if deployment_id is None or secret_seed is None:
         p = pending(d)
         deployment_id, secret_seed = p["deployment_id"], bytes.fromhex(p["secret_seed"])
+    ctx = context_for(tpl, resolved, deployment_id, secret_seed, app=app, env_name=env_name, region=region,
+                      type_=type_)
+    env, rendered = render(tpl, resolved, ctx, dotenv, env_path)
+    return Prepared(d, f, tpl, ctx, env, rendered)
+
+
+def context_for(tpl: Template, resolved: list, deployment_id: str, secret_seed: bytes, app: Optional[str] = None,
+                env_name: Optional[str] = None, region: Optional[str] = None,
+                type_: Optional[str] = None) -> DeployContext:
+    import re
+
     lin = tpl.deploy.linode
     ctx = DeployContext(
         deployment_id=deployment_id, app_name=app or tpl.name, env=env_name or "default", image=lin.image,
         region=region or lin.region_default, type=type_ or lin.type_default, template=tpl.name,
-        runtime=tpl.capabilities.runtime, container_image=tpl.container.image, container_port=tpl.container.internal_port,
+        runtime=tpl.capabilities.runtime, container_image=tpl.container.image,
+        container_port=tpl.container.internal_port,
         features=tuple(r.capability.name for r in resolved[1:]), secret_seed=secret_seed)
     for label, value in (("--app", ctx.app_name), ("--env", ctx.env)):
-        import re
-
         if not re.match(r"^[a-z0-9][a-z0-9-]{0,38}$", value):
             raise InputError(f"{label} {value!r}: use 1-39 lowercase letters, digits and dashes")
-    # capability-provided env (e.g. REDIS_URL) is computed in build(); .env values win over it
+    return ctx
+
+
+def render(tpl: Template, resolved: list, ctx: DeployContext, dotenv: dict, env_path: Path = Path(".env")):
+    """(app environment, rendered user data) — the one rendering path of plan, deploy and tests."""
     env = app_environment(tpl, dotenv, env_path)
     rendered = build(tpl, resolved, ctx, env)
     rendered.check_size()
-    return Prepared(d, f, tpl, ctx, env, rendered)
+    return env, rendered

@@ -221,6 +221,24 @@ def validate_user_data(text: str) -> list[str]:
     return findings
 
 
+# ---------------------------------------------------------------- rendering without a directory
+
+
+def render_text(template_yaml: str, dotenv: dict | None = None, host=None, deployment_id: str = "t3stdepl",
+                secret_seed: bytes = b"lcai-test-seed", file: str = "template.yml", **ctx_overrides):
+    """Render a template given as text, exactly as plan/deploy do (same loader, catalog, context, build)."""
+    from .plugins import get_host
+    from .project import context_for, render
+    from .template import load_template_text
+
+    host = host or get_host()
+    tpl = load_template_text(template_yaml, file, host.catalog)
+    resolved = host.catalog.resolve(tpl)
+    ctx = context_for(tpl, resolved, deployment_id, secret_seed, **ctx_overrides)
+    _env, rendered = render(tpl, resolved, ctx, dict(dotenv or {}))
+    return rendered
+
+
 # ---------------------------------------------------------------- fixtures for plugin authors
 
 try:

@@ -153,6 +153,7 @@ def _walk(root: yaml.Node, root_path: Path, lines: dict[Path, int], file: str) -
 
     size(root)
 
+    lines.setdefault(root_path, root.start_mark.line + 1)
     # Positions: walk the tree once (aliases are visited at most once per path, bounded by MAX_NODES).
     stack: list[tuple[yaml.Node, Path]] = [(root, root_path)]
     while stack:

@@ -100,8 +100,8 @@ def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args or os.environ.get("LCAI_DEBUG", "") not in ("", "0")
     try:
-        cli.main(args=args, prog_name="lcai", standalone_mode=False)
-        return 0
+        rc = cli.main(args=args, prog_name="lcai", standalone_mode=False)
+        return rc if isinstance(rc, int) else 0  # click returns Exit codes instead of raising them here
     except click.exceptions.Exit as e:
         return e.exit_code
     except click.UsageError as e:

@@ -128,7 +128,7 @@ def validate(path: Path, as_json: bool) -> None:
         if as_json:
             click.echo(json.dumps({"file": str(f), "valid": False, "problems": [
                 {"file": p.file, "line": p.line, "path": p.path, "message": p.message} for p in e.problems]}, indent=2))
-            raise SystemExit(2)
+            raise click.exceptions.Exit(2)
         raise
     if as_json:
         click.echo(json.dumps({"file": str(f), "valid": True, "problems": []}))

@@ -1,0 +1,171 @@
+"""The CLI as a user meets it: contract spellings, exit codes, one-line errors, files and modes."""
+
+import json
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lcai_core.cli import main
+
+LCAI = [sys.executable, "-m", "lcai_core"]
+
+
+@pytest.fixture(autouse=True)
+def config_dir(lcai_config_dir):
+    return lcai_config_dir
+
+
+def run(capsys, *args):
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def lcai(*args, cwd=None, env=None):
+    e = {**os.environ, **(env or {})}
+    return subprocess.run([*LCAI, *args], capture_output=True, text=True, cwd=cwd, env=e, timeout=60)
+
+
+def test_version_and_help(capsys):
+    code, out, _ = run(capsys, "--version")
+    assert code == 0 and out.strip() == "lcai 0.1.0"
+    code, out, _ = run(capsys, "--help")
+    assert code == 0 and all(c in out for c in ("init", "plan", "plugins", "templates"))
+
+
+def test_templates_list_one_name_per_row(capsys):
+    code, out, _ = run(capsys, "templates", "list")
+    assert code == 0
+    assert out.splitlines() == ["chat-agent", "embeddings-python", "llm-api", "ml-pipeline"]
+    code, out, _ = run(capsys, "templates", "list", "--json")
+    rows = json.loads(out)
+    assert {r["name"]: r["kind"] for r in rows}["llm-api"] == "bundled"
+    assert rows[0]["source"].startswith("bundled (lcai-core")
+
+
+def test_user_template_overrides_bundled_and_uninstall(capsys, tmp_path, config_dir):
+    src = tmp_path / "llm-api"
+    src.mkdir()
+    text = Path(__file__).parents[2].joinpath("templates/llm-api/template.yml").read_text()
+    (src / "template.yml").write_text(text.replace("version: 0.1.0", "version: 9.9.9"))
+    code, out, err = run(capsys, "templates", "install", str(src))
+    assert code == 0, err
+    assert (config_dir / "templates" / "llm-api" / "template.yml").is_file()
+    code, out, _ = run(capsys, "templates", "list", "--json")
+    row = next(r for r in json.loads(out) if r["name"] == "llm-api")
+    assert row["kind"] == "user" and row["version"] == "9.9.9" and row["overrides"][0].startswith("bundled")
+    code, _, err = run(capsys, "templates", "install", str(src))
+    assert code == 2 and "already installed" in err
+    code, out, _ = run(capsys, "templates", "uninstall", "llm-api")
+    assert code == 0
+    code, _, err = run(capsys, "templates", "uninstall", "llm-api")
+    assert code == 2 and "no user-installed template" in err
+
+
+def test_templates_show(capsys):
+    code, out, _ = run(capsys, "templates", "show", "llm-api")
+    assert code == 0
+    for s in ("vllm/vllm-openai", "gpu-nvidia", "VLLM_API_KEY", "required", "curl http://{host}/health", "bundled"):
+        assert s in out
+    code, _, err = run(capsys, "templates", "show", "llm-apl")
+    assert code == 2 and "did you mean 'llm-api'?" in err
+
+
+def test_validate_file_and_folder_and_errors(capsys, tmp_path):
+    root = Path(__file__).parents[2]
+    assert run(capsys, "templates", "validate", str(root / "templates/chat-agent"))[0] == 0
+    assert run(capsys, "templates", "validate", str(root / "templates/chat-agent/template.yml"))[0] == 0
+    bad = tmp_path / "deploy.yml"
+    bad.write_text("name: x1x\ncapabilities:\n  runtime: dockr\ndeploy:\n  linode:\n    container:\n"
+                   "      internal_port: eighty\n")
+    code, out, err = run(capsys, "templates", "validate", str(tmp_path))
+    assert code == 2 and out == ""
+    lines = err.splitlines()
+    assert f"error: {bad}:7: deploy.linode.container.internal_port: expected an integer, got string 'eighty'" in lines
+    code, out, _ = run(capsys, "templates", "validate", str(bad), "--json")
+    assert code == 2 and json.loads(out)["problems"][0]["line"] == 7
+
+
+def test_bad_input_is_one_line_no_traceback_exit_2(tmp_path):
+    (tmp_path / "deploy.yml").write_text("name: [unclosed\n")
+    r = lcai("plan", "--directory", str(tmp_path))
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert r.stderr.splitlines()[0].startswith(f"error: {tmp_path}/deploy.yml:")
+    r = lcai("--debug", "plan", "--directory", str(tmp_path))
+    assert "Traceback" in r.stderr
+
+
+def test_usage_errors_exit_2():
+    r = lcai("plan", "--nope")
+    assert r.returncode == 2 and "No such option" in r.stderr and "--nope" in r.stderr
+    r = lcai("deploy")
+    assert r.returncode == 2 and "pip install lcai-linode" in r.stderr
+
+
+def test_init_then_plan_writes_exact_cloud_config(capsys, tmp_path):
+    svc = tmp_path / "svc"
+    code, out, err = run(capsys, "init", "embeddings-python", "--directory", str(svc))
+    assert code == 0, err
+    for f in ("deploy.yml", ".env.example", "README.md", ".gitignore"):
+        assert (svc / f).is_file()
+    assert "EMBEDDINGS_API_KEY=" in (svc / ".env.example").read_text()
+    # missing .env with required variables: exit 2, says what to do
+    code, _, err = run(capsys, "plan", "--directory", str(svc))
+    assert code == 2 and ".env: missing" in err and "cp " in err
+    (svc / ".env").write_text("EMBEDDINGS_API_KEY=sk-$(not-expanded)\n")
+    ud = tmp_path / "user-data.yaml"
+    code, out, err = run(capsys, "plan", "--directory", str(svc), "--cloud-config", str(ud))
+    assert code == 0, err
+    assert "sk-$(not-expanded)" not in out and "user data:" in out and "boot plan:" in out
+    assert stat.S_IMODE(ud.stat().st_mode) == 0o600
+    text = ud.read_text()
+    assert text.startswith("#cloud-config\n") and "EMBEDDINGS_API_KEY=sk-$(not-expanded)" in text
+    # the pending deployment (id + secret seed) makes plan repeatable, and it is private
+    pending = svc / ".linode" / "pending.json"
+    assert stat.S_IMODE(pending.stat().st_mode) == 0o600
+    ud2 = tmp_path / "again.yaml"
+    assert run(capsys, "plan", "--directory", str(svc), "--cloud-config", str(ud2))[0] == 0
+    assert ud2.read_text() == text
+    code, out, _ = run(capsys, "plan", "--directory", str(svc), "--json")
+    data = json.loads(out)
+    assert data["sizes"]["gzip"] < 16384 and "EMBEDDINGS_API_KEY" in data["env_names"]
+    assert "sk-" not in out
+
+
+def test_init_refuses_to_overwrite(capsys, tmp_path):
+    svc = tmp_path / "svc"
+    assert run(capsys, "init", "chat-agent", "-d", str(svc))[0] == 0
+    (svc / "deploy.yml").write_text("name: edited\n")
+    code, _, err = run(capsys, "init", "chat-agent", "-d", str(svc))
+    assert code == 2 and "already exists" in err
+    assert (svc / "deploy.yml").read_text() == "name: edited\n"
+
+
+def test_plugins_lists_distributions_and_versions(capsys):
+    code, out, _ = run(capsys, "plugins", "--json")
+    rows = json.loads(out)
+    core = next(r for r in rows if r["distribution"] == "lcai-core")
+    assert core["version"] == "0.1.0" and "register_capabilities" in core["hooks"] and core["status"] == "ok"
+    code, out, _ = run(capsys, "plugins")
+    assert out.splitlines()[0].startswith("DISTRIBUTION")
+
+
+def test_schema_is_valid_and_accepts_bundled_templates(capsys):
+    import jsonschema
+    import yaml
+
+    code, out, _ = run(capsys, "templates", "schema")
+    schema = json.loads(out)
+    jsonschema.Draft202012Validator.check_schema(schema)
+    v = jsonschema.Draft202012Validator(schema)
+    root = Path(__file__).parents[2] / "templates"
+    for f in sorted(root.glob("*/template.yml")):
+        assert not list(v.iter_errors(yaml.safe_load(f.read_text()))), f
+    bad = {"name": "x", "deploy": {"linode": {"container": {"internal_port": "80"}}}, "extra": 1}
+    assert len(list(v.iter_errors(bad))) == 2
+    opt = {"name": "x", "capabilities": {"features": [{"name": "docker-optimize", "config": {"bogus": 1}}]}}
+    assert list(v.iter_errors(opt)), "capability configs are described too"

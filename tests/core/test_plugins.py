@@ -1,0 +1,178 @@
+"""The plugin host: one test per hookspec with an inline plugin, and the failure modes of entry points."""
+
+import sys
+import textwrap
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from lcai_core import hookimpl
+from lcai_core.capabilities import Capability, Fragments
+from lcai_core.errors import LcaiError
+from lcai_core.plugins import Host
+from lcai_core.providers import Provider
+from lcai_core.sources import DirectorySource, discover
+
+
+class Hello(Capability):
+    name = "hello"
+    summary = "test capability"
+
+    def fragments(self, config, ctx):
+        return Fragments(packages=("hello",))
+
+
+def test_register_capabilities_inline_plugin():
+    class Plugin:
+        @hookimpl
+        def register_capabilities(self, register):
+            register(Hello())
+
+    host = Host(load_entry_points=False, extra_plugins=(Plugin(),))
+    assert "hello" in host.catalog.names("feature")
+    assert host.catalog.by_name["hello"].plugin == "Plugin"
+
+
+def test_register_template_sources_inline_plugin(tmp_path):
+    (tmp_path / "mytpl").mkdir()
+    (tmp_path / "mytpl" / "template.yml").write_text("name: mytpl\n")
+
+    class Plugin:
+        @hookimpl
+        def register_template_sources(self, register):
+            register(DirectorySource("pack", tmp_path, plugin="my-pack 1.0"))
+
+    host = Host(load_entry_points=False, extra_plugins=(Plugin(),))
+    entries = discover(host.template_sources)
+    assert entries["mytpl"].source == "pack my-pack 1.0"
+    assert "llm-api" in entries  # the bundled source is still there
+
+
+def test_register_providers_inline_plugin():
+    class Fake(Provider):
+        name = "fakecloud"
+
+    class Plugin:
+        @hookimpl
+        def register_providers(self, register):
+            register(Fake())
+
+    host = Host(load_entry_points=False, extra_plugins=(Plugin(),))
+    assert isinstance(host.providers["fakecloud"], Fake)
+
+
+def test_register_commands_inline_plugin():
+    @click.command("hello")
+    def hello_cmd():
+        click.echo("hello from a plugin")
+
+    class Plugin:
+        @hookimpl
+        def register_commands(self, cli):
+            cli.add_command(hello_cmd)
+
+    host = Host(load_entry_points=False, extra_plugins=(Plugin(),))
+    group = click.Group("root")
+    host.add_commands(group)
+    assert CliRunner().invoke(group, ["hello"]).output == "hello from a plugin\n"
+
+
+def test_duplicate_capability_names_are_refused():
+    class A:
+        @hookimpl
+        def register_capabilities(self, register):
+            register(Hello())
+
+    class B:
+        @hookimpl
+        def register_capabilities(self, register):
+            register(Hello())
+
+    host = Host(load_entry_points=False, extra_plugins=(A(), B()))
+    with pytest.raises(LcaiError, match="registered by both"):
+        host.catalog
+
+
+def test_registration_order_does_not_change_results():
+    class P1:
+        @hookimpl
+        def register_capabilities(self, register):
+            register(Hello())
+
+    class Bye(Hello):
+        name = "bye"
+
+    class P2:
+        @hookimpl
+        def register_capabilities(self, register):
+            register(Bye())
+
+    a = Host(load_entry_points=False, extra_plugins=(P1(), P2())).catalog
+    b = Host(load_entry_points=False, extra_plugins=(P2(), P1())).catalog
+    assert a.names() == b.names()
+
+
+@pytest.fixture
+def fake_dists(tmp_path, monkeypatch):
+    """Install fake distributions with 'lcai' entry points by putting dist-info folders on sys.path."""
+
+    def make(dist, entry_name, module, source=None):
+        info = tmp_path / f"{dist.replace('-', '_')}-0.9.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 0.9\n")
+        (info / "entry_points.txt").write_text(f"[lcai]\n{entry_name} = {module}\n")
+        if source is not None:
+            (tmp_path / f"{module}.py").write_text(textwrap.dedent(source))
+
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield make
+    for mod in ("fake_good_plugin", "fake_misspelt_plugin"):
+        sys.modules.pop(mod, None)
+
+
+def test_broken_plugin_is_reported_not_fatal(fake_dists):
+    fake_dists("lcai-broken", "broken", "fake_missing_module_xyz")
+    fake_dists("lcai-good", "good", "fake_good_plugin", """
+        from lcai_core import hookimpl, Capability, Fragments
+        class Good(Capability):
+            name = "good-cap"
+            def fragments(self, config, ctx):
+                return Fragments()
+        @hookimpl
+        def register_capabilities(register):
+            register(Good())
+    """)
+    host = Host()
+    broken = next(p for p in host.plugins if p.dist == "lcai-broken")
+    assert broken.status == "broken" and "ModuleNotFoundError" in broken.error
+    assert any("lcai-broken" in w for w in host.warnings)
+    good = next(p for p in host.plugins if p.dist == "lcai-good")
+    assert good.status == "ok" and good.version == "0.9" and good.hooks == ["register_capabilities"]
+    assert "good-cap" in host.catalog.names()
+
+
+def test_misspelt_hook_marks_plugin_broken(fake_dists):
+    fake_dists("lcai-misspelt", "misspelt", "fake_misspelt_plugin", """
+        from lcai_core import hookimpl
+        @hookimpl
+        def register_capabilitys(register):
+            pass
+    """)
+    host = Host()
+    info = next(p for p in host.plugins if p.dist == "lcai-misspelt")
+    assert info.status == "broken" and "register_capabilitys" in info.error
+    host.pm.check_pending()  # nothing unspecified is left registered
+
+
+def test_disable_plugins_env(fake_dists, monkeypatch):
+    fake_dists("lcai-good", "good", "fake_good_plugin", """
+        from lcai_core import hookimpl
+        @hookimpl
+        def register_capabilities(register):
+            raise AssertionError("must not be called when disabled")
+    """)
+    monkeypatch.setenv("LCAI_DISABLE_PLUGINS", "something-else, lcai-good")
+    host = Host()
+    assert next(p for p in host.plugins if p.dist == "lcai-good").status == "disabled"
+    host.catalog
