@@ -1,27 +1,26 @@
 """Where lcai keeps things. ``LCAI_CONFIG_DIR`` overrides the config dir (default: the seed's
-``~/.config/linode-cli.d/build``)."""
+``~/.config/linode-cli.d/build``). Plain ``os.path`` strings: listing templates must not import pathlib."""
 
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 
-def config_dir() -> Path:
+def config_dir() -> str:
     env = os.environ.get("LCAI_CONFIG_DIR")
     if env:
-        return Path(env).expanduser()
-    return Path.home() / ".config" / "linode-cli.d" / "build"
+        return os.path.expanduser(env)
+    return os.path.join(os.path.expanduser("~"), ".config", "linode-cli.d", "build")
 
 
-def user_templates_dir() -> Path:
-    return config_dir() / "templates"
+def user_templates_dir() -> str:
+    return os.path.join(config_dir(), "templates")
 
 
-def bundled_templates_dir() -> Path:
+def bundled_templates_dir() -> str:
     """The bundled pack: inside the wheel, or ``templates/`` of a source checkout (editable install)."""
-    here = Path(__file__).resolve().parent
-    inside = here / "_bundled_templates"
-    if inside.is_dir():
+    here = os.path.dirname(os.path.realpath(__file__))
+    inside = os.path.join(here, "_bundled_templates")
+    if os.path.isdir(inside):
         return inside
-    return here.parent / "templates"
+    return os.path.join(os.path.dirname(here), "templates")

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Optional
-
-from attrs import define, field
 
 from .errors import InputError
 
@@ -14,27 +11,30 @@ PRIORITY = {"user": 0, "pack": 1, "bundled": 2}
 TEMPLATE_FILES = ("template.yml", "template.yaml")
 
 
-@define
 class TemplateEntry:
-    name: str
-    path: Path  # the template.yml
-    kind: str  # user | pack | bundled
-    source: str  # human label: "bundled (lcai-core 0.1.0)", "user (~/.config/…)", "pack lcai-templates-x 1.2"
-    shadowed: list = field(factory=list)  # entries with the same name that lose to this one
+    """One template found by a source. (Plain class: listing templates must not import attrs or yaml.)"""
+
+    __slots__ = ("name", "path", "kind", "source", "shadowed")
+
+    def __init__(self, name: str, path: str, kind: str, source: str):
+        self.name = name
+        self.path = path  # the template.yml
+        self.kind = kind  # user | pack | bundled
+        self.source = source  # "bundled (lcai-core 0.1.0)", "user (~/.config/…)", "pack lcai-templates-x 1.2"
+        self.shadowed: list = []  # entries with the same name that lose to this one
 
     @property
-    def folder(self) -> Path:
-        return self.path.parent
+    def folder(self) -> str:
+        return os.path.dirname(self.path)
 
 
-@define
 class DirectorySource:
     """Every sub-folder of ``root`` holding a template.yml is one template named after the folder."""
 
-    kind: str
-    root: Path
-    label: str = ""
-    plugin: Optional[str] = None
+    def __init__(self, kind: str, root, label: str = "", plugin: Optional[str] = None):
+        if kind not in PRIORITY:
+            raise ValueError(f"template source kind must be one of {', '.join(PRIORITY)}, got {kind!r}")
+        self.kind, self.root, self.label, self.plugin = kind, os.fspath(root), label, plugin
 
     def entries(self) -> list[TemplateEntry]:
         out = []
@@ -46,8 +46,8 @@ class DirectorySource:
             if not d.is_dir() or d.name.startswith((".", "_")):
                 continue
             for fname in TEMPLATE_FILES:
-                p = Path(d.path) / fname
-                if p.is_file():
+                p = os.path.join(d.path, fname)
+                if os.path.isfile(p):
                     src = self.label or self.kind
                     if self.kind == "pack" and self.plugin:
                         src = f"pack {self.plugin}"

@@ -65,6 +65,20 @@ def require_validators() -> None:
         pytest.skip(msg)
 
 
+def require_plugins(*capabilities: str) -> None:
+    """Skip (locally) or fail (CI=true) unless these capabilities are installed."""
+    import pytest
+
+    from .plugins import get_host
+
+    missing = [c for c in capabilities if get_host().catalog.lookup(c) is None]
+    if missing:
+        msg = f"capabilities not installed: {', '.join(missing)}"
+        if os.environ.get("CI"):
+            pytest.fail(msg)
+        pytest.skip(msg)
+
+
 # ---------------------------------------------------------------- cloud-init
 
 
@@ -218,6 +232,65 @@ def validate_user_data(text: str) -> list[str]:
         ok, out = systemd_verify(units)
         if not ok:
             findings.append(f"systemd-analyze: {out}")
+    return findings
+
+
+_BATCH_RUNNER = """
+import sys
+from cloudinit.config.schema import SchemaValidationError, get_schema, validate_cloudconfig_file
+schema = get_schema()
+for path in sys.argv[1:]:
+    try:
+        validate_cloudconfig_file(path, schema)
+        print(path + "\\tok")
+    except SchemaValidationError as e:
+        print(path + "\\t" + str(e).replace("\\n", " "))
+    except Exception as e:
+        print(path + "\\t" + type(e).__name__ + ": " + str(e).replace("\\n", " "))
+"""
+
+
+def validate_many(texts: list[str]) -> list[list[str]]:
+    """``validate_user_data`` for many renderings at once: one cloud-init process for all files (the same
+    ``validate_cloudconfig_file`` that ``cloud-init schema -c`` runs), and shellcheck / systemd-analyze once
+    per distinct script / unit set."""
+    findings: list[list[str]] = [[] for _ in texts]
+    docs = [yaml.safe_load(t) for t in texts]
+    with tempfile.TemporaryDirectory() as d:
+        paths = []
+        for i, t in enumerate(texts):
+            p = Path(d) / f"{i}.yaml"
+            p.write_text(t)
+            paths.append(str(p))
+        env = {**os.environ, "PYTHONPATH": str(_ci_pythonpath())}
+        r = subprocess.run([sys.executable, "-c", _BATCH_RUNNER, *paths], capture_output=True, text=True, env=env,
+                           timeout=600)
+        results = dict(line.split("\t", 1) for line in r.stdout.splitlines() if "\t" in line)
+        for i, p in enumerate(paths):
+            res = results.get(p, f"no result (rc {r.returncode}: {r.stderr.strip()[-300:]})")
+            if res != "ok":
+                findings[i].append(f"cloud-init schema: {res}")
+    for i, (t, doc) in enumerate(zip(texts, docs)):
+        if not t.startswith("#cloud-config\n"):
+            findings[i].append("does not start with #cloud-config")
+        findings[i] += [f"jsonschema: {e}" for e in cloud_init_jsonschema_errors(doc)]
+    script_results: dict[str, tuple[bool, str]] = {}
+    unit_results: dict[tuple, tuple[bool, str]] = {}
+    for i, doc in enumerate(docs):
+        for name, script in scripts_in(doc).items():
+            if script not in script_results:
+                script_results[script] = shellcheck(script)
+            ok, out = script_results[script]
+            if not ok:
+                findings[i].append(f"shellcheck {name}: {out}")
+        units = units_in(doc)
+        key = tuple(sorted(units.items()))
+        if units:
+            if key not in unit_results:
+                unit_results[key] = systemd_verify(units)
+            ok, out = unit_results[key]
+            if not ok:
+                findings[i].append(f"systemd-analyze: {out}")
     return findings
 
 

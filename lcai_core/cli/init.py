@@ -16,11 +16,13 @@ def init(template: str, directory: Path | None, force: bool) -> None:
     from ..env import example_text
     from ..plugins import get_host
     from ..sources import find
-    from ..template import load_template
+    from ..template import parse_template
+    from ..yamlfile import load_file
 
     host = get_host()
     entry = find(host.template_sources, template)
-    tpl = load_template(entry.path)  # structure only: a missing plugin should not block init
+    doc = load_file(entry.path)
+    tpl = parse_template(doc)  # structure only: a missing plugin should not block init
     d = directory or Path(template)
     target = d / "deploy.yml"
     if target.exists() and not force:
@@ -28,7 +30,7 @@ def init(template: str, directory: Path | None, force: bool) -> None:
     d.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(entry.path, target)
     (d / ".env.example").write_text(example_text(tpl))
-    readme = entry.folder / "README.md"
+    readme = Path(entry.folder) / "README.md"
     if readme.is_file():
         shutil.copyfile(readme, d / "README.md")
     else:
@@ -36,7 +38,7 @@ def init(template: str, directory: Path | None, force: bool) -> None:
     gi = d / ".gitignore"
     if not gi.exists():
         gi.write_text(".env\n.linode/\nuser-data.yaml\n")
-    missing = [problem for problem in host.catalog.check_template(tpl, _doc(entry.path))]
+    missing = host.catalog.check_template(tpl, doc)
     click.echo(f"created {d}/ from template {tpl.name} {tpl.version} ({entry.source})")
     click.echo("next:")
     if tpl.env.required:
@@ -44,9 +46,3 @@ def init(template: str, directory: Path | None, force: bool) -> None:
     click.echo(f"  lcai plan --directory {d}")
     for p in missing:
         click.echo(f"warning: {p.message}", err=True)
-
-
-def _doc(path):
-    from ..yamlfile import load_file
-
-    return load_file(path)

@@ -1,7 +1,4 @@
-import json
-import shutil
 import sys
-from pathlib import Path
 
 import click
 
@@ -25,10 +22,11 @@ def _host():
 def list_(long_: bool, as_json: bool) -> None:
     """List templates, one name per row. User templates override packs, which override bundled ones."""
     from ..sources import discover
-    from ..yamlfile import load_file
 
     entries = discover(_host().template_sources)
     if as_json or long_ or sys.stdout.isatty():
+        from ..yamlfile import load_file
+
         rows = []
         for e in entries.values():
             meta: dict = {}
@@ -43,6 +41,8 @@ def list_(long_: bool, as_json: bool) -> None:
                          "overrides": [s.source for s in e.shadowed]})
             rows[-1]["description"] = rows[-1]["description"][0]
         if as_json:
+            import json
+
             click.echo(json.dumps(rows, indent=2))
             return
         w = max([len(r["name"]) for r in rows] + [4])
@@ -59,13 +59,17 @@ def list_(long_: bool, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True)
 def show(name: str, as_json: bool) -> None:
     """Show a template: metadata, source, capabilities, container, env requirements, guidance."""
+    import json
+
     from ..sources import find
-    from ..template import load_template
+    from ..template import parse_template
+    from ..yamlfile import load_file
 
     host = _host()
     entry = find(host.template_sources, name)
-    t = load_template(entry.path)
-    problems = host.catalog.check_template(t, _doc(entry.path))
+    doc = load_file(entry.path)
+    t = parse_template(doc)
+    problems = host.catalog.check_template(t, doc)
     c = t.container
     if as_json:
         from ..convert import converter
@@ -106,18 +110,14 @@ def show(name: str, as_json: bool) -> None:
         click.echo(f"warning: {p.message}", err=True)
 
 
-def _doc(path):
-    from ..yamlfile import load_file
-
-    return load_file(path)
-
-
 @templates.command("validate")
-@click.argument("path", type=click.Path(path_type=Path))
+@click.argument("path", type=click.Path())
 @click.option("--json", "as_json", is_flag=True, help="Print problems as JSON.")
-def validate(path: Path, as_json: bool) -> None:
+def validate(path: str, as_json: bool) -> None:
     """Validate a template file, or a folder holding template.yml/deploy.yml. Reports every problem in
     one pass (file:line: field: message); exit 2 if there are any."""
+    import json
+
     from ..errors import ValidationError
     from ..template import load_template, template_file_in
 
@@ -140,22 +140,29 @@ def validate(path: Path, as_json: bool) -> None:
 def schema() -> None:
     """Print the JSON Schema of the template format (for editor autocomplete), with the installed
     capabilities' names and config fields."""
+    import json
+
     from ..schema import template_schema
 
     click.echo(json.dumps(template_schema(_host().catalog), indent=2))
 
 
 @templates.command("install")
-@click.argument("path", type=click.Path(exists=True, path_type=Path))
+@click.argument("path", type=click.Path(exists=True))
 @click.option("--force", is_flag=True, help="Replace an installed user template of the same name.")
-def install(path: Path, force: bool) -> None:
+def install(path: str, force: bool) -> None:
     """Validate and copy a template folder into the user template dir (it then overrides a bundled one)."""
+    import shutil
+
+    from pathlib import Path
+
     from ..paths import user_templates_dir
     from ..template import load_template, template_file_in
 
+    path = Path(path)
     f = Path(template_file_in(path))
     t = load_template(f, _host().catalog)
-    dest = user_templates_dir() / t.name
+    dest = Path(user_templates_dir()) / t.name
     if dest.exists() and not force:
         raise InputError(f"a user template named {t.name} is already installed at {dest}", hint="use --force to replace it")
     tmp = dest.with_name(f".{t.name}.installing")
@@ -178,9 +185,13 @@ def install(path: Path, force: bool) -> None:
 @click.argument("name")
 def uninstall(name: str) -> None:
     """Remove a user-installed template (bundled and pack templates cannot be removed this way)."""
+    import shutil
+
+    from pathlib import Path
+
     from ..paths import user_templates_dir
 
-    dest = user_templates_dir() / name
+    dest = Path(user_templates_dir()) / name
     if "/" in name or name.startswith(".") or not (dest / "template.yml").is_file():
         raise InputError(f"no user-installed template named {name!r} in {user_templates_dir()}",
                          hint="lcai templates list --long shows where each template comes from")

@@ -176,3 +176,17 @@ def test_disable_plugins_env(fake_dists, monkeypatch):
     host = Host()
     assert next(p for p in host.plugins if p.dist == "lcai-good").status == "disabled"
     host.catalog
+
+
+def test_fast_entry_point_scan_agrees_with_importlib_metadata(fake_dists):
+    import importlib_metadata
+
+    from lcai_core.plugins import _entry_points, _entry_points_slow
+
+    fake_dists("lcai-good", "good", "fake_good_plugin", "")
+    fast = [(e.name, e.value, e.dist_name, e.version) for e in _entry_points()]
+    slow = [(e.name, e.value, e.dist_name, e.version) for e in _entry_points_slow()]
+    ref = sorted((e.name, e.value, e.dist.metadata["Name"], e.dist.version)
+                 for e in importlib_metadata.entry_points(group="lcai"))
+    assert fast == slow == ref
+    assert ("good", "fake_good_plugin", "lcai-good", "0.9") in fast

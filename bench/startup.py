@@ -1,0 +1,72 @@
+"""Start-up and render benchmarks (issue: core performance). Prints figures; asserts nothing.
+
+  python bench/startup.py [--runs N]
+
+- wall time of `lcai --help` and `lcai templates list` as a ratio to `python -c "import click"` (median of N runs;
+  target <= 1.5x)
+- render time of the largest bundled template and of the largest capability combination (median; target <= 20 ms)
+"""
+
+import argparse
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def median_wall(cmd: list[str], runs: int) -> float:
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=15)
+    runs = ap.parse_args().runs
+    py = sys.executable
+    base = median_wall([py, "-c", "import click"], runs)
+    print(f"baseline  python -c 'import click'   {base * 1000:7.1f} ms  (median of {runs})")
+    for label, args in (("lcai --help", ["--help"]), ("lcai templates list", ["templates", "list"]),
+                        ("lcai --version", ["--version"])):
+        t = median_wall([str(Path(py).parent / "lcai"), *args], runs)
+        print(f"{label:<34} {t * 1000:7.1f} ms  ratio {t / base:4.2f}x  (target <= 1.50x)")
+
+    sys.path.insert(0, str(ROOT))
+    from lcai_core.testing import render_text
+
+    full = (ROOT / "templates" / "ml-pipeline" / "template.yml").read_text()
+    combo = """name: everything
+capabilities:
+  runtime: docker
+  features: [docker-optimize, gpu-nvidia, redis, postgresql, python-3.11]
+  packages: [ffmpeg]
+deploy:
+  linode:
+    image: linode/ubuntu22.04
+    container:
+      image: vllm/vllm-openai:v0.8.5
+      internal_port: 8000
+      external_port: 80
+      health: {type: http, path: /health}
+"""
+    for label, text, env in (("ml-pipeline (largest bundled)", full, {}), ("all capabilities", combo, {})):
+        render_text(text, dotenv=env)  # warm imports
+        times = []
+        for _ in range(50):
+            t0 = time.perf_counter()
+            r = render_text(text, dotenv=env)
+            times.append(time.perf_counter() - t0)
+        s = r.sizes()
+        print(f"render {label:<27} {statistics.median(times) * 1000:7.2f} ms  (target <= 20 ms)  "
+              f"raw {s['raw']} B, gzip {s['gzip']} B, base64 {s['base64']} B")
+
+
+if __name__ == "__main__":
+    main()
