@@ -267,8 +267,10 @@ def _script(text: str) -> str:
     return text if text.startswith("#!") else "#!/bin/bash\n" + text
 
 
-def app_fragments(tpl, runtime, ctx: DeployContext, env: dict[str, str], a: Assembled) -> tuple[Fragments, dict]:
-    """The app's own pieces: env file, app unit, setup/health/post-start units."""
+def app_fragments(tpl, runtime, ctx: DeployContext, env: dict[str, str],
+                  a: Assembled) -> tuple[Fragments, dict, list[str]]:
+    """The app's own pieces: env file, app unit, setup/health/post-start units; plus the boot-plan lines of
+    what those units do (they run after the reboot, when there is one)."""
     c = tpl.container
     files: list[WriteFile] = []
     units: list[Unit] = []
@@ -351,17 +353,18 @@ WantedBy=multi-user.target
     plan = [f"write the app's environment ({len(env)} variables) to {ENV_FILE} (0600)"]
     if s.files:
         plan.append(f"write {len(s.files)} setup file(s) after packages are installed")
+    later: list[str] = []  # done by systemd units: after the reboot when there is one
     if s.script:
-        plan.append("run the setup script once (lcai-setup.service), before the app")
-    plan.append(f"start the app ({runtime.name}{', GPU' if a.gpu else ''}) as {APP_UNIT} after "
+        later.append("run the setup script once (lcai-setup.service), before the app")
+    later.append(f"start the app ({runtime.name}{', GPU' if a.gpu else ''}) as {APP_UNIT} after "
                 + ", ".join(r for r in requires if r != "network-online.target"))
     if health:
-        plan.append(f"wait for health: {h.type} {h.path if h.type == 'http' else ''} every {h.interval_seconds}s,"
-                    f" up to {h.max_retries} failures after {h.initial_delay_seconds}s ({HEALTH_UNIT})".replace("  ", " "))
+        later.append(f"wait for health: {h.type} {h.path if h.type == 'http' else ''} every {h.interval_seconds}s,"
+                     f" up to {h.max_retries} failures after {h.initial_delay_seconds}s ({HEALTH_UNIT})".replace("  ", " "))
     if c.post_start_script:
-        plan.append(f"run post_start_script once the app is {'healthy' if health else 'started'}")
+        later.append(f"run post_start_script once the app is {'healthy' if health else 'started'}")
     return Fragments(write_files=tuple(files), units=tuple(units), packages=("curl",) if health else (),
-                     boot_plan=tuple(plan)), env
+                     boot_plan=tuple(plan)), env, later
 
 
 def _oneshot_unit(description: str, script: str, after: list[str], marker: str) -> str:
@@ -391,7 +394,7 @@ def build(tpl, resolved: list[Resolved], ctx: DeployContext, env: dict[str, str]
     parts = [(r.name, r.capability.fragments(r.config, ctx)) for r in resolved]
     pre = assemble(parts)
     full_env = {**pre.container_env, **env}
-    app, full_env = app_fragments(tpl, runtime, ctx, full_env, pre)
+    app, full_env, later = app_fragments(tpl, runtime, ctx, full_env, pre)
     a = assemble(parts + [("app", app)])
 
     doc: dict[str, Any] = {"package_update": True, "package_upgrade": False}
@@ -430,7 +433,8 @@ def build(tpl, resolved: list[Resolved], ctx: DeployContext, env: dict[str, str]
     text = header + dump_yaml(doc)
     plan = [line for _, line in a.boot_plan]
     if a.reboot:
-        plan.append("reboot once (power_state), then systemd starts everything in dependency order")
+        plan.append("reboot once (power_state); after it systemd starts everything in dependency order:")
+    plan += later
     return Rendered(doc=doc, text=text, boot_plan=tuple(plan), env_names=tuple(sorted(full_env)),
                     units=tuple(u.name for u in a.units))
 
