@@ -163,7 +163,7 @@ def scripts_in(doc: dict) -> dict[str, str]:
 
 # ---------------------------------------------------------------- systemd
 
-# units that packages provide on the instance: stubbed in the fake root
+# units that packages provide on the instance: stubbed in the fake root (with any other non-lcai unit referenced)
 PACKAGE_UNITS = ("docker.service", "redis-server.service", "postgresql.service", "postgresql@.service",
                  "cloud-final.service", "containerd.service")
 
@@ -187,7 +187,14 @@ def systemd_verify(units: dict[str, str], executables: Iterable[str] = ()) -> tu
         for src in Path("/usr/lib/systemd/system").glob("*.target"):
             if src.is_file():
                 shutil.copy(src, lib / src.name)
-        for name in PACKAGE_UNITS:
+        referenced = set(PACKAGE_UNITS)
+        for content in units.values():
+            for m in re.finditer(r"^(?:After|Before|Requires|Wants|BindsTo|PartOf|Requisite)=(.*)$", content, re.M):
+                referenced.update(u for u in m.group(1).split() if u.endswith(".service"))
+        for name in sorted(referenced):
+            # units that packages install on the instance are stubbed; lcai's own (lcai-*) must be defined
+            if name in units or name.startswith("lcai-") or (lib / name).exists():
+                continue
             (lib / name).write_text(f"[Unit]\nDescription=stub {name}\n[Service]\nExecStart=/bin/true\n")
         exes = set(executables) | {"/bin/true", "/usr/bin/true"}
         for name, content in units.items():
