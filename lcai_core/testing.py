@@ -319,6 +319,24 @@ def render_text(template_yaml: str, dotenv: dict | None = None, host=None, deplo
     return rendered
 
 
+def written(rendered) -> dict[str, dict]:
+    """The rendered write_files by path."""
+    return {w["path"]: w for w in rendered.doc["write_files"]}
+
+
+def app_env(rendered) -> dict[str, str]:
+    """The app's env file as a dict: docker's literal NAME=value, or systemd's NAME="escaped" (native)."""
+    files = written(rendered)
+    systemd_format = "EnvironmentFile=/etc/lcai/app.env" in files["/etc/systemd/system/lcai-app.service"]["content"]
+    out = {}
+    for line in files["/etc/lcai/app.env"]["content"].splitlines():
+        k, v = line.split("=", 1)
+        if systemd_format:
+            v = v[1:-1].replace('\\"', '"').replace("\\\\", "\\")
+        out[k] = v
+    return out
+
+
 # ---------------------------------------------------------------- fixtures for plugin authors
 
 try:

@@ -7,7 +7,9 @@ import subprocess
 import pytest
 
 from lcai_core.errors import ValidationError
+from lcai_core.testing import app_env as env_of
 from lcai_core.testing import render_text, require_plugins
+from lcai_core.testing import written as files
 
 TPL = """\
 name: gpu-app
@@ -34,9 +36,6 @@ def installed():
 def render(feature="gpu-nvidia", image="linode/ubuntu24.04"):
     return render_text(TPL.format(feature=feature, image=image))
 
-
-def files(r):
-    return {w["path"]: w for w in r.doc["write_files"]}
 
 
 def test_packages_key_and_driver_branch():

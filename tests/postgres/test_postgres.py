@@ -11,7 +11,9 @@ import urllib.parse
 import pytest
 
 from lcai_core.errors import ValidationError
+from lcai_core.testing import app_env as env_of
 from lcai_core.testing import render_text, require_plugins
+from lcai_core.testing import written as files
 
 TPL = """\
 name: pg-app
@@ -37,13 +39,6 @@ def installed():
 def render(feature="postgresql", image="linode/ubuntu24.04", **kw):
     return render_text(TPL.format(feature=feature, image=image), **kw)
 
-
-def files(r):
-    return {w["path"]: w for w in r.doc["write_files"]}
-
-
-def env_of(r):
-    return dict(line.split("=", 1) for line in files(r)["/etc/lcai/app.env"]["content"].splitlines())
 
 
 @pytest.mark.parametrize("image,version", [("linode/ubuntu22.04", "14"), ("linode/ubuntu24.04", "16")])

@@ -11,7 +11,9 @@ import pytest
 
 from lcai_core.errors import ValidationError
 from lcai_core.plugins import Host
+from lcai_core.testing import app_env as env_of
 from lcai_core.testing import render_text, require_plugins
+from lcai_core.testing import written as files
 
 TPL = """\
 name: redis-app
@@ -38,19 +40,6 @@ def tpl(feature="redis", runtime="docker", image="linode/ubuntu24.04"):
     return TPL.format(feature=feature, runtime=runtime, image=image, container=DOCKER if runtime == "docker" else NATIVE)
 
 
-def files(r):
-    return {w["path"]: w for w in r.doc["write_files"]}
-
-
-def env_of(r):
-    """The app's env file: docker's literal NAME=value, or systemd's NAME="escaped" (native runtime)."""
-    out = {}
-    for line in files(r)["/etc/lcai/app.env"]["content"].splitlines():
-        k, v = line.split("=", 1)
-        if v.startswith('"') and v.endswith('"'):
-            v = v[1:-1].replace('\\"', '"').replace("\\\\", "\\")
-        out[k] = v
-    return out
 
 
 def test_registered_by_its_distribution():
