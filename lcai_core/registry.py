@@ -1,0 +1,150 @@
+"""The local deployments registry: ``<config dir>/registry.json``.
+
+A cache of cloud truth (instance tags are the truth; ``lcai sync`` rebuilds it). Every change is a
+read-modify-write under a file lock, written to a temp file, fsynced and atomically renamed: concurrent
+deploys never lose entries and a crash mid-write never leaves a torn file. It holds no secrets — only ids,
+names, places and states.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterator, Optional
+
+from .errors import LcaiError
+from .paths import config_dir
+
+SCHEMA = 1
+SECRET_KEYS = ("password", "root_pass", "token", "secret", "user_data")
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class Registry:
+    def __init__(self, path: Optional[str | os.PathLike] = None, lock_timeout: float = 30.0):
+        self.path = Path(path) if path else Path(config_dir()) / "registry.json"
+        self.lock_timeout = lock_timeout
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        from filelock import FileLock, Timeout
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(self.path) + ".lock")
+        try:
+            with lock.acquire(timeout=self.lock_timeout):
+                yield
+        except Timeout:
+            raise LcaiError(f"the registry {self.path} is locked by another lcai process",
+                            hint=f"wait for it to finish; if none is running, delete {self.path}.lock") from None
+
+    def _read(self) -> dict:
+        try:
+            raw = self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return {"schema": SCHEMA, "deployments": {}}
+        try:
+            data = json.loads(raw)
+        except ValueError:
+            raise LcaiError(f"{self.path} is not valid JSON",
+                            hint=f"move it aside and run `lcai sync` to rebuild it from instance tags") from None
+        if not isinstance(data, dict) or not isinstance(data.get("deployments"), dict):
+            raise LcaiError(f"{self.path}: unexpected format", hint="move it aside and run `lcai sync`")
+        if data.get("schema", 0) > SCHEMA:
+            raise LcaiError(f"{self.path} was written by a newer lcai (schema {data['schema']})",
+                            hint="upgrade lcai-core")
+        return data
+
+    def _write(self, data: dict) -> None:
+        data["schema"] = SCHEMA
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                json.dump(data, fh, indent=2, sort_keys=True)
+                fh.write("\n")
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, self.path)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
+            raise
+
+    # ------------------------------------------------------------ API
+
+    def all(self) -> dict[str, dict]:
+        return self._read()["deployments"]
+
+    def get(self, deployment_id: str) -> Optional[dict]:
+        return self.all().get(deployment_id)
+
+    def update(self, deployment_id: str, create: bool = False, **fields: Any) -> dict:
+        """Merge ``fields`` into one record (created if ``create``) under the lock; returns the record."""
+        for k in fields:
+            if any(s in k for s in SECRET_KEYS):
+                raise LcaiError(f"internal: refusing to store {k!r} in the registry")
+        with self._locked():
+            data = self._read()
+            deps = data["deployments"]
+            if deployment_id not in deps:
+                if not create:
+                    raise LcaiError(f"no deployment {deployment_id} in the registry", hint="see `lcai status`")
+                deps[deployment_id] = {"deployment_id": deployment_id, "created_at": now_iso()}
+            deps[deployment_id].update(fields)
+            deps[deployment_id]["updated_at"] = now_iso()
+            self._write(data)
+            return dict(deps[deployment_id])
+
+    def transform(self, fn: Callable[[dict[str, dict]], None]) -> None:
+        """Apply ``fn`` to all records (in place) under one lock: for sync and purge."""
+        with self._locked():
+            data = self._read()
+            fn(data["deployments"])
+            self._write(data)
+
+    def remove(self, deployment_id: str) -> bool:
+        with self._locked():
+            data = self._read()
+            existed = data["deployments"].pop(deployment_id, None) is not None
+            self._write(data)
+            return existed
+
+    def find(self, prefix: str) -> dict:
+        """A record by id or unique id prefix (like git's short hashes)."""
+        deps = self.all()
+        if prefix in deps:
+            return deps[prefix]
+        matches = [d for k, d in deps.items() if k.startswith(prefix)]
+        if len(matches) == 1:
+            return matches[0]
+        from .errors import InputError
+
+        if not matches:
+            raise InputError(f"no deployment {prefix!r} in the registry",
+                             hint="`lcai status` lists them; `lcai sync` adopts ones created elsewhere")
+        raise InputError(f"{prefix!r} matches {len(matches)} deployments: "
+                         + ", ".join(sorted(d['deployment_id'] for d in matches)))
+
+
+def age(iso: Optional[str], now: Optional[float] = None) -> str:
+    if not iso:
+        return "-"
+    try:
+        t = datetime.strptime(iso.rstrip("Z"), "%Y-%m-%dT%H:%M:%S").replace(tzinfo=timezone.utc).timestamp()
+    except ValueError:
+        return "-"
+    s = max(0, int((now or time.time()) - t))
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if s >= size:
+            return f"{s // size}{unit}"
+    return f"{s}s"
