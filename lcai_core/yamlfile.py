@@ -164,8 +164,12 @@ def _walk(root: yaml.Node, root_path: Path, lines: dict[Path, int], file: str) -
                 if knode.tag == "tag:yaml.org,2002:merge":
                     stack.append((vnode, path))
                     continue
-                k = knode.value if isinstance(knode, yaml.ScalarNode) else repr(knode.value)
                 line = knode.start_mark.line + 1
+                if not isinstance(knode, yaml.ScalarNode) or knode.tag != "tag:yaml.org,2002:str":
+                    shown = knode.value if isinstance(knode, yaml.ScalarNode) else "a list or mapping"
+                    raise ValidationError([Problem(file, line, dotted(path),
+                                                   f"keys must be strings, got {shown!r} (quote it)")])
+                k = knode.value
                 if k in seen:
                     raise ValidationError([Problem(file, line, dotted(path + (k,)),
                                                    f"duplicate key (first at line {seen[k]})")])

@@ -102,7 +102,7 @@ def test_bad_input_is_one_line_no_traceback_exit_2(tmp_path):
 def test_usage_errors_exit_2():
     r = lcai("plan", "--nope")
     assert r.returncode == 2 and "No such option" in r.stderr and "--nope" in r.stderr
-    r = lcai("deploy")
+    r = lcai("deploy", env={"LCAI_DISABLE_PLUGINS": "lcai-linode"})
     assert r.returncode == 2 and "pip install lcai-linode" in r.stderr
 
 

@@ -42,6 +42,13 @@ def test_duplicate_key_is_an_error_naming_both_lines():
     assert first(e.value) == "t.yml:3: name: duplicate key (first at line 1)"
 
 
+@pytest.mark.parametrize("text", ["?\n", "8000: x\n", "[a]: 1\n", "name: x\ndeploy:\n  true: 1\n"])
+def test_non_string_keys(text):
+    with pytest.raises(ValidationError) as e:
+        load_text(text, "t.yml")
+    assert "keys must be strings" in first(e.value)
+
+
 def test_multiple_documents():
     with pytest.raises(ValidationError) as e:
         load_text("a: 1\n---\nb: 2\n", "t.yml")

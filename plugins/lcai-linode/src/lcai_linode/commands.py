@@ -81,6 +81,14 @@ def _registry():
 def deploy(directory: Path, wait: bool, yes: bool, app, env_name, region, type_, ssh_from, timeout) -> None:
     """Create the instance (with a Cloud Firewall: the app's port and SSH only) and track the deployment.
     Renders the same user data as `lcai plan`."""
+    try:
+        _deploy(directory, wait, yes, app, env_name, region, type_, ssh_from, timeout)
+    except KeyboardInterrupt:  # before anything was recorded (later stages handle their own)
+        click.echo("interrupted: nothing was created", err=True)
+        raise click.exceptions.Exit(130) from None
+
+
+def _deploy(directory: Path, wait: bool, yes: bool, app, env_name, region, type_, ssh_from, timeout) -> None:
     from lcai_core.plugins import get_host
     from lcai_core.project import PENDING, prepare, write_private
     from lcai_core.registry import now_iso
@@ -170,7 +178,7 @@ def deploy(directory: Path, wait: bool, yes: bool, app, env_name, region, type_,
             _wait(prov, reg, dep_id, inst["id"], health, ipv4, c.external_port, prog, timeout)
     except KeyboardInterrupt:
         _interrupted(prov, reg, dep_id, stage, fw)
-        raise SystemExit(130)
+        raise click.exceptions.Exit(130) from None
     url = f"http://{ipv4}{'' if c.external_port == 80 else f':{c.external_port}'}/" if c.external_port and ipv4 else None
     click.echo(f"deployment {dep_id}: instance {inst['id']} at {ipv4}" + (f", {url}" if url else ""))
     click.echo(f"  ssh root@{ipv4}   (or {Path(directory) / 'connect.sh'})")

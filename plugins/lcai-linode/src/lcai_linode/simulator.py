@@ -315,6 +315,10 @@ class Handler(BaseHTTPRequestHandler):
         if not path.startswith("/v4/"):
             return self._send(404, {"errors": [{"reason": "Not found"}]})
         api_path = path[3:]
+        try:  # always consume the body first: a fault reply must not leave it in a keep-alive connection
+            body = self._body() if method in ("POST", "PUT") else None
+        except ApiError as e:
+            return self._send(e.status, {"errors": e.errors})
         with st.lock:
             st.requests.append({"method": method, "path": api_path, "query": url.query,
                                 "filter": self.headers.get("X-Filter"), "time": time.time()})
@@ -328,7 +332,6 @@ class Handler(BaseHTTPRequestHandler):
             auth = self.headers.get("Authorization", "")
             if auth != f"Bearer {st.token}":
                 raise ApiError(401, "Invalid Token")
-            body = self._body() if method in ("POST", "PUT") else None
             with st.lock:
                 status, payload = self._route(method, api_path, query, body)
         except ApiError as e:
@@ -402,6 +405,7 @@ class Handler(BaseHTTPRequestHandler):
     def _list(self, items: list, query: dict) -> tuple[int, dict]:
         flt = self._filter()
         if flt is not None:
+            _match({}, flt)  # the filter is validated even when there is nothing to match
             items = [i for i in items if _match(i, flt)]
         return 200, _paginate(items, query)
 
@@ -443,8 +447,15 @@ class Handler(BaseHTTPRequestHandler):
                                                   "subnet_mask": "255.255.255.0", "type": "ipv4",
                                                   "linode_id": inst["id"]}],
                                       "private": [], "shared": [], "reserved": []},
-                             "ipv6": {"slaac": {"address": inst["ipv6"].split("/")[0], "prefix": 64},
-                                      "link_local": None, "global": []}}
+                             "ipv6": {"slaac": {"address": inst["ipv6"].split("/")[0], "prefix": 64,
+                                                "type": "ipv6", "public": True, "rdns": None, "gateway": "fe80::1",
+                                                "subnet_mask": "ffff:ffff:ffff:ffff::", "region": inst["region"],
+                                                "linode_id": inst["id"]},
+                                      "link_local": {"address": f"fe80::{inst['id'] % 65536:x}", "prefix": 64,
+                                                     "type": "ipv6", "public": False, "rdns": None,
+                                                     "gateway": "fe80::1", "subnet_mask": "ffff:ffff:ffff:ffff::",
+                                                     "region": inst["region"], "linode_id": inst["id"]},
+                                      "global": []}}
             if method == "GET":
                 return 200, _public(inst)
             if method == "PUT":

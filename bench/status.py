@@ -1,0 +1,87 @@
+"""`lcai status` against the simulator: API requests and wall time for 10, 100, 500 deployments (target:
+<= 2 requests for 200), and the time from `deploy` start to the create call.
+
+  python bench/status.py
+"""
+
+import contextlib
+import io
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def main() -> None:
+    from lcai_core.cli import main as lcai
+    from lcai_core.plugins import reset_host
+    from lcai_core.registry import Registry
+    from lcai_linode.provider import deployment_tags
+    from lcai_linode.simulator import Simulator
+
+    tmp = Path(tempfile.mkdtemp(prefix="lcai-bench-"))
+    sim = Simulator(provision_s=0.0, boot_s=0.0, serve_health=False).start()
+    os.environ.update(LCAI_LINODE_API_URL=sim.url, LINODE_TOKEN="sim-token", LCAI_CONFIG_DIR=str(tmp / "cfg"),
+                      HOME=str(tmp), LCAI_POLL_INTERVAL="0.01", LCAI_RETRY_DELAY="0")
+    reset_host()
+    st = sim.state
+    reg = Registry()
+
+    def add(n: int) -> None:
+        records = {}
+        with st.lock:
+            for _ in range(n):
+                iid = st.next_id
+                st.next_id += 1
+                dep = f"b{iid:07d}"[-8:]
+                st.instances[iid] = {"id": iid, "label": f"lcai-bench-{dep}", "status": "running",
+                                     "tags": deployment_tags(dep, "bench", "default"), "ipv4": ["127.0.1.1"],
+                                     "region": "us-ord", "type": "g6-standard-2", "created": "2026-01-01T00:00:00",
+                                     "_t0": 0.0, "_user_data": None}
+                records[dep] = {"deployment_id": dep, "app": "bench", "env": "default", "linode_id": iid,
+                                "status": "running", "region": "us-ord", "type": "g6-standard-2",
+                                "created_at": "2026-01-01T00:00:00Z"}
+        reg.transform(lambda deps: deps.update(records))
+
+    total = 0
+    print(f"{'deployments':>11} {'requests':>9} {'wall (median of 5)':>19}")
+    for n in (10, 100, 200, 500):
+        add(n - total)
+        total = n
+        times, reqs = [], []
+        for _ in range(5):
+            st.requests.clear()
+            t0 = time.perf_counter()
+            with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+                assert lcai(["status"]) == 0
+            times.append(time.perf_counter() - t0)
+            reqs.append(len(st.requests))
+        print(f"{n:>11} {max(reqs):>9} {statistics.median(times) * 1000:>16.1f} ms")
+
+    # time from deploy start to the create call (preflight, registry, firewall, lookup)
+    svc = tmp / "svc"
+    svc.mkdir()
+    (svc / "deploy.yml").write_text("name: bench-app\ndeploy:\n  linode:\n    container:\n      image: nginx:1.27\n"
+                                    "      internal_port: 80\n      external_port: 8080\n")
+    samples = []
+    for _ in range(5):
+        st.requests.clear()
+        (svc / ".linode" / "pending.json").unlink(missing_ok=True)
+        t0 = time.time()
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            assert lcai(["deploy", "-d", str(svc), "--yes"]) == 0
+        create = next(r for r in st.requests if r["method"] == "POST" and r["path"] == "/linode/instances")
+        samples.append((create["time"] - t0, sum(1 for r in st.requests if r["time"] <= create["time"])))
+    med = statistics.median(s[0] for s in samples)
+    print(f"deploy start -> create call: {med * 1000:.0f} ms median of 5 (in-process, warm), "
+          f"{samples[0][1]} API requests up to and including it")
+    sim.stop()
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(ROOT))
+    main()
