@@ -25,3 +25,8 @@ def register_providers(register):
 @hookspec
 def register_commands(cli):
     """attach click commands to the root group ``cli``"""
+
+
+@hookspec
+def deployment_sections(deployment):
+    """return [(title, [lines])] to show for one deployment (a registry record) in `lcai status ID`"""

@@ -270,6 +270,16 @@ class Host:
             self._providers = provs
         return self._providers
 
+    def deployment_sections(self, deployment: dict) -> list[tuple[str, list[str]]]:
+        """Extra sections plugins show for one deployment; a failing plugin becomes a section saying so."""
+        out: list[tuple[str, list[str]]] = []
+        for impl in sorted(self.pm.hook.deployment_sections.get_hookimpls(), key=lambda i: i.plugin_name):
+            try:
+                out.extend(impl.function(deployment=deployment) or [])
+            except Exception as e:  # one plugin's failure must not hide the deployment
+                out.append((impl.plugin_name, [f"unavailable: {type(e).__name__}: {e}"]))
+        return out
+
     def add_commands(self, cli: Any) -> None:
         for impl in sorted(self.pm.hook.register_commands.get_hookimpls(), key=lambda i: i.plugin_name):
             try:

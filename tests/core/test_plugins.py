@@ -78,6 +78,23 @@ def test_register_commands_inline_plugin():
     assert CliRunner().invoke(group, ["hello"]).output == "hello from a plugin\n"
 
 
+def test_deployment_sections_inline_plugin():
+    class Plugin:
+        @hookimpl
+        def deployment_sections(self, deployment):
+            return [("hello", [f"deployment {deployment['deployment_id']}"])]
+
+    class Broken:
+        @hookimpl
+        def deployment_sections(self, deployment):
+            raise RuntimeError("agent down")
+
+    host = Host(load_entry_points=False, extra_plugins=(Plugin(), Broken()))
+    sections = host.deployment_sections({"deployment_id": "abcd1234"})
+    assert ("hello", ["deployment abcd1234"]) in sections
+    assert ("Broken", ["unavailable: RuntimeError: agent down"]) in sections
+
+
 def test_duplicate_capability_names_are_refused():
     class A:
         @hookimpl

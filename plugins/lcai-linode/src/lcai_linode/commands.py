@@ -131,7 +131,7 @@ def _deploy(directory: Path, wait: bool, yes: bool, app, env_name, region, type_
               "provider": "linode", "region": ctx.region, "type": ctx.type, "image": ctx.image, "label": label,
               "status": "creating", "directory": str(Path(directory).resolve()), "external_port": c.external_port,
               "internal_port": c.internal_port, "health": health, "price_hourly": price["hourly"],
-              "price_monthly": price["monthly"], "source": "deploy"}
+              "price_monthly": price["monthly"], "source": "deploy", "features": list(ctx.features)}
     stage = "recorded"
     fw = inst = None
     try:
@@ -340,6 +340,12 @@ def status(deployment_id: Optional[str], as_json: bool) -> None:
         if row.get("ipv4"):
             click.echo(f"{'ssh':<14} ssh root@{row['ipv4']}")
         click.echo(f"{'source':<14} {source}")
+        from lcai_core.plugins import get_host
+
+        for title, lines in get_host().deployment_sections(row):
+            click.echo(f"{title}:")
+            for line in lines:
+                click.echo(f"  {line}")
         return
     if as_json:
         click.echo(json.dumps({"source": source, "deployments": rows}, indent=2, default=str))

@@ -1,0 +1,29 @@
+"""lcai plugin ``buildwatch``: the capability, `lcai logs`, and BuildWatch issues in `lcai status ID`."""
+
+from lcai_core.hookspecs import hookimpl
+
+__version__ = "0.1.0"
+
+
+@hookimpl
+def register_capabilities(register):
+    from .capability import BuildWatch
+
+    register(BuildWatch())
+
+
+@hookimpl
+def register_commands(cli):
+    from lcai_core.cli import LazyCommand
+
+    cli.add_command(LazyCommand("logs", ("lcai_buildwatch.client", "logs"),
+                                "Cloud-init progress and recent container events of a deployment (over SSH)."))
+
+
+@hookimpl
+def deployment_sections(deployment):
+    if "buildwatch" not in (deployment.get("features") or []):
+        return []
+    from .client import issues_section
+
+    return [issues_section(deployment)]
