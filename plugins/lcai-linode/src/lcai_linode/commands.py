@@ -271,35 +271,6 @@ def _interrupted(prov, reg, dep_id: str, stage: str, fw: Optional[dict]) -> None
 # ---------------------------------------------------------------- status
 
 
-def _merge(records: dict, live: list[dict]) -> list[dict]:
-    """Registry records with live instance data; vanished and untracked instances marked."""
-    from .provider import parse_tags
-
-    by_dep = {}
-    for inst in live:
-        dep = parse_tags(inst.get("tags") or []).get("id")
-        if dep:
-            by_dep.setdefault(dep, inst)
-    rows = []
-    for dep_id, rec in sorted(records.items(), key=lambda kv: kv[1].get("created_at", "")):
-        inst = by_dep.pop(dep_id, None)
-        row = dict(rec)
-        if inst is not None:
-            row.update(live_status=inst.get("status"), linode_id=inst["id"], ipv4=(inst.get("ipv4") or [None])[0])
-        elif rec.get("status") == "creating" and not rec.get("linode_id"):
-            row["live_status"] = "creating?"
-        else:
-            row["live_status"] = "vanished"
-        rows.append(row)
-    for dep_id, inst in sorted(by_dep.items()):
-        t = parse_tags(inst.get("tags") or [])
-        rows.append({"deployment_id": dep_id, "app": t.get("app"), "env": t.get("env"), "region": inst.get("region"),
-                     "type": inst.get("type"), "linode_id": inst["id"], "ipv4": (inst.get("ipv4") or [None])[0],
-                     "live_status": inst.get("status"), "created_at": (inst.get("created") or "") + "Z",
-                     "untracked": True})
-    return rows
-
-
 @click.command("status")
 @click.argument("deployment_id", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
@@ -308,22 +279,14 @@ def status(deployment_id: Optional[str], as_json: bool) -> None:
     deployment in detail with a live health check."""
     from lcai_core.registry import age
 
-    from .health import probe
-
     reg = _registry()
-    records = reg.all()
     prov = _provider()
-    source = "api"
-    try:
-        live = prov.list_instances()
-    except LcaiError as e:
-        live, source = [], f"registry (API unreachable: {e})"
-    rows = _merge(records, live) if source == "api" else [dict(r, live_status=r.get("status")) for r in records.values()]
+    rows, source = prov.deployment_rows(reg.all())
     if deployment_id:
         rec = reg.find(deployment_id) if deployment_id not in {r["deployment_id"] for r in rows} else None
         key = rec["deployment_id"] if rec else deployment_id
         row = next(r for r in rows if r["deployment_id"] == key)
-        ok, detail = probe(row) if row.get("live_status") == "running" else (None, f"instance is {row.get('live_status')}")
+        ok, detail = prov.probe(row) if row.get("live_status") == "running" else (None, f"instance is {row.get('live_status')}")
         row["health_live"] = {"ok": ok, "detail": detail}
         if ok is not None:
             reg.update(key, health_status="healthy" if ok else "unhealthy", health_detail=detail)
@@ -363,8 +326,7 @@ def status(deployment_id: Optional[str], as_json: bool) -> None:
         click.echo(f"{r['deployment_id']:<9} {str(r.get('app') or '-')[:18]:<18} {str(r.get('env') or '-')[:10]:<10} "
                    f"{str(r.get('region') or '-'):<10} {str(r.get('type') or '-')[:20]:<20} {st:<13} "
                    f"{str(r.get('health_status') or '-'):<9} {age(r.get('created_at')):>5}  {price:>6}")
-    click.echo(f"source: {source}; {len(live)} instance(s) listed in one request" if source == "api" else f"source: {source}",
-               err=True)
+    click.echo(f"source: {source}" + (" (one tag-filtered list request)" if source == "api" else ""), err=True)
     if any(r.get("live_status") == "vanished" for r in rows):
         click.echo("hint: vanished = tracked here but gone from the account; `lcai destroy --purge` forgets them", err=True)
     if any(r.get("untracked") for r in rows):
@@ -415,18 +377,7 @@ def destroy(deployment_id: Optional[str], yes: bool, purge: bool) -> None:
         if not sys.stdin.isatty():
             raise InputError(f"destroy deletes {what}; confirm with --yes when not on a terminal")
         click.confirm(f"delete {what}?", abort=True, err=True)
-    linode_ids = {rec["linode_id"]} if rec.get("linode_id") else set()
-    linode_ids |= {i["id"] for i in prov.list_instances(dep_id)}  # also one a lost reply left behind
-    for lid in sorted(linode_ids):
-        gone = not prov.delete_instance(lid)
-        click.echo(f"instance {lid}: {'already gone' if gone else 'deleted'}", err=True)
-    fw_id = rec.get("firewall_id")
-    if fw_id is None:
-        fw = prov.find_firewall(firewall_label(dep_id))
-        fw_id = fw["id"] if fw else None
-    if fw_id is not None:
-        gone = not prov.delete_firewall(fw_id)
-        click.echo(f"firewall {fw_id}: {'already gone' if gone else 'deleted'}", err=True)
+    prov.destroy_deployment(rec, say=lambda m: click.echo(m, err=True))
     if not rec.get("untracked"):
         reg.remove(dep_id)
     if rec.get("directory"):

@@ -224,5 +224,55 @@ class LinodeProvider(Provider):
             raise ApiFailure(f"{what} was refused: {describe(e)}") from None
 
 
-def ensure_lcai_error(e: Exception) -> LcaiError:
-    return e if isinstance(e, LcaiError) else ApiFailure(describe(e))
+    # ------------------------------------------------------------ the Provider interface (CLI and TUI)
+
+    def deployment_rows(self, records: dict) -> tuple[list[dict], str]:
+        """Registry records merged with ONE tag-filtered list call; vanished and untracked instances marked."""
+        try:
+            live = self.list_instances()
+        except LcaiError as e:
+            return [dict(r, live_status=r.get("status")) for r in records.values()], f"registry (API unreachable: {e})"
+        by_dep: dict = {}
+        for inst in live:
+            dep = parse_tags(inst.get("tags") or []).get("id")
+            if dep:
+                by_dep.setdefault(dep, inst)
+        rows = []
+        for dep_id, rec in sorted(records.items(), key=lambda kv: kv[1].get("created_at", "")):
+            inst = by_dep.pop(dep_id, None)
+            row = dict(rec)
+            if inst is not None:
+                row.update(live_status=inst.get("status"), linode_id=inst["id"], ipv4=(inst.get("ipv4") or [None])[0])
+            elif rec.get("status") == "creating" and not rec.get("linode_id"):
+                row["live_status"] = "creating?"
+            else:
+                row["live_status"] = "vanished"
+            rows.append(row)
+        for dep_id, inst in sorted(by_dep.items()):
+            t = parse_tags(inst.get("tags") or [])
+            rows.append({"deployment_id": dep_id, "app": t.get("app"), "env": t.get("env"),
+                         "region": inst.get("region"), "type": inst.get("type"), "linode_id": inst["id"],
+                         "ipv4": (inst.get("ipv4") or [None])[0], "live_status": inst.get("status"),
+                         "created_at": (inst.get("created") or "") + "Z", "untracked": True})
+        return rows, "api"
+
+    def destroy_deployment(self, record: dict, say: Callable[[str], None] = lambda m: None) -> None:
+        """Instances (by id, and any a lost reply left behind with the deployment's tag), then the firewall."""
+        dep_id = record["deployment_id"]
+        linode_ids = {record["linode_id"]} if record.get("linode_id") else set()
+        linode_ids |= {i["id"] for i in self.list_instances(dep_id)}
+        for lid in sorted(linode_ids):
+            gone = not self.delete_instance(lid)
+            say(f"instance {lid}: {'already gone' if gone else 'deleted'}")
+        fw_id = record.get("firewall_id")
+        if fw_id is None:
+            fw = self.find_firewall(firewall_label(dep_id))
+            fw_id = fw["id"] if fw else None
+        if fw_id is not None:
+            gone = not self.delete_firewall(fw_id)
+            say(f"firewall {fw_id}: {'already gone' if gone else 'deleted'}")
+
+    def probe(self, record: dict):
+        from .health import probe
+
+        return probe(record)
