@@ -27,3 +27,11 @@ def deployment_sections(deployment):
     from .client import issues_section
 
     return [issues_section(deployment)]
+
+
+@hookimpl(optionalhook=True)
+def register_tui_panels(register):
+    """A BuildWatch panel on lcai-tui's detail screen, and container events on its logs screen (no Textual here)."""
+    from .client import tui_issue_lines, tui_log_lines
+
+    register("BuildWatch", lines=tui_issue_lines, log_lines=tui_log_lines)

@@ -129,3 +129,23 @@ def logs(deployment_id: str, lines: int, follow: bool) -> None:
                 last = max(last or 0, e.get("time") or 0)
     except KeyboardInterrupt:
         return
+
+
+def tui_issue_lines(record: dict) -> list[str]:
+    if "buildwatch" not in (record.get("features") or []):
+        return ["not installed on this deployment (add the buildwatch capability)"]
+    return issues_section(record)[1]
+
+
+def tui_log_lines(record: dict, cursor: Optional[float]) -> tuple[list[str], Optional[float]]:
+    """New container events since ``cursor`` (the last event time seen)."""
+    if "buildwatch" not in (record.get("features") or []):
+        return (["(no container events: no buildwatch capability on this deployment)"] if cursor is None else []), 0.0
+    since = f" --since {cursor}" if cursor else ""
+    rc, out, err = remote(record, f"build-watcher query events --limit 200{since}")
+    if rc != 0:
+        return [f"(ssh: {(err.strip().splitlines() or [f'exit {rc}'])[-1]})"], cursor
+    events = json.loads(out or "[]")
+    for e in events:
+        cursor = max(cursor or 0, e.get("time") or 0)
+    return [event_line(e) for e in events], cursor

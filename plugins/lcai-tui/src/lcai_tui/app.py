@@ -1,0 +1,394 @@
+"""The Textual app: dashboard → detail → logs, k9s-style keys (`/` filter, `?` help, `esc` back, `ctrl+d`
+delete with confirm). Every API call runs in a worker thread; errors become notifications, never crashes."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from rich.markup import escape
+from rich.text import Text
+from textual import on, work
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import ModalScreen, Screen
+from textual.widgets import Button, DataTable, Footer, Header, Input, Label, RichLog, Static
+
+from lcai_core.registry import age
+
+from .data import DataSource, endpoint
+
+COLUMNS = [("id", "ID"), ("app", "APP"), ("env", "ENV"), ("region", "REGION"), ("type", "TYPE"),
+           ("status", "STATUS"), ("health", "HEALTH"), ("age", "AGE"), ("price", "$/H")]
+STATUS_STYLE = {"running": "green", "vanished": "bold red", "offline": "red", "provisioning": "yellow",
+                "booting": "yellow", "creating?": "yellow"}
+
+
+def cells(row: dict, now: float) -> dict:
+    status = row.get("live_status") or row.get("status") or "-"
+    shown = "✗ vanished" if status == "vanished" else status + (" (untracked)" if row.get("untracked") else "")
+    health = row.get("health_status") or "-"
+    price = row.get("price_hourly")
+    return {"id": row["deployment_id"], "app": row.get("app") or "-", "env": row.get("env") or "-",
+            "region": row.get("region") or "-", "type": row.get("type") or "-",
+            "status": Text(shown, style=STATUS_STYLE.get(status, "")),
+            "health": Text(health, style={"healthy": "green", "unhealthy": "red"}.get(health, "")),
+            "age": age(row.get("created_at"), now), "price": f"{price:.3f}" if isinstance(price, (int, float)) else "-"}
+
+
+class HelpScreen(ModalScreen):
+    BINDINGS = [Binding("escape,question_mark,q", "dismiss", "close")]
+
+    def compose(self) -> ComposeResult:
+        keys = [("enter", "open a deployment"), ("/", "filter (esc clears)"), ("s", "sort by the next column"),
+                ("r", "refresh now"), ("l", "logs of the selected deployment"), ("h", "re-check health (detail)"),
+                ("c", "copy the endpoint (detail)"), ("ctrl+d", "destroy, after confirmation"), ("esc", "back"),
+                ("?", "this help"), ("q", "quit")]
+        yield Vertical(Static("[b]lcai tui — keys[/b]"),
+                       Static("\n".join(f"  [b]{k:<8}[/b] {v}" for k, v in keys)), id="help")
+
+
+class ConfirmDestroy(ModalScreen[bool]):
+    BINDINGS = [Binding("y", "answer(True)", "yes"), Binding("n,escape", "answer(False)", "no")]
+
+    def __init__(self, row: dict):
+        super().__init__()
+        self.row = row
+
+    def compose(self) -> ComposeResult:
+        r = self.row
+        what = [f"instance {r.get('linode_id') or '(none recorded)'} {r.get('label') or ''}".rstrip(),
+                f"firewall lcai-fw-{r['deployment_id']}", "its entry in this machine's registry"]
+        yield Vertical(
+            Label(f"[b]Destroy deployment {r['deployment_id']}[/b] ({escape(str(r.get('app')))}, {r.get('env')})?"),
+            Static("This deletes:\n" + "\n".join(f"  • {escape(w)}" for w in what)),
+            Horizontal(Button("Destroy (y)", variant="error", id="yes"), Button("Cancel (n)", id="no")),
+            id="confirm")
+
+    def action_answer(self, value: bool) -> None:
+        self.dismiss(value)
+
+    @on(Button.Pressed)
+    def pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(event.button.id == "yes")
+
+
+class LogsScreen(Screen):
+    BINDINGS = [Binding("escape", "app.pop_screen", "back")]
+
+    def __init__(self, row: dict, interval: float):
+        super().__init__()
+        self.row, self.interval, self.cursor = row, interval, None
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static(f"logs of {self.row['deployment_id']} ({escape(str(self.row.get('app')))})", id="title")
+        yield RichLog(id="log", wrap=True, markup=False)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.fetch()
+        self.set_interval(self.interval, self.fetch)
+
+    @work(thread=True, exclusive=True, group="logs")
+    def fetch(self) -> None:
+        try:
+            lines, self.cursor = self.app.data.log_lines(self.row, self.cursor)
+        except Exception as e:  # shown, never raised: the screen stays usable
+            self.app.call_from_thread(self.app.notify, f"logs: {e}", severity="error")
+            return
+        self.app.call_from_thread(self._append, lines)
+
+    def _append(self, lines: list[str]) -> None:
+        log = self.query_one(RichLog)
+        for line in lines:
+            log.write(line)
+
+
+class DetailScreen(Screen):
+    BINDINGS = [Binding("escape", "app.pop_screen", "back"), Binding("h", "health", "re-check health"),
+                Binding("c", "copy", "copy endpoint"), Binding("l", "logs", "logs"),
+                Binding("ctrl+d", "destroy", "destroy")]
+
+    def __init__(self, row: dict):
+        super().__init__()
+        self.row = row
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with VerticalScroll(id="detail"):
+            yield Static(self._meta(), id="meta")
+            yield Static("", id="health")
+            yield Static("", id="panels")
+            yield Static(self._guidance(), id="guidance")
+        yield Footer()
+
+    def _meta(self) -> str:
+        r = self.row
+        ep = endpoint(r)
+        fields = [("deployment", r["deployment_id"]), ("app", r.get("app")), ("env", r.get("env")),
+                  ("template", r.get("template")), ("status", r.get("live_status")), ("region", r.get("region")),
+                  ("type", r.get("type")), ("instance", r.get("linode_id")), ("label", r.get("label")),
+                  ("address", r.get("ipv4")), ("endpoint", ep), ("ssh", f"ssh root@{r['ipv4']}" if r.get("ipv4") else None),
+                  ("created", r.get("created_at")), ("directory", r.get("directory"))]
+        return "\n".join(f"[b]{k:<11}[/b] {escape(str(v))}" for k, v in fields if v not in (None, ""))
+
+    def _guidance(self) -> str:
+        lines = self.app.data.guidance(self.row)
+        return ("[b]usage[/b]\n" + "\n".join(escape(x) for x in lines)) if lines else ""
+
+    def on_mount(self) -> None:
+        self._show_health()
+        self.load_panels()
+
+    def _show_health(self) -> None:
+        hist = self.app.data.health_history.get(self.row["deployment_id"], [])
+        lines = [f"[b]health[/b] {escape(str(self.row.get('health_status') or 'not checked yet'))}"]
+        for _t, ok, detail in hist[-5:]:
+            mark = "[green]ok[/green]" if ok else ("[red]failing[/red]" if ok is False else "n/a")
+            lines.append(f"  {mark} {escape(detail)}")
+        self.query_one("#health", Static).update("\n".join(lines))
+
+    @work(thread=True, exclusive=True, group="panels")
+    def load_panels(self) -> None:
+        sections = self.app.data.panel_sections(self.row)
+        text = "\n".join(f"[b]{escape(t)}[/b]\n" + "\n".join(f"  {escape(x)}" for x in lines) for t, lines in sections)
+        self.app.call_from_thread(self.query_one("#panels", Static).update, text)
+
+    @work(thread=True, exclusive=True, group="health")
+    def action_health(self) -> None:
+        try:
+            ok, detail = self.app.data.probe(self.row)
+        except Exception as e:
+            self.app.call_from_thread(self.app.notify, f"health check: {e}", severity="error")
+            return
+        self.row["health_status"] = "healthy" if ok else ("unhealthy" if ok is False else self.row.get("health_status"))
+        self.app.call_from_thread(self._show_health)
+
+    def action_copy(self) -> None:
+        ep = endpoint(self.row) or (f"ssh root@{self.row['ipv4']}" if self.row.get("ipv4") else None)
+        if ep is None:
+            self.app.notify("no endpoint yet", severity="warning")
+            return
+        self.app.copy_to_clipboard(ep)
+        self.app.notify(f"copied {ep}")
+
+    def action_logs(self) -> None:
+        self.app.push_screen(LogsScreen(self.row, self.app.refresh_s))
+
+    def action_destroy(self) -> None:
+        self.app.confirm_destroy(self.row)
+
+
+class Dashboard(Screen):
+    AUTO_FOCUS = "#deployments"
+    BINDINGS = [Binding("slash", "filter", "filter"), Binding("s", "sort", "sort"), Binding("r", "refresh", "refresh"),
+                Binding("l", "logs", "logs"), Binding("ctrl+d", "destroy", "destroy"),
+                Binding("escape", "clear_filter", "clear filter", show=False)]
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield DataTable(id="deployments", cursor_type="row", zebra_stripes=True)
+        yield Input(placeholder="filter: id, app, env, region, type, status", id="filter")
+        yield Static("", id="source")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one(DataTable)
+        for key, label in COLUMNS:
+            table.add_column(label, key=key)
+        self.query_one("#filter", Input).display = False
+
+    def action_filter(self) -> None:
+        box = self.query_one("#filter", Input)
+        box.display = True
+        box.focus()
+
+    def action_clear_filter(self) -> None:
+        box = self.query_one("#filter", Input)
+        box.value = ""
+        box.display = False
+        self.query_one(DataTable).focus()
+
+    @on(Input.Changed, "#filter")
+    def filter_changed(self, event: Input.Changed) -> None:
+        self.app.filter_text = event.value.strip().lower()
+        self.app.render_rows()
+
+    @on(Input.Submitted, "#filter")
+    def filter_done(self, event: Input.Submitted) -> None:
+        self.query_one("#filter", Input).display = bool(event.value)
+        self.query_one(DataTable).focus()
+
+    def action_sort(self) -> None:
+        self.app.sort_index = (self.app.sort_index + 1) % len(COLUMNS)
+        self.app.render_rows()
+        self.app.notify(f"sorted by {COLUMNS[self.app.sort_index][1]}", timeout=2)
+
+    @on(DataTable.HeaderSelected)
+    def header_selected(self, event: DataTable.HeaderSelected) -> None:
+        keys = [k for k, _ in COLUMNS]
+        idx = keys.index(str(event.column_key.value))
+        self.app.sort_reverse = (not self.app.sort_reverse) if idx == self.app.sort_index else False
+        self.app.sort_index = idx
+        self.app.render_rows()
+
+    @on(DataTable.RowSelected)
+    def row_selected(self, event: DataTable.RowSelected) -> None:
+        row = self.app.row_by_id(str(event.row_key.value))
+        if row is not None:
+            self.app.push_screen(DetailScreen(row))
+
+    def action_refresh(self) -> None:
+        self.app.refresh_rows()
+
+    def action_logs(self) -> None:
+        row = self.app.selected_row()
+        if row is not None:
+            self.app.push_screen(LogsScreen(row, self.app.refresh_s))
+
+    def action_destroy(self) -> None:
+        row = self.app.selected_row()
+        if row is not None:
+            self.app.confirm_destroy(row)
+
+
+class LcaiApp(App):
+    TITLE = "lcai"
+    CSS = """
+    #deployments { height: 1fr; }
+    #source { height: 1; color: $text-muted; padding: 0 1; }
+    #filter { dock: bottom; }
+    #help, #confirm { width: 72; height: auto; border: thick $accent; background: $panel; padding: 1 2; }
+    HelpScreen, ConfirmDestroy { align: center middle; }
+    #confirm Horizontal { height: auto; margin-top: 1; }
+    #confirm Button { margin-right: 2; }
+    #detail Static { margin-bottom: 1; }
+    #title { padding: 0 1; }
+    """
+    BINDINGS = [Binding("q", "quit", "quit"), Binding("question_mark", "help", "help")]
+
+    def __init__(self, data: DataSource, refresh_s: float = 10.0, live_refresh: bool = True):
+        super().__init__()
+        self.data = data
+        self.refresh_s = refresh_s
+        self.live_refresh = live_refresh
+        self.rows: list[dict] = []
+        self.source = ""
+        self.filter_text = ""
+        self.sort_index = 0
+        self.sort_reverse = False
+        self.refreshes = 0
+
+    def on_mount(self) -> None:
+        self.push_screen(Dashboard())
+        self.refresh_rows()
+        if self.live_refresh and self.refresh_s > 0:
+            self.set_interval(self.refresh_s, self.refresh_rows)
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen())
+
+    # ------------------------------------------------------------ data
+
+    @work(thread=True, exclusive=True, group="refresh")
+    def refresh_rows(self) -> None:
+        try:
+            rows, source = self.data.rows()
+        except Exception as e:  # an API or registry failure is a notification, never a crash
+            self.call_from_thread(self.notify, f"refresh failed: {e}", severity="error")
+            return
+        self.call_from_thread(self._apply_rows, rows, source)
+
+    def _apply_rows(self, rows: list[dict], source: str) -> None:
+        self.rows, self.source = rows, source
+        self.refreshes += 1
+        if source.startswith("registry"):
+            self.notify(f"showing the local registry: {source}", severity="warning", timeout=4)
+        self.render_rows()
+
+    def visible_rows(self) -> list[dict]:
+        now = self.data.now()
+        out = []
+        for r in self.rows:
+            c = cells(r, now)
+            if self.filter_text and self.filter_text not in " ".join(str(v).lower() for v in c.values()):
+                continue
+            out.append(r)
+        key = COLUMNS[self.sort_index][0]
+
+        def sort_key(r):
+            if key == "age":
+                return r.get("created_at") or ""
+            if key == "price":
+                return r.get("price_hourly") or 0
+            return str(cells(r, now)[key])
+
+        return sorted(out, key=sort_key, reverse=self.sort_reverse)
+
+    def render_rows(self) -> None:
+        try:
+            dash = self.get_screen_dashboard()
+        except LookupError:
+            return
+        table = dash.query_one(DataTable)
+        selected = self.selected_row()
+        table.clear()
+        now = self.data.now()
+        visible = self.visible_rows()
+        for r in visible:
+            c = cells(r, now)
+            table.add_row(*[c[k] for k, _ in COLUMNS], key=r["deployment_id"])
+        if selected is not None:
+            ids = [r["deployment_id"] for r in visible]
+            if selected["deployment_id"] in ids:
+                table.move_cursor(row=ids.index(selected["deployment_id"]))
+        shown = f"{len(visible)} of {len(self.rows)}" if self.filter_text else f"{len(self.rows)}"
+        dash.query_one("#source", Static).update(
+            f"{shown} deployment(s) · source: {escape(self.source)} · sorted by {COLUMNS[self.sort_index][1]}"
+            + (f" · filter: {escape(self.filter_text)}" if self.filter_text else ""))
+
+    def get_screen_dashboard(self) -> Dashboard:
+        for screen in self.screen_stack:
+            if isinstance(screen, Dashboard):
+                return screen
+        raise LookupError("no dashboard")
+
+    def row_by_id(self, dep_id: str) -> Optional[dict]:
+        return next((r for r in self.rows if r["deployment_id"] == dep_id), None)
+
+    def selected_row(self) -> Optional[dict]:
+        try:
+            table = self.get_screen_dashboard().query_one(DataTable)
+        except LookupError:
+            return None
+        if table.row_count == 0:
+            return None
+        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key
+        return self.row_by_id(str(key.value))
+
+    # ------------------------------------------------------------ destroy
+
+    def confirm_destroy(self, row: dict) -> None:
+        def done(yes: Optional[bool]) -> None:
+            if yes:
+                self.destroy(row)
+            else:
+                self.notify(f"kept {row['deployment_id']}", timeout=2)
+
+        self.push_screen(ConfirmDestroy(row), done)
+
+    @work(thread=True, group="destroy")
+    def destroy(self, row: dict) -> None:
+        try:
+            said = self.data.destroy(row)
+        except Exception as e:
+            self.call_from_thread(self.notify, f"destroy {row['deployment_id']} failed: {e}", severity="error")
+            return
+        self.call_from_thread(self._destroyed, row, said)
+
+    def _destroyed(self, row: dict, said: list[str]) -> None:
+        self.notify(f"destroyed {row['deployment_id']}: " + "; ".join(said))
+        while not isinstance(self.screen, Dashboard) and len(self.screen_stack) > 1:
+            self.pop_screen()
+        self.refresh_rows()

@@ -1,0 +1,134 @@
+"""What the dashboard shows, gathered without Textual: deployments (registry + one provider list call),
+destroy, health probes, plugin panels, logs, template guidance. Blocking calls; the app runs them in workers."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Callable, Optional
+
+from lcai_core.errors import LcaiError
+
+
+class Panel:
+    __slots__ = ("title", "lines", "log_lines", "plugin")
+
+    def __init__(self, title: str, lines: Callable, log_lines: Optional[Callable] = None, plugin: str = ""):
+        self.title, self.lines, self.log_lines, self.plugin = title, lines, log_lines, plugin
+
+
+class DataSource:
+    def __init__(self, host=None, registry=None, now: Optional[Callable[[], float]] = None):
+        from lcai_core.plugins import get_host
+        from lcai_core.registry import Registry
+
+        self.host = host or get_host()
+        self.registry = registry or Registry()
+        self.now = now or time.time
+        self._panels: Optional[list[Panel]] = None
+        self.health_history: dict[str, list[tuple[float, Optional[bool], str]]] = {}
+
+    # ------------------------------------------------------------ deployments
+
+    def provider(self, record: Optional[dict] = None):
+        providers = self.host.providers
+        name = (record or {}).get("provider") or "linode"
+        if name not in providers:
+            raise LcaiError(f"no provider {name!r} installed", hint="pip install lcai-linode")
+        return providers[name]
+
+    def rows(self) -> tuple[list[dict], str]:
+        records = self.registry.all()
+        try:
+            prov = self.provider()
+        except LcaiError as e:
+            return [dict(r, live_status=r.get("status")) for r in records.values()], f"registry ({e})"
+        return prov.deployment_rows(records)
+
+    def destroy(self, row: dict) -> list[str]:
+        said: list[str] = []
+        self.provider(row).destroy_deployment(row, say=said.append)
+        if not row.get("untracked"):
+            self.registry.remove(row["deployment_id"])
+        return said
+
+    def probe(self, row: dict) -> tuple[Optional[bool], str]:
+        ok, detail = self.provider(row).probe(row)
+        self.health_history.setdefault(row["deployment_id"], []).append((self.now(), ok, detail))
+        if ok is not None and not row.get("untracked"):
+            try:
+                self.registry.update(row["deployment_id"], health_status="healthy" if ok else "unhealthy",
+                                     health_detail=detail)
+            except LcaiError:
+                pass
+        return ok, detail
+
+    # ------------------------------------------------------------ plugin panels and logs
+
+    def panels(self) -> list[Panel]:
+        if self._panels is None:
+            from . import hookspecs
+
+            pm = self.host.pm
+            if not pm.hook.__dict__.get("register_tui_panels") or not pm.hook.register_tui_panels.has_spec():
+                pm.add_hookspecs(hookspecs)
+            found: list[Panel] = []
+
+            def make(info):
+                def register(title, lines, log_lines=None):
+                    found.append(Panel(title, lines, log_lines, info.dist))
+                return register
+
+            self.host.call_each("register_tui_panels", make)
+            self._panels = found
+        return self._panels
+
+    def panel_sections(self, row: dict) -> list[tuple[str, list[str]]]:
+        out = []
+        for p in self.panels():
+            try:
+                out.append((p.title, list(p.lines(row))))
+            except Exception as e:  # a plugin's panel failing must not break the screen
+                out.append((p.title, [f"unavailable: {type(e).__name__}: {e}"]))
+        return out
+
+    def log_lines(self, row: dict, cursor) -> tuple[list[str], object]:
+        sources = [p for p in self.panels() if p.log_lines is not None]
+        if not sources:
+            return (["no log source: install lcai-buildwatch and add the buildwatch capability"], cursor) \
+                if cursor is None else ([], cursor)
+        lines: list[str] = []
+        cursor = cursor or {}
+        for p in sources:
+            new, cursor[p.title] = p.log_lines(row, cursor.get(p.title))
+            lines.extend(new)
+        return lines, cursor
+
+    # ------------------------------------------------------------ the template's guidance
+
+    def guidance(self, row: dict) -> list[str]:
+        from lcai_core.template import load_template
+        from lcai_core.errors import LcaiError as E
+
+        d = row.get("directory")
+        path = Path(d) / "deploy.yml" if d else None
+        if not path or not path.is_file():
+            return []
+        try:
+            tpl = load_template(path)
+        except E:
+            return []
+        host = str(row.get("ipv4") or "{host}")
+        port = row.get("external_port")
+        host_port = host if not port or port == 80 else f"{host}:{port}"
+        out = [tpl.guidance.summary.strip()] if tpl.guidance.summary else []
+        for ex in tpl.guidance.examples:
+            out += [f"# {ex.description}", ex.command.replace("{host}", host_port)]
+        return out
+
+
+def endpoint(row: dict) -> Optional[str]:
+    ip, port = row.get("ipv4"), row.get("external_port")
+    if not ip or not port:
+        return None
+    return f"http://{ip}/" if port == 80 else f"http://{ip}:{port}/"
