@@ -12,6 +12,7 @@ import json
 import os
 import time
 from contextlib import contextmanager
+from functools import lru_cache
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional
@@ -136,12 +137,17 @@ class Registry:
                          + ", ".join(sorted(d['deployment_id'] for d in matches)))
 
 
-def age(iso: Optional[str], now: Optional[float] = None) -> str:
-    if not iso:
-        return "-"
+@lru_cache(maxsize=4096)
+def _epoch(iso: str) -> Optional[float]:
     try:
-        t = datetime.strptime(iso.rstrip("Z"), "%Y-%m-%dT%H:%M:%S").replace(tzinfo=timezone.utc).timestamp()
+        return datetime.strptime(iso.rstrip("Z"), "%Y-%m-%dT%H:%M:%S").replace(tzinfo=timezone.utc).timestamp()
     except ValueError:
+        return None
+
+
+def age(iso: Optional[str], now: Optional[float] = None) -> str:
+    t = _epoch(iso) if iso else None
+    if t is None:
         return "-"
     s = max(0, int((now or time.time()) - t))
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):

@@ -13,7 +13,7 @@ fi
 .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip >/dev/null 2>&1 || true
 set -- -e ".[test]"
 for p in plugins/*/; do
-  [ -f "$p/pyproject.toml" ] && set -- "$@" -e "$p"
+  [ -f "$p/pyproject.toml" ] && set -- "$@" -e "${p%/}[test]"
 done
 echo "bootstrap: installing lcai-core and $(($# / 2 - 1)) plugin(s) into .venv" >&2
 .venv/bin/python -m pip install -q --disable-pip-version-check "$@"
