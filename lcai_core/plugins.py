@@ -94,8 +94,8 @@ def _meta(info_dir: str) -> tuple[str, str]:
     return name, version
 
 
-def _entry_points() -> list[EntryPoint]:
-    """Entry points of group ``lcai`` — what ``importlib.metadata.entry_points(group="lcai")`` returns, found by
+def _entry_points(group: str = GROUP) -> list[EntryPoint]:
+    """Entry points of ``group`` (default ``lcai``) — what ``importlib.metadata.entry_points(group="lcai")`` returns, found by
     reading ``*.dist-info``/``*.egg-info`` folders on sys.path directly (the metadata machinery costs ~20 ms of
     start-up through the email package; this costs ~1 ms). Any sys.path entry that is not a plain directory
     (a zip, an egg) makes it fall back to importlib-metadata for the full answer."""
@@ -104,7 +104,7 @@ def _entry_points() -> list[EntryPoint]:
         d = entry or "."
         if not os.path.isdir(d):
             if os.path.exists(d):
-                return _entry_points_slow()
+                return _entry_points_slow(group)
             continue
         try:
             names = os.listdir(d)
@@ -122,18 +122,18 @@ def _entry_points() -> list[EntryPoint]:
             if key in found:
                 continue  # the first distribution of a name on sys.path wins, as with importlib.metadata
             with open(ep_file, encoding="utf-8", errors="replace") as fh:
-                pairs = _parse_group(fh.read(), GROUP)
+                pairs = _parse_group(fh.read(), group)
             found[key] = [EntryPoint(k, v, dist, version) for k, v in pairs]
     return sorted((ep for eps in found.values() for ep in eps), key=lambda ep: ep.name)
 
 
-def _entry_points_slow() -> list[EntryPoint]:
+def _entry_points_slow(group: str = GROUP) -> list[EntryPoint]:
     if sys.version_info >= (3, 12):
         from importlib.metadata import entry_points
     else:
         from importlib_metadata import entry_points
     out = []
-    for ep in entry_points(group=GROUP):
+    for ep in entry_points(group=group):
         dist = getattr(ep, "dist", None)
         out.append(EntryPoint(ep.name, ep.value, dist.metadata["Name"] if dist else ep.name,
                               dist.version if dist else "?"))

@@ -23,3 +23,16 @@ def register_template_sources(register):
 
     register(DirectorySource("bundled", bundled_templates_dir(), f"bundled (lcai-core {__version__})", "lcai-core"))
     register(DirectorySource("user", user_templates_dir(), f"user ({user_templates_dir()})", "user"))
+    # data-only template packs: an entry point in group "lcai.templates" naming a package whose folder holds
+    # one sub-folder per template (no code runs; the package is located, not imported)
+    import importlib.util
+    import os
+
+    from ..plugins import _entry_points
+
+    for ep in _entry_points("lcai.templates"):
+        spec = importlib.util.find_spec(ep.value.split(":")[0].strip())
+        if spec is not None and spec.submodule_search_locations:
+            for loc in spec.submodule_search_locations:
+                if os.path.isdir(loc):
+                    register(DirectorySource("pack", loc, plugin=f"{ep.dist_name} {ep.version}"))

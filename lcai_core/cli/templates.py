@@ -197,3 +197,51 @@ def uninstall(name: str) -> None:
                          hint="lcai templates list --long shows where each template comes from")
     shutil.rmtree(dest)
     click.echo(f"uninstalled {name}")
+
+
+@templates.command("scaffold")
+@click.argument("name")
+@click.option("--directory", "-d", type=click.Path(file_okay=False), help="Where to create it (default: ./NAME).")
+@click.option("--from", "from_", metavar="TEMPLATE", help="Start from an existing template (by name) instead of the skeleton.")
+@click.option("--image", help="Container image (default: asked on a terminal, else nginx:1.27).")
+@click.option("--port", type=int, help="Port the container listens on (default 8000).")
+@click.option("--external-port", type=int, default=80, show_default=True, help="Public port.")
+@click.option("--runtime", type=click.Choice(["docker", "native"]), default="docker", show_default=True)
+@click.option("--feature", "features", multiple=True, help="A capability to add (repeatable).")
+@click.option("--description", help="One line about the service.")
+@click.option("--health-path", default="/health", show_default=True)
+@click.option("--llm-assist", is_flag=True, help="Also write LLM_INSTRUCTIONS.md for an assistant to complete it.")
+@click.option("--force", is_flag=True, help="Overwrite existing files.")
+def scaffold_cmd(name, directory, from_, image, port, external_port, runtime, features, description, health_path,
+                 llm_assist, force) -> None:
+    """Create a template folder (commented template.yml that validates as-is, README.md, .env.example).
+    Asks for missing values only on a terminal; every value has a flag for scripts."""
+    from pathlib import Path
+
+    from ..plugins import get_host
+    from ..scaffold import llm_instructions, scaffold
+    from ..sources import find
+
+    host = get_host()
+    d = Path(directory or name)
+    src = Path(find(host.template_sources, from_).path) if from_ else None
+    interactive = sys.stdin.isatty() and sys.stdout.isatty() and src is None
+    if interactive:
+        image = image or click.prompt("container image", default="nginx:1.27")
+        port = port or click.prompt("port the container listens on", default=8000, type=int)
+        description = description or click.prompt("one-line description", default=f"{name} on Linode")
+    for f in features:
+        if host.catalog.lookup(f) is None:
+            raise InputError(host.catalog.unknown_message(f, "feature"))
+    written = scaffold(name, d, image=image or "nginx:1.27", port=port or 8000, external_port=external_port,
+                       runtime=runtime, features=tuple(features), description=description or "",
+                       health_path=health_path, from_template=src, force=force)
+    from ..template import load_template
+
+    load_template(d / "template.yml", host.catalog)  # it validates as written
+    if llm_assist:
+        out = d / "LLM_INSTRUCTIONS.md"
+        out.write_text(llm_instructions(host, name, d), encoding="utf-8")
+        written.append(out)
+    click.echo(f"created {d}/: " + ", ".join(p.name for p in written))
+    click.echo(f"next: edit {d}/template.yml, then lcai templates validate {d}")
