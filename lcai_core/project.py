@@ -19,6 +19,7 @@ from .capabilities import DeployContext
 from .cloudinit import Rendered, build
 from .env import app_environment, load_env_file
 from .errors import InputError
+from .files import write_private  # noqa: F401 (re-exported: plan/deploy import it from here)
 from .template import Template, load_template
 
 PENDING = ".linode/pending.json"
@@ -28,25 +29,6 @@ def new_deployment_id() -> str:
     """8 characters, a letter first (usable in labels), lowercase letters and digits."""
     alphabet = string.ascii_lowercase + string.digits
     return secrets.choice(string.ascii_lowercase) + "".join(secrets.choice(alphabet) for _ in range(7))
-
-
-def write_private(path: Path, text: str) -> None:
-    """Atomically write a file that may hold secrets, mode 0600 from the first byte."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
 
 
 def pending(directory: Path, create: bool = True) -> Optional[dict]:

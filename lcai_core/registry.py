@@ -55,7 +55,7 @@ class Registry:
             data = json.loads(raw)
         except ValueError:
             raise LcaiError(f"{self.path} is not valid JSON",
-                            hint=f"move it aside and run `lcai sync` to rebuild it from instance tags") from None
+                            hint="move it aside and run `lcai sync` to rebuild it from instance tags") from None
         if not isinstance(data, dict) or not isinstance(data.get("deployments"), dict):
             raise LcaiError(f"{self.path}: unexpected format", hint="move it aside and run `lcai sync`")
         if data.get("schema", 0) > SCHEMA:
@@ -64,22 +64,10 @@ class Registry:
         return data
 
     def _write(self, data: dict) -> None:
+        from .files import write_private
+
         data["schema"] = SCHEMA
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump(data, fh, indent=2, sort_keys=True)
-                fh.write("\n")
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except FileNotFoundError:
-                pass
-            raise
+        write_private(self.path, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
     # ------------------------------------------------------------ API
 

@@ -35,7 +35,7 @@ class Docker(Runtime):
         return Fragments(
             packages=("docker.io",),
             write_files=(WriteFile("/usr/local/lib/lcai/metadata-guard", GUARD_SCRIPT, permissions="0755"),),
-            units=(Unit(METADATA_GUARD, f"""[Unit]
+            units=(Unit(METADATA_GUARD, """[Unit]
 Description=lcai: block containers from the metadata service
 After=docker.service
 Requires=docker.service

@@ -150,7 +150,7 @@ def test_malformed_events_counted_and_ignored(docker, make_agent):
     docker.script = [event("start", BASE), b"{not json\n", b'{"no": "action"}\n', b"[1, 2]\n",
                      event("die", BASE + 5, exitCode=2)]
     a = make_agent()
-    status = until(a, "/status", lambda b: b["events_seen"] == 2 and b["malformed_events"] == 3)
+    until(a, "/status", lambda b: b["events_seen"] == 2 and b["malformed_events"] == 3)
     assert kinds(get(a, "/issues")[1]) == ["nonzero_exit"]
 
 

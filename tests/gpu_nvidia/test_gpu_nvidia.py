@@ -7,7 +7,6 @@ import subprocess
 import pytest
 
 from lcai_core.errors import ValidationError
-from lcai_core.testing import app_env as env_of
 from lcai_core.testing import render_text, require_plugins
 from lcai_core.testing import written as files
 
