@@ -41,11 +41,14 @@ def main() -> None:
     sys.path.insert(0, str(ROOT))
     from lcai_core.testing import render_text
 
-    full = (ROOT / "templates" / "ml-pipeline" / "template.yml").read_text()
+    env = {"VLLM_API_KEY": "sk-bench", "EMBEDDINGS_API_KEY": "k"}
+    bundled = {p.parent.name: p.read_text() for p in sorted((ROOT / "templates").glob("*/template.yml"))}
+    largest = max(bundled, key=lambda n: render_text(bundled[n], dotenv=env).sizes()["raw"])
+    full = bundled[largest]
     combo = """name: everything
 capabilities:
   runtime: docker
-  features: [docker-optimize, gpu-nvidia, redis, postgresql, python-3.11]
+  features: [docker-optimize, gpu-nvidia, redis, postgresql, python-3.11, buildwatch]
   packages: [ffmpeg]
 deploy:
   linode:
@@ -56,7 +59,7 @@ deploy:
       external_port: 80
       health: {type: http, path: /health}
 """
-    for label, text, env in (("ml-pipeline (largest bundled)", full, {}), ("all capabilities", combo, {})):
+    for label, text, env in ((f"{largest} (largest bundled)", full, env), ("all capabilities", combo, {})):
         render_text(text, dotenv=env)  # warm imports
         times = []
         for _ in range(50):

@@ -71,3 +71,14 @@ def test_unreachable_instance_is_reported_not_fatal(remote_env):
 
     title, lines = issues_section({"deployment_id": "zz", "ipv4": "127.0.1.250"})
     assert lines == ["unreachable: ssh: connect to host 127.0.1.250 port 22: Connection refused"]
+
+
+def test_tui_log_source_starts_with_cloud_init_then_follows_events(remote_env):
+    from lcai_buildwatch.client import tui_log_lines
+
+    rec = Registry().get("abcd1234")
+    lines, cursor = tui_log_lines(rec, None)
+    assert lines[0] == "status: done" and "--- container events (BuildWatch)" in lines
+    assert [x.split()[3:] for x in lines[lines.index("--- container events (BuildWatch)") + 1:]] == [
+        ["start"], ["die", "exit=1"], ["start"]]
+    assert tui_log_lines(rec, cursor) == ([], cursor)  # following: nothing new yet

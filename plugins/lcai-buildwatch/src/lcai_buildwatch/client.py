@@ -86,7 +86,7 @@ def logs(deployment_id: str, lines: int, follow: bool) -> None:
     has_bw = "buildwatch" in (rec.get("features") or [])
     n = max(1, min(lines, 1000))
     cmd = (f"cloud-init status --long 2>&1 | head -n 8; echo '@@lcai@@'; "
-           f"tail -n {n} /var/log/cloud-init-output.log 2>&1; echo '@@lcai@@'; "
+           f"tail -n {n} /var/log/cloud-init-output.log 2>&1 || true; echo '@@lcai@@'; "
            + (f"build-watcher query events --limit {n}" if has_bw else "true"))
     rc, out, err = remote(rec, cmd, timeout=60)
     if rc != 0 and "@@lcai@@" not in out:
@@ -138,14 +138,21 @@ def tui_issue_lines(record: dict) -> list[str]:
 
 
 def tui_log_lines(record: dict, cursor: Optional[float]) -> tuple[list[str], Optional[float]]:
-    """New container events since ``cursor`` (the last event time seen)."""
+    """For lcai-tui's logs screen: cloud-init progress first, then container events since ``cursor`` (the last
+    event time seen), following new ones on each call."""
+    lines: list[str] = []
+    if cursor is None:
+        rc, out, err = remote(record, "cloud-init status --long 2>&1 | head -n 8; echo '--- cloud-init-output.log'; "
+                                      "tail -n 20 /var/log/cloud-init-output.log 2>&1 || true")
+        lines += out.rstrip().splitlines() if rc == 0 else [f"(ssh: {(err.strip().splitlines() or [f'exit {rc}'])[-1]})"]
+        lines.append("--- container events (BuildWatch)")
     if "buildwatch" not in (record.get("features") or []):
-        return (["(no container events: no buildwatch capability on this deployment)"] if cursor is None else []), 0.0
+        return lines + (["(no buildwatch capability on this deployment)"] if cursor is None else []), 0.0
     since = f" --since {cursor}" if cursor else ""
     rc, out, err = remote(record, f"build-watcher query events --limit 200{since}")
     if rc != 0:
-        return [f"(ssh: {(err.strip().splitlines() or [f'exit {rc}'])[-1]})"], cursor
+        return lines + [f"(ssh: {(err.strip().splitlines() or [f'exit {rc}'])[-1]})"], cursor or 0.0
     events = json.loads(out or "[]")
     for e in events:
         cursor = max(cursor or 0, e.get("time") or 0)
-    return [event_line(e) for e in events], cursor
+    return lines + [event_line(e) for e in events], cursor or 0.0
