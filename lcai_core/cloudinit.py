@@ -54,24 +54,21 @@ def exec_line(argv: list[str]) -> str:
     return " ".join(systemd_quote(a) for a in argv)
 
 
-def docker_env_file(env: dict[str, str]) -> str:
-    """docker --env-file format: one NAME=value line, taken literally (no quotes, no expansion)."""
-    lines = []
+def _env_file(env: dict[str, str], line) -> str:
     for k, v in env.items():
         if "\n" in v or "\r" in v or "\x00" in v:
             raise InputError(f"{k}: the value contains a newline or NUL, which the env-file format cannot carry")
-        lines.append(f"{k}={v}")
-    return "\n".join(lines) + ("\n" if lines else "")
+    return "".join(line(k, v) + "\n" for k, v in env.items())
+
+
+def docker_env_file(env: dict[str, str]) -> str:
+    """docker --env-file format: one NAME=value line, taken literally (no quotes, no expansion)."""
+    return _env_file(env, lambda k, v: f"{k}={v}")
 
 
 def systemd_env_file(env: dict[str, str]) -> str:
     """systemd EnvironmentFile= format: double-quoted values with \\ and \" escaped (no expansion)."""
-    lines = []
-    for k, v in env.items():
-        if "\n" in v or "\r" in v or "\x00" in v:
-            raise InputError(f"{k}: the value contains a newline or NUL, which the env-file format cannot carry")
-        lines.append(f'{k}="' + v.replace("\\", "\\\\").replace('"', '\\"') + '"')
-    return "\n".join(lines) + ("\n" if lines else "")
+    return _env_file(env, lambda k, v: f'{k}="' + v.replace("\\", "\\\\").replace('"', '\\"') + '"')
 
 
 # ---------------------------------------------------------------- assembly
@@ -79,6 +76,9 @@ def systemd_env_file(env: dict[str, str]) -> str:
 
 @define
 class Assembled:
+    """Fragments merged in a deterministic order. Identical pieces are de-duplicated; two capabilities writing
+    the same file, unit, apt source or env variable differently is a ConflictError naming both."""
+
     bootcmd: list = field(factory=list)
     apt_sources: dict = field(factory=dict)
     packages: list = field(factory=list)
@@ -91,70 +91,51 @@ class Assembled:
     gpu: bool = False
     reboot: bool = False
     boot_plan: list = field(factory=list)  # (who, line)
+    _owners: dict = field(factory=dict, repr=False)  # (kind, key) -> (who, value)
+    _arg_groups: list = field(factory=list, repr=False)
 
-
-def _cmd_key(c: Command) -> Any:
-    return tuple(c) if not isinstance(c, str) else c
-
-
-def assemble(parts: list[tuple[str, Fragments]]) -> Assembled:
-    """Merge fragments in the given (deterministic) order. Identical pieces are de-duplicated; two
-    capabilities writing the same file, unit or source differently is a ConflictError naming both."""
-    a = Assembled()
-    owners: dict[tuple, tuple[str, Any]] = {}
-
-    def claim(kind: str, key: str, value: Any, who: str) -> bool:
+    def _claim(self, kind: str, key: str, value: Any, who: str) -> bool:
         """True if new; False if an identical piece is already there; raises on a conflict."""
         k = (kind, key)
-        if k in owners:
-            other, existing = owners[k]
+        if k in self._owners:
+            other, existing = self._owners[k]
             if existing == value:
                 return False
             raise ConflictError(f"capabilities '{other}' and '{who}' both define {kind} {key} differently",
                                 hint="remove one of them from capabilities.features, or configure them to agree")
-        owners[k] = (who, value)
+        self._owners[k] = (who, value)
         return True
 
-    seen_boot: set = set()
-    seen_run: set = set()
-    seen_pkg: set = set()
-    seen_args: set = set()
-    for who, f in parts:
-        for c in f.bootcmd:
-            if _cmd_key(c) not in seen_boot:
-                seen_boot.add(_cmd_key(c))
-                a.bootcmd.append(c)
-        for s in f.apt_sources:
-            if claim("apt source", s.name, s, who):
-                a.apt_sources[s.name] = s
-        for p in f.packages:
-            if p not in seen_pkg:
-                seen_pkg.add(p)
-                a.packages.append(p)
+    def add(self, who: str, f: Fragments) -> "Assembled":
+        for target, items in ((self.bootcmd, f.bootcmd), (self.runcmd, f.runcmd), (self.packages, f.packages),
+                              (self.app_requires, f.app_requires)):
+            target.extend(x for x in dict.fromkeys(items) if x not in target)
+        for src in f.apt_sources:
+            if self._claim("apt source", src.name, src, who):
+                self.apt_sources[src.name] = src
         for w in f.write_files:
-            if w.append:
-                a.write_files.append(w)
-            elif claim("file", w.path, w, who):
-                a.write_files.append(w)
+            if w.append or self._claim("file", w.path, w, who):
+                self.write_files.append(w)
         for u in f.units:
-            if claim("unit", u.name, u, who):
-                a.units.append(u)
-        for c in f.runcmd:
-            if _cmd_key(c) not in seen_run:
-                seen_run.add(_cmd_key(c))
-                a.runcmd.append(c)
+            if self._claim("unit", u.name, u, who):
+                self.units.append(u)
         for k, v in f.container_env.items():
-            if claim("container env", k, v, who):
-                a.container_env[k] = v
-        if f.docker_args and tuple(f.docker_args) not in seen_args:
-            seen_args.add(tuple(f.docker_args))
-            a.docker_args.extend(f.docker_args)
-        for r in f.app_requires:
-            if r not in a.app_requires:
-                a.app_requires.append(r)
-        a.gpu = a.gpu or f.gpu
-        a.reboot = a.reboot or f.reboot
-        a.boot_plan.extend((who, line) for line in f.boot_plan)
+            if self._claim("container env", k, v, who):
+                self.container_env[k] = v
+        if f.docker_args and tuple(f.docker_args) not in self._arg_groups:
+            self._arg_groups.append(tuple(f.docker_args))
+            self.docker_args.extend(f.docker_args)
+        self.gpu = self.gpu or f.gpu
+        self.reboot = self.reboot or f.reboot
+        self.boot_plan.extend((who, line) for line in f.boot_plan)
+        return self
+
+
+def assemble(parts: list[tuple[str, Fragments]]) -> Assembled:
+    """Merge fragments in the given (deterministic) order (see ``Assembled``)."""
+    a = Assembled()
+    for who, f in parts:
+        a.add(who, f)
     return a
 
 
@@ -391,11 +372,10 @@ WantedBy=multi-user.target
 
 def build(tpl, resolved: list[Resolved], ctx: DeployContext, env: dict[str, str]) -> Rendered:
     runtime = resolved[0].capability
-    parts = [(r.name, r.capability.fragments(r.config, ctx)) for r in resolved]
-    pre = assemble(parts)
-    full_env = {**pre.container_env, **env}
-    app, full_env, later = app_fragments(tpl, runtime, ctx, full_env, pre)
-    a = assemble(parts + [("app", app)])
+    a = assemble([(r.name, r.capability.fragments(r.config, ctx)) for r in resolved])
+    full_env = {**a.container_env, **env}
+    app, full_env, later = app_fragments(tpl, runtime, ctx, full_env, a)
+    a.add("app", app)
 
     doc: dict[str, Any] = {"package_update": True, "package_upgrade": False}
     if a.apt_sources:

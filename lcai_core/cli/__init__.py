@@ -106,7 +106,6 @@ def main(argv: list[str] | None = None) -> int:
         return e.exit_code
     except click.UsageError as e:
         msg = e.format_message()
-        cmd = e.ctx.info_name if e.ctx else None
         hint = None
         if msg.startswith("No such command"):
             bad = msg.split("'")[1] if "'" in msg else ""
@@ -114,9 +113,8 @@ def main(argv: list[str] | None = None) -> int:
         click.echo(f"error: {msg}", err=True)
         if hint:
             click.echo(f"hint: {hint}", err=True)
-        elif cmd:
-            click.echo(f"hint: see 'lcai {'' if cmd == 'lcai' else cmd + ' '}--help'".replace("lcai lcai", "lcai"),
-                       err=True)
+        elif e.ctx is not None:
+            click.echo(f"hint: see '{e.ctx.command_path} --help'", err=True)
         return 2
     except click.ClickException as e:
         click.echo(f"error: {e.format_message()}", err=True)

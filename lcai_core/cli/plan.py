@@ -18,7 +18,8 @@ def plan(directory: Path, cloud_config: Path | None, app, env_name, region, type
     """Render the cloud-init user data a deploy would send and print a summary: capabilities, boot plan,
     user-data sizes against Linode's limit. Reads deploy.yml and .env exactly as deploy does."""
     from ..plugins import get_host
-    from ..project import prepare, write_private
+    from ..files import write_private
+    from ..project import prepare
 
     host = get_host()
     p = prepare(directory, host, app=app, env_name=env_name, region=region, type_=type_)

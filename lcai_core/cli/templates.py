@@ -35,11 +35,11 @@ def list_(long_: bool, as_json: bool) -> None:
                 meta = data if isinstance(data, dict) else {}
             except InputError:
                 meta = {"description": "(invalid template file)"}
+            description = str(meta.get("description", "")).strip()
             rows.append({"name": e.name, "version": str(meta.get("version", "")),
-                         "description": str(meta.get("description", "")).strip().splitlines()[0:1] or [""],
+                         "description": description.splitlines()[0] if description else "",
                          "source": e.source, "kind": e.kind, "path": str(e.path),
                          "overrides": [s.source for s in e.shadowed]})
-            rows[-1]["description"] = rows[-1]["description"][0]
         if as_json:
             import json
 

@@ -90,7 +90,8 @@ def deploy(directory: Path, wait: bool, yes: bool, app, env_name, region, type_,
 
 def _deploy(directory: Path, wait: bool, yes: bool, app, env_name, region, type_, ssh_from, timeout) -> None:
     from lcai_core.plugins import get_host
-    from lcai_core.project import PENDING, prepare, write_private
+    from lcai_core.files import write_private
+    from lcai_core.project import PENDING, prepare
     from lcai_core.registry import now_iso
 
     from .provider import deployment_tags, instance_label, random_root_password
@@ -283,8 +284,9 @@ def status(deployment_id: Optional[str], as_json: bool) -> None:
     prov = _provider()
     rows, source = prov.deployment_rows(reg.all())
     if deployment_id:
-        rec = reg.find(deployment_id) if deployment_id not in {r["deployment_id"] for r in rows} else None
-        key = rec["deployment_id"] if rec else deployment_id
+        # an exact id (untracked ones included), else a unique prefix of a registry id
+        exact = any(r["deployment_id"] == deployment_id for r in rows)
+        key = deployment_id if exact else reg.find(deployment_id)["deployment_id"]
         row = next(r for r in rows if r["deployment_id"] == key)
         ok, detail = prov.probe(row) if row.get("live_status") == "running" else (None, f"instance is {row.get('live_status')}")
         row["health_live"] = {"ok": ok, "detail": detail}
@@ -396,16 +398,12 @@ def sync() -> None:
     ones, mark vanished ones. A second machine sees the same deployments after a sync."""
     from lcai_core.registry import now_iso
 
-    from .provider import firewall_label, parse_tags
+    from .provider import by_deployment, firewall_label, parse_tags
 
     prov = _provider()
     live = prov.list_instances()
     counts = {"adopted": 0, "updated": 0, "vanished": 0}
-    by_dep = {}
-    for inst in live:
-        dep = parse_tags(inst.get("tags") or []).get("id")
-        if dep:
-            by_dep[dep] = inst
+    by_dep = by_deployment(live)
     firewalls = {}
     for dep in by_dep:
         fw = prov.find_firewall(firewall_label(dep))

@@ -35,6 +35,16 @@ def parse_tags(tags: list[str]) -> dict:
     return out
 
 
+def by_deployment(instances: list[dict]) -> dict[str, dict]:
+    """Instances keyed by their ``lcai-id:`` tag (the first one, if a lost reply ever made two)."""
+    out: dict[str, dict] = {}
+    for inst in instances:
+        dep = parse_tags(inst.get("tags") or []).get("id")
+        if dep:
+            out.setdefault(dep, inst)
+    return out
+
+
 def instance_label(app: str, env: str, deployment_id: str) -> str:
     """3-64 chars, a letter first, letters/digits/-/_/. only, no '--', '__', '..', alphanumeric last."""
     base = re.sub(r"[^a-zA-Z0-9-]+", "-", f"lcai-{app}-{env}")
@@ -68,7 +78,7 @@ class LinodeProvider(Provider):
     name = "linode"
     summary = "Linode (Akamai cloud) through the Linode API v4"
 
-    def __init__(self, client=None, retrier: Optional[Retrier] = None, on_request: Optional[Callable] = None):
+    def __init__(self, client=None, retrier: Optional[Retrier] = None):
         self._client = client
         self.retrier = retrier or Retrier()
 
@@ -188,10 +198,9 @@ class LinodeProvider(Provider):
 
     def create_instance(self, *, deployment_id: str, label: str, region: str, type_: str, image: str, tags: list[str],
                         firewall_id: int, user_data_b64: str, authorized_keys: list[str], root_pass: str) -> dict:
-        from linode_api4 import LinodeClient
 
-        md = LinodeClient.build_instance_metadata if hasattr(LinodeClient, "build_instance_metadata") else None
-        metadata = md(user_data=user_data_b64, encode_user_data=False) if md else {"user_data": user_data_b64}
+        # already base64(gzip(…)): the SDK must not encode it again
+        metadata = self.client.linode.build_instance_metadata(user_data=user_data_b64, encode_user_data=False)
         body = {"type": type_, "region": region, "image": image, "label": label, "tags": tags,
                 "root_pass": root_pass, "firewall_id": firewall_id, "metadata": metadata, "booted": True}
         if authorized_keys:
@@ -232,11 +241,7 @@ class LinodeProvider(Provider):
             live = self.list_instances()
         except LcaiError as e:
             return [dict(r, live_status=r.get("status")) for r in records.values()], f"registry (API unreachable: {e})"
-        by_dep: dict = {}
-        for inst in live:
-            dep = parse_tags(inst.get("tags") or []).get("id")
-            if dep:
-                by_dep.setdefault(dep, inst)
+        by_dep = by_deployment(live)
         rows = []
         for dep_id, rec in sorted(records.items(), key=lambda kv: kv[1].get("created_at", "")):
             inst = by_dep.pop(dep_id, None)

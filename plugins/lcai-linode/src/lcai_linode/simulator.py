@@ -418,15 +418,15 @@ class Handler(BaseHTTPRequestHandler):
         if method == "GET" and path == "/regions":
             return self._list(REGIONS, query)
         if method == "GET" and (g := m(r"/regions/([a-z0-9-]+)", path)):
-            return 200, self._one(REGIONS, g.group(1), "Region")
+            return 200, self._one(REGIONS, g.group(1))
         if method == "GET" and path == "/linode/types":
             return self._list(TYPES, query)
         if method == "GET" and (g := m(r"/linode/types/([a-z0-9-]+)", path)):
-            return 200, self._one(TYPES, g.group(1), "Type")
+            return 200, self._one(TYPES, g.group(1))
         if method == "GET" and path == "/images":
             return self._list(IMAGES, query)
         if method == "GET" and (g := m(r"/images/([a-z0-9-]+/[A-Za-z0-9._-]+)", path)):
-            return 200, self._one(IMAGES, g.group(1), "Image")
+            return 200, self._one(IMAGES, g.group(1))
         if path == "/linode/instances":
             if method == "GET":
                 for inst in st.instances.values():
@@ -480,7 +480,7 @@ class Handler(BaseHTTPRequestHandler):
             return self._list(sorted(st.events, key=lambda e: -e["id"]), query)
         raise ApiError(404, "Not found")
 
-    def _one(self, items: list, key: str, what: str) -> dict:
+    def _one(self, items: list, key: str) -> dict:
         for i in items:
             if i["id"] == key:
                 return i

@@ -70,7 +70,8 @@ class DataSource:
             from . import hookspecs
 
             pm = self.host.pm
-            if not pm.hook.__dict__.get("register_tui_panels") or not pm.hook.register_tui_panels.has_spec():
+            caller = getattr(pm.hook, "register_tui_panels", None)
+            if caller is None or not caller.has_spec():  # the TUI's own hook: specified when the TUI runs
                 pm.add_hookspecs(hookspecs)
             found: list[Panel] = []
 
@@ -108,7 +109,6 @@ class DataSource:
 
     def guidance(self, row: dict) -> list[str]:
         from lcai_core.template import load_template
-        from lcai_core.errors import LcaiError as E
 
         d = row.get("directory")
         path = Path(d) / "deploy.yml" if d else None
@@ -116,7 +116,7 @@ class DataSource:
             return []
         try:
             tpl = load_template(path)
-        except E:
+        except LcaiError:
             return []
         host = str(row.get("ipv4") or "{host}")
         port = row.get("external_port")
