@@ -126,6 +126,8 @@ class Capability:
     images: ClassVar[Optional[tuple[str, ...]]] = None
     # assembly order among features (lower first); ties broken by name, never by plugin load order
     order: ClassVar[int] = 50
+    # True: the machine needs a GPU (providers without one refuse the template, saying why)
+    requires_gpu: ClassVar[bool] = False
 
     def check(self, config: Any, template: "Template") -> list[str]:
         """Extra semantic checks: messages about this capability's use in ``template``."""

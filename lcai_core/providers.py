@@ -1,30 +1,233 @@
-"""The provider interface (implemented by plugins such as lcai-linode; registered via ``register_providers``).
+"""The provider contract: what a provider plugin implements so that every core command (`deploy`, `status`,
+`destroy`, `logs`, `sync`) and the TUI work with it, with no change to core.
 
-lcai-core never imports a cloud SDK. The CLI commands a provider plugin adds and the TUI both work through
-these methods, so a dashboard needs no knowledge of any particular cloud.
+Core owns the flow (validation, confirmation, the registry, local files, Ctrl-C, health, output); a provider
+owns its resources. A provider registers an instance through the ``register_providers`` hook; its ``name`` is
+the template's ``deploy.target`` it serves (``lcai deploy --target NAME`` overrides the template).
+
+Registry records are plain JSON-able dicts, the same for every provider (see ``docs/providers.md``). Fields a
+provider needs for its own resources (a Linode id, a firewall id, a VM's pid) live in the provider-owned
+sub-record ``record["provider_state"]``; core never reads inside it.
+
+Deploy runs the provider's ``create_steps`` one by one. Each step is undoable: when a deploy is interrupted
+or fails before every step finished, core asks each step whether its resource exists (``find``) and undoes
+the ones that do, in reverse order, so the account holds either a tracked deployment or nothing. A provider
+gets that guarantee by implementing three small methods per step, not by writing its own state machine.
 """
 
 from __future__ import annotations
 
-from typing import Callable, ClassVar, Optional
+import os
+import shlex
+from typing import Any, Callable, ClassVar, Optional
+
+from attrs import define, field
+
+Say = Callable[[str], None]
+
+
+def _quiet(message: str) -> None:
+    """The default ``say``: print nothing."""
+
+
+@define(frozen=True)
+class Price:
+    """What a deployment costs; ``None`` when unknown. ``note`` qualifies it (``region price``, ``local``)."""
+
+    hourly: Optional[float] = None
+    monthly: Optional[float] = None
+    note: str = ""
+
+    def describe(self) -> str:
+        if self.hourly is None:
+            return self.note or "price unknown"
+        out = f"${self.hourly}/h"
+        if self.monthly is not None:
+            out += f", ${self.monthly}/mo"
+        return out + (f" ({self.note})" if self.note else "")
+
+
+@define(frozen=True)
+class Preflight:
+    """The result of checking a spec before anything is created: a one-line summary of what will run
+    (shown before the confirmation), its price, and notes worth printing."""
+
+    summary: str
+    price: Price = Price()
+    notes: tuple[str, ...] = ()
+
+
+@define(frozen=True)
+class Spec:
+    """Everything a provider needs to create (or rebuild) one deployment. Built by core from the template,
+    the deployment directory and the command line; ``user_data`` is byte for byte what ``lcai plan`` wrote.
+
+    ``root_password`` is a secret: a provider may pass it to its API, never store or print it."""
+
+    deployment_id: str
+    app: str
+    env: str
+    label: str
+    tags: tuple[str, ...]
+    region: str
+    type: str
+    image: str
+    user_data: str
+    user_data_b64: str
+    app_ports: tuple[int, ...] = ()
+    ssh_sources: tuple[str, ...] = ("0.0.0.0/0", "::/0")
+    app_sources: tuple[str, ...] = ("0.0.0.0/0", "::/0")
+    ssh_keys: tuple[str, ...] = ()
+    root_password: str = field(default="", repr=False)
+    features: tuple[str, ...] = ()
+    gpu: bool = False
+    external_port: Optional[int] = None
+    directory: str = ""
+
+
+class Step:
+    """One undoable step of a create. ``state`` is the deployment's ``provider_state`` so far (what earlier
+    steps returned); each method may read it. Subclass it, or build one with ``Step.of(...)``."""
+
+    name: str = "step"
+
+    def run(self, state: dict, say: Say) -> dict:
+        """Create the resource (reconciling: never a duplicate) and return fields for ``provider_state``."""
+        raise NotImplementedError
+
+    def find(self, state: dict) -> Optional[dict]:
+        """After an interruption: the fields ``run`` would have returned if the resource exists, else None."""
+        return None
+
+    def undo(self, state: dict, say: Say) -> None:
+        """Delete the resource if it exists (already gone is fine)."""
+
+    @staticmethod
+    def of(name: str, run: Callable[[dict, Say], dict], find: Callable[[dict], Optional[dict]] = lambda s: None,
+           undo: Callable[[dict, Say], None] = lambda s, say: None) -> "Step":
+        step = Step()
+        step.name = name
+        step.run, step.find, step.undo = run, find, undo  # type: ignore[method-assign]
+        return step
+
+
+@define(frozen=True)
+class SshEndpoint:
+    """How to reach a deployment's machine over SSH. ``options`` are extra ``-o`` settings."""
+
+    host: str
+    port: int = 22
+    user: str = "root"
+    identity_file: Optional[str] = None
+    options: tuple[str, ...] = ()
+
+    def argv(self, remote_command: str, connect_timeout: int = 10) -> list[str]:
+        """``ssh … user@host COMMAND``; ``LCAI_SSH`` replaces the ``ssh`` program (e.g. ``ssh -i KEY``)."""
+        base = shlex.split(os.environ.get("LCAI_SSH", "ssh"))
+        argv = [*base, "-o", "BatchMode=yes", "-o", f"ConnectTimeout={connect_timeout}",
+                "-o", "StrictHostKeyChecking=accept-new"]
+        for opt in self.options:
+            argv += ["-o", opt]
+        if self.port != 22:
+            argv += ["-p", str(self.port)]
+        if self.identity_file:
+            argv += ["-i", self.identity_file, "-o", "IdentitiesOnly=yes"]
+        return [*argv, f"{self.user}@{self.host}", remote_command]
+
+    def describe(self) -> str:
+        return "ssh " + (f"-p {self.port} " if self.port != 22 else "") + (
+            f"-i {self.identity_file} " if self.identity_file else "") + f"{self.user}@{self.host}"
+
+
+@define(frozen=True)
+class Endpoint:
+    """Where the app's public port answers from the user's machine."""
+
+    host: str
+    port: int
+
+    def url(self, path: str = "/") -> str:
+        return f"http://{self.host}{'' if self.port == 80 else f':{self.port}'}{path}"
+
+
+@define
+class Listing:
+    """``rows``: the registry records merged with live state, plus ``untracked`` rows for live deployments the
+    registry does not know. ``reached``: False when the provider could not be asked (the rows are then the
+    registry's, and ``source`` says why)."""
+
+    rows: list[dict]
+    source: str
+    reached: bool = True
 
 
 class Provider:
-    """Base class for providers. ``name`` is the template's ``deploy.target`` it serves (e.g. ``linode``)."""
+    """Base class of providers. Subclasses set ``name`` and ``summary`` and implement the methods below;
+    those with a default here are optional."""
 
     name: ClassVar[str] = ""
     summary: ClassVar[str] = ""
+    #: requests ``rows`` makes for any number of deployments (documented, held by tests)
+    list_requests: ClassVar[int] = 1
+    #: the template image families this provider can boot (None: any)
+    images: ClassVar[Optional[tuple[str, ...]]] = None
+    #: report cloud-init phases over SSH while waiting (the provider knows SSH works early, e.g. a local VM)
+    phases_over_ssh: ClassVar[bool] = False
 
-    def deployment_rows(self, records: dict[str, dict]) -> tuple[list[dict], str]:
-        """(rows, source): registry ``records`` merged with live cloud state in as few requests as possible;
-        each row has ``live_status`` ("vanished" when the instance is gone) and ``untracked`` for instances the
-        registry does not know. When the cloud is unreachable: the records, and a source saying so."""
-        raise NotImplementedError(f"provider {self.name!r} does not list deployments")
+    # ------------------------------------------------------------ create
 
-    def destroy_deployment(self, record: dict, say: Callable[[str], None] = lambda m: None) -> None:
-        """Delete everything the deployment created; already-deleted resources are fine."""
+    def preflight(self, spec: Spec) -> Preflight:
+        """Check the spec against what the provider offers (region, type, image, credentials) and price it.
+        Raise ``InputError`` (exit 2) for what the user must change, ``LcaiError`` for runtime failures."""
+        raise NotImplementedError(f"provider {self.name!r} does not create deployments")
+
+    def create_steps(self, spec: Spec) -> list[Step]:
+        """The undoable steps that create the deployment, in order (e.g. firewall, then instance). The last
+        step's fields must include ``address`` once known (or ``wait`` returns it)."""
+        raise NotImplementedError(f"provider {self.name!r} does not create deployments")
+
+    def rebuild(self, record: dict, spec: Spec, say: Say = _quiet) -> dict:
+        """Replace the user data of a live deployment and boot it again on the same machine (same address).
+        Returns updated ``provider_state`` fields."""
+        raise NotImplementedError(f"provider {self.name!r} cannot rebuild; use `lcai deploy --new`")
+
+    def wait(self, record: dict, say: Say, deadline: float) -> dict:
+        """Block until the machine runs (``time.monotonic()`` past ``deadline``: raise ``LcaiError``), calling
+        ``say(phase)`` on every change. Returns record fields to store (``status``, ``address``, …)."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------ read
+
+    def rows(self, records: dict[str, dict]) -> Listing:
+        """Every deployment's live state in ``list_requests`` requests (see ``Listing``). Each row is a copy of
+        its record plus ``live_status`` (``vanished`` when gone, ``creating?`` when recorded but never
+        created) and ``untracked: True`` for live deployments missing from ``records``. Never raises for an
+        unreachable cloud: return the records with ``reached=False``."""
+        raise NotImplementedError
+
+    def detail(self, record: dict) -> list[tuple[str, Any]]:
+        """Provider-specific lines for ``status ID`` and the TUI's detail screen (label, value)."""
+        return []
+
+    def ssh(self, record: dict) -> Optional[SshEndpoint]:
+        """How to reach the machine over SSH (logs, on-machine health), or None when it has no address."""
+        addr = record.get("address")
+        return SshEndpoint(addr) if addr else None
+
+    def app_endpoint(self, record: dict) -> Optional[Endpoint]:
+        """Where the app's public port answers from this machine, or None (no public port, not reachable
+        from here): core then reads the instance's own health result over SSH."""
+        addr, port = record.get("address"), record.get("external_port")
+        return Endpoint(addr, int(port)) if addr and port else None
+
+    # ------------------------------------------------------------ remove, adopt
+
+    def destroy(self, record: dict, say: Say = _quiet) -> None:
+        """Delete everything the deployment created, including resources an interrupted create may have left
+        (find them by the deployment id). Idempotent: already-deleted resources are fine."""
         raise NotImplementedError(f"provider {self.name!r} does not destroy deployments")
 
-    def probe(self, record: dict) -> tuple[Optional[bool], str]:
-        """(healthy?, detail) from the user's machine; None when it cannot be checked from here."""
-        return None, "no health check for this provider"
+    def discover(self) -> list[dict]:
+        """For ``lcai sync``: a record (neutral fields + ``provider_state``) for every live deployment this
+        provider can see, tracked here or not."""
+        return []

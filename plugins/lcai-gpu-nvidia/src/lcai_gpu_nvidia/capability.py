@@ -60,6 +60,7 @@ fi
 
 class GpuNvidia(Capability):
     name = "gpu-nvidia"
+    requires_gpu = True
     summary = "NVIDIA server driver (DKMS) + Container Toolkit; one reboot; verified with nvidia-smi before the app"
     config_class = GpuConfig
     images = ("linode/ubuntu22.04", "linode/ubuntu24.04")
