@@ -5,6 +5,24 @@ import click
 
 from ..errors import InputError
 
+# Everything lcai writes into a deployment directory that holds secrets or this machine's state: the .env
+# values, plan's --cloud-config output (the app's environment), .linode/ (pending id + secret seed, state,
+# root password) and deploy's connect.sh.
+GITIGNORE = [".env", ".env.*", "!.env.example", ".linode/", "user-data*.yaml", "user-data*.yml", "connect.sh"]
+
+
+def _gitignore(d: Path) -> None:
+    """Write DIR/.gitignore, or add the missing lines to an existing one (never removes the user's lines)."""
+    gi = d / ".gitignore"
+    have = gi.read_text(encoding="utf-8").splitlines() if gi.exists() else []
+    missing = [x for x in GITIGNORE if x not in have]
+    if not missing:
+        return
+    head = ["# lcai: these hold secrets (.env values, generated passwords) or this machine's state"]
+    text = "\n".join(have + ([""] if have and have[-1].strip() else []) + head + missing) + "\n" if have else \
+        "\n".join(head + missing) + "\n"
+    gi.write_text(text, encoding="utf-8")
+
 
 @click.command("init")
 @click.argument("template")
@@ -12,7 +30,9 @@ from ..errors import InputError
               help="Where to create the deployment (default: ./TEMPLATE).")
 @click.option("--force", is_flag=True, help="Overwrite an existing deploy.yml.")
 def init(template: str, directory: Path | None, force: bool) -> None:
-    """Create a deployment directory from TEMPLATE: deploy.yml (your editable copy), .env.example, README.md."""
+    """Create a deployment directory from TEMPLATE: deploy.yml (your editable copy), .env.example, README.md,
+    and a .gitignore that keeps .env, .linode/ and generated user data out of git."""
+    from .. import ui
     from ..env import example_text
     from ..plugins import get_host
     from ..sources import find
@@ -27,22 +47,24 @@ def init(template: str, directory: Path | None, force: bool) -> None:
     target = d / "deploy.yml"
     if target.exists() and not force:
         raise InputError(f"{target} already exists", hint="use --force to overwrite it, or pick another --directory")
-    d.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(entry.path, target)
-    (d / ".env.example").write_text(example_text(tpl))
-    readme = Path(entry.folder) / "README.md"
-    if readme.is_file():
-        shutil.copyfile(readme, d / "README.md")
-    else:
-        (d / "README.md").write_text(f"# {tpl.display_name or tpl.name}\n\n{tpl.description}\n")
-    gi = d / ".gitignore"
-    if not gi.exists():
-        gi.write_text(".env\n.linode/\nuser-data.yaml\n")
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(entry.path, target)
+        (d / ".env.example").write_text(example_text(tpl))
+        readme = Path(entry.folder) / "README.md"
+        if readme.is_file():
+            shutil.copyfile(readme, d / "README.md")
+        else:
+            (d / "README.md").write_text(f"# {tpl.display_name or tpl.name}\n\n{tpl.description}\n")
+        _gitignore(d)
+    except OSError as e:
+        raise ui.fs_error(e, d if e.filename is None or Path(e.filename) == d else e.filename,
+                          action="create") from None
     missing = host.catalog.check_template(tpl, doc)
-    click.echo(f"created {d}/ from template {tpl.name} {tpl.version} ({entry.source})")
+    click.echo(f"{ui.style('created', 'green')} {d}/ from template {tpl.name} {tpl.version} ({entry.source})")
     click.echo("next:")
     if tpl.env.required:
         click.echo(f"  cp {d}/.env.example {d}/.env   # then set {', '.join(v.name for v in tpl.env.required)}")
-    click.echo(f"  lcai plan --directory {d}")
+    click.echo(f"  {ui.cmd(f'plan --directory {d} --cloud-config {d}/user-data.yaml')}")
     for p in missing:
-        click.echo(f"warning: {p.message}", err=True)
+        ui.warning(p.message)

@@ -8,7 +8,8 @@ import click
 @click.option("--directory", "-d", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
               show_default=True, help="The deployment directory (deploy.yml, .env).")
 @click.option("--cloud-config", "cloud_config", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write the exact, uncompressed cloud-config deploy will send (mode 0600: it holds the .env values).")
+              help="Write the exact, uncompressed cloud-config deploy will send (mode 0600: it holds the .env values; "
+                   "DIR/user-data.yaml is git-ignored by init).")
 @click.option("--app", help="App name (default: the template name).")
 @click.option("--env", "env_name", help="Environment name (default: default).")
 @click.option("--region", help="Override deploy.linode.region_default.")
@@ -17,14 +18,21 @@ import click
 def plan(directory: Path, cloud_config: Path | None, app, env_name, region, type_, as_json: bool) -> None:
     """Render the cloud-init user data a deploy would send and print a summary: capabilities, boot plan,
     user-data sizes against Linode's limit. Reads deploy.yml and .env exactly as deploy does."""
-    from ..plugins import get_host
+    from .. import ui
     from ..files import write_private
+    from ..plugins import get_host
     from ..project import prepare
 
     host = get_host()
-    p = prepare(directory, host, app=app, env_name=env_name, region=region, type_=type_)
+    try:
+        p = prepare(directory, host, app=app, env_name=env_name, region=region, type_=type_)
+    except OSError as e:  # e.g. .linode/pending.json in a directory we may not write
+        raise ui.fs_error(e, action="write") from None
     if cloud_config is not None:
-        write_private(cloud_config, p.rendered.text)
+        try:
+            write_private(cloud_config, p.rendered.text)
+        except OSError as e:
+            raise ui.fs_error(e, cloud_config, action="write") from None
     sizes = p.rendered.sizes()
     t, ctx = p.template, p.ctx
     if as_json:
@@ -51,4 +59,18 @@ def plan(directory: Path, cloud_config: Path | None, app, env_name, region, type
     for i, line in enumerate(p.rendered.boot_plan, 1):
         click.echo(f"  {i:>2}. {line}")
     if cloud_config is not None:
-        click.echo(f"wrote {cloud_config} (0600; contains the app's environment)")
+        click.echo(f"{ui.style('wrote', 'green')} {cloud_config} (0600; contains the app's environment"
+                   + ("" if _ignored(directory, cloud_config) else "; keep it out of version control") + ")")
+
+
+def _ignored(directory: Path, f: Path) -> bool:
+    """Whether ``f`` sits in the deployment directory and a pattern of its .gitignore covers it."""
+    import fnmatch
+
+    try:
+        if f.resolve().parent != directory.resolve():
+            return False
+        lines = (directory / ".gitignore").read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return False
+    return any(fnmatch.fnmatch(f.name, x.strip()) for x in lines if x.strip() and not x.startswith(("#", "!")))

@@ -169,3 +169,78 @@ def test_schema_is_valid_and_accepts_bundled_templates(capsys):
     assert len(list(v.iter_errors(bad))) == 2
     opt = {"name": "x", "capabilities": {"features": [{"name": "docker-optimize", "config": {"bogus": 1}}]}}
     assert list(v.iter_errors(opt)), "capability configs are described too"
+
+
+# ---------------------------------------------------------------- issue 13: filesystem mistakes, .gitignore
+
+
+def test_filesystem_mistakes_name_the_path_exit_2(capsys, tmp_path):
+    e4 = tmp_path / "e4"
+    assert run(capsys, "init", "chat-agent", "-d", str(e4))[0] == 0
+    f = e4 / "deploy.yml"
+    code, out, err = run(capsys, "init", "chat-agent", "--directory", str(f / "sub"))
+    assert code == 2 and err.splitlines()[0] == f"error: {f}/sub: {f} is a file, not a directory", err
+    code, _, err = run(capsys, "plan", "--directory", str(e4), "--cloud-config", str(f / "x.yaml"))
+    assert code == 2 and err.splitlines()[0] == f"error: {f}/x.yaml: {f} is a file, not a directory", err
+    if os.path.isdir("/proc/self"):
+        code, _, err = run(capsys, "init", "chat-agent", "--directory", "/proc/nope")
+        assert code == 2 and err.splitlines()[0] == (
+            "error: cannot create /proc/nope: no such file or directory (/proc does not accept new files or folders)")
+        code, _, err = run(capsys, "plan", "-d", str(e4), "--cloud-config", "/proc/user-data.yaml")
+        assert code == 2 and err.startswith("error: cannot write /proc/user-data.yaml: no such file or directory")
+    for e in (code, err):
+        assert "internal error" not in str(e) and "Traceback" not in str(e)
+
+
+def test_permission_denied_names_the_path(capsys, tmp_path):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    try:
+        target = ro / "svc"
+        if os.geteuid() == 0:  # root writes anywhere: /sys refuses even root
+            if not os.path.isdir("/sys/kernel"):
+                pytest.skip("needs /sys (Linux) when run as root")
+            target = Path("/sys/lcai-nope")
+        code, _, err = run(capsys, "init", "chat-agent", "--directory", str(target))
+        assert code == 2 and err.splitlines() == [
+            f"error: cannot create {target}: permission denied",
+            "hint: choose a location you can write to, or fix its permissions"]
+    finally:
+        ro.chmod(0o755)
+
+
+def test_gitignore_from_init_covers_every_secret_file(capsys, tmp_path):
+    import shutil
+
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    svc = tmp_path / "svc"
+    assert run(capsys, "init", "embeddings-python", "-d", str(svc))[0] == 0
+    (svc / ".env").write_text("EMBEDDINGS_API_KEY=sk-1\n")
+    code, out, err = run(capsys, "plan", "-d", str(svc), "--cloud-config", str(svc / "user-data.yaml"))
+    assert code == 0, err
+    assert f"wrote {svc / 'user-data.yaml'} (0600; contains the app's environment)" in out
+    assert run(capsys, "plan", "-d", str(svc), "--cloud-config", str(svc / "user-data-staging.yaml"))[0] == 0
+    # what deploy writes next to them (lcai_core.lifecycle: state, root password, connect.sh)
+    (svc / ".linode" / "root-password").write_text("pw\n")
+    (svc / "connect.sh").write_text("#!/bin/sh\n")
+    (svc / ".env.local").write_text("X=1\n")
+    subprocess.run(["git", "init", "-q", str(svc)], check=True)
+    r = subprocess.run(["git", "-C", str(svc), "status", "--porcelain", "--untracked-files=all"],
+                       capture_output=True, text=True, check=True)
+    assert sorted(line[3:] for line in r.stdout.splitlines()) == [".env.example", ".gitignore", "README.md",
+                                                                  "deploy.yml"]
+    # outside the directory plan says so
+    code, out, _ = run(capsys, "plan", "-d", str(svc), "--cloud-config", str(tmp_path / "ud.yaml"))
+    assert code == 0 and "keep it out of version control" in out
+
+
+def test_init_adds_missing_lines_to_an_existing_gitignore(capsys, tmp_path):
+    svc = tmp_path / "svc"
+    svc.mkdir()
+    (svc / ".gitignore").write_text("node_modules/\n.env\n")
+    assert run(capsys, "init", "chat-agent", "-d", str(svc))[0] == 0
+    lines = (svc / ".gitignore").read_text().splitlines()
+    assert lines[:2] == ["node_modules/", ".env"] and lines.count(".env") == 1
+    assert {".linode/", "user-data*.yaml", "connect.sh"} <= set(lines)
