@@ -6,6 +6,7 @@ import socket
 import subprocess
 import time
 import urllib.parse
+from pathlib import Path
 
 import pytest
 
@@ -75,7 +76,7 @@ def test_config_appended_after_packages_binds_loopback_and_docker0():
     text = conf["content"]
     assert "bind 127.0.0.1 172.17.0.1" in text and "requirepass correct-horse-battery-staple" in text
     assert "maxmemory 1gb" in text and "appendonly yes" in text
-    assert env_of(r)["REDIS_URL"] == "redis://:correct-horse-battery-staple@host.docker.internal:6379/0"
+    assert env_of(r)["REDIS_URL"] == "redis://default:correct-horse-battery-staple@host.docker.internal:6379/0"
     assert "After=docker.service" in files(r)["/etc/systemd/system/redis-server.service.d/lcai.conf"]["content"]
 
 
@@ -106,8 +107,15 @@ def test_bad_config(cfg, msg):
 
 
 def test_unsupported_image_refused_at_validate_time():
-    with pytest.raises(ValidationError, match="supports only linode/ubuntu22.04, linode/ubuntu24.04"):
-        render_text(tpl(image="linode/debian12"))
+    with pytest.raises(ValidationError, match="supports only linode/ubuntu22.04, linode/ubuntu24.04, linode/debian12"):
+        render_text(tpl(image="linode/ubuntu20.04"))
+
+
+def test_debian12_uses_debians_redis_server():
+    r = render_text(tpl(image="linode/debian12"))
+    assert "redis-server" in r.doc["packages"]
+    assert "requirepass" in files(r)["/etc/redis/redis.conf"]["content"]
+    assert env_of(r)["REDIS_URL"].startswith("redis://default:")
 
 
 def test_uninstalled_plugin_message(monkeypatch):
@@ -122,39 +130,132 @@ def _free_port():
         return s.getsockname()[1]
 
 
-def _redis(port, *args, password=None):
-    cmd = ["redis-cli", "-p", str(port), "--no-auth-warning"] + (["-a", password] if password else []) + list(args)
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=10).stdout.strip()
+REPO = Path(__file__).resolve().parents[2]
 
 
-def test_generated_config_runs_in_a_real_redis_server(tmp_path):
-    """Debian's default redis.conf + the appended lcai block, run by redis-server: the later directives win,
-    auth is enforced, eviction and persistence are as configured. (native runtime: no docker0 here.)"""
-    server = shutil.which("redis-server") or "/usr/bin/redis-server"
-    if not os.path.exists(server) or not os.path.exists("/etc/redis/redis.conf"):
-        if os.environ.get("CI"):
-            pytest.fail("redis-server not installed (apt-get install redis-server)")
-        pytest.skip("redis-server not installed")
+def _unavailable(msg):
+    if os.environ.get("CI"):
+        pytest.fail(msg)
+    pytest.skip(msg)
+
+
+def redis_of(version: str) -> dict:
+    """The server, its redis-cli, its distribution's default redis.conf and the environment to run them:
+    Redis 7.0 is this Debian 12's redis-server package; Redis 6.0 is Debian 11's (what Ubuntu 22.04 ships),
+    fetched once by get-redis6.sh into .cache/redis6."""
+    if version == "7":
+        server = shutil.which("redis-server") or "/usr/bin/redis-server"
+        if not os.path.exists(server) or not os.path.exists("/etc/redis/redis.conf"):
+            _unavailable("redis-server not installed (apt-get install redis-server)")
+        return {"server": server, "cli": shutil.which("redis-cli") or "/usr/bin/redis-cli",
+                "conf": "/etc/redis/redis.conf", "env": dict(os.environ)}
+    dest = Path(os.environ.get("LCAI_REDIS6_ROOT", REPO / ".cache" / "redis6"))
+    got = subprocess.run(["sh", str(Path(__file__).with_name("get-redis6.sh")), str(dest)], capture_output=True,
+                         text=True, timeout=300)
+    if got.returncode != 0:
+        _unavailable(f"Redis 6.0 from Debian 11 not obtainable: {got.stderr.strip()[-300:]}")
+    return {"server": str(dest / "root/usr/bin/redis-server"), "cli": str(dest / "root/usr/bin/redis-cli"),
+            "conf": str(dest / "root/etc/redis/redis.conf"),
+            "env": {**os.environ, "LD_LIBRARY_PATH": str(dest / "lib")}}
+
+
+class RunningRedis:
+    """The distribution's redis.conf + the block lcai appends, run by that distribution's redis-server (native
+    runtime: no docker0 here); only port, dir, logs and daemonizing are overridden for the test."""
+
+    def __init__(self, redis: dict, appended: str, tmp_path: Path):
+        self.redis, self.tmp, self.port = redis, tmp_path, _free_port()
+        tmp_path.mkdir()
+        conf = open(redis["conf"]).read() + appended
+        conf = conf.replace("port 6379", f"port {self.port}") + (
+            f"\nport {self.port}\ndaemonize no\nsupervised no\npidfile {tmp_path}/r.pid\nlogfile {tmp_path}/r.log\n"
+            f"dir {tmp_path}\n")
+        (tmp_path / "redis.conf").write_text(conf)
+        self.proc = None
+
+    def start(self, password: str) -> "RunningRedis":
+        self.proc = subprocess.Popen([self.redis["server"], str(self.tmp / "redis.conf")], env=self.redis["env"],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while self.cli("ping", password=password) != "PONG":
+            assert self.proc.poll() is None and time.monotonic() < deadline, (self.tmp / "r.log").read_text()
+            time.sleep(0.05)
+        return self
+
+    def stop(self) -> None:
+        """As systemd stops redis-server: SIGTERM (Redis saves on shutdown when save points are set)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+
+    def cli(self, *args, password=None, url=None):
+        cmd = [self.redis["cli"], "--no-auth-warning"]
+        cmd += ["-u", url] if url else ["-p", str(self.port)] + (["-a", password] if password else [])
+        return subprocess.run(cmd + list(args), capture_output=True, text=True, timeout=10,
+                              env=self.redis["env"]).stdout.strip()
+
+
+@pytest.fixture
+def running(tmp_path):
+    started = []
+
+    def make(version, appended):
+        r = RunningRedis(redis_of(version), appended, tmp_path / f"r{len(started)}")
+        started.append(r)
+        return r
+
+    yield make
+    for r in started:
+        r.stop()
+
+
+def test_generated_config_runs_in_a_real_redis_server(running):
+    """Later directives win, auth is enforced, eviction and persistence are as configured."""
     r = render_text(tpl("{name: redis, config: {maxmemory: 64mb, maxmemory_policy: allkeys-lfu, persistence: aof}}",
                         runtime="native"))
-    port = _free_port()
-    conf = open("/etc/redis/redis.conf").read() + files(r)["/etc/redis/redis.conf"]["content"]
-    conf = conf.replace("port 6379", f"port {port}") + (
-        f"\nport {port}\ndaemonize no\nsupervised no\npidfile {tmp_path}/r.pid\nlogfile {tmp_path}/r.log\n"
-        f"dir {tmp_path}\n")
-    (tmp_path / "redis.conf").write_text(conf)
-    proc = subprocess.Popen([server, str(tmp_path / "redis.conf")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        password = urllib.parse.urlparse(env_of(r)["REDIS_URL"]).password
-        deadline = time.monotonic() + 10
-        while _redis(port, "ping", password=password) != "PONG":
-            assert time.monotonic() < deadline, (tmp_path / "r.log").read_text()
-            time.sleep(0.05)
-        assert "NOAUTH" in _redis(port, "ping")
-        assert _redis(port, "config", "get", "maxmemory-policy", password=password).endswith("allkeys-lfu")
-        assert _redis(port, "config", "get", "maxmemory", password=password).endswith(str(64 * 1024 * 1024))
-        assert _redis(port, "config", "get", "appendonly", password=password).endswith("yes")
-        assert _redis(port, "config", "get", "bind", password=password).endswith("127.0.0.1")
-    finally:
-        proc.terminate()
-        proc.wait(10)
+    password = urllib.parse.urlparse(env_of(r)["REDIS_URL"]).password
+    srv = running("7", files(r)["/etc/redis/redis.conf"]["content"]).start(password)
+    assert "NOAUTH" in srv.cli("ping")
+    assert srv.cli("config", "get", "maxmemory-policy", password=password).endswith("allkeys-lfu")
+    assert srv.cli("config", "get", "maxmemory", password=password).endswith(str(64 * 1024 * 1024))
+    assert srv.cli("config", "get", "appendonly", password=password).endswith("yes")
+    assert srv.cli("config", "get", "bind", password=password).endswith("127.0.0.1")
+
+
+def test_save_points_one_per_line():
+    conf = files(render_text(tpl()))["/etc/redis/redis.conf"]["content"]
+    saves = [line for line in conf.splitlines() if line.startswith("save ")]
+    assert saves == ['save ""', "save 3600 1", "save 300 100", "save 60 10000"]
+
+
+@pytest.mark.parametrize("version", ["6", "7"])
+@pytest.mark.parametrize("persistence", ["rdb", "aof"])
+def test_data_survives_a_restart(running, version, persistence):
+    """Ubuntu 22.04 runs Redis 6.0, Ubuntu 24.04 and Debian 12 Redis 7.0: with either, a key written before a
+    restart (systemd's SIGTERM) is there after it, through the REDIS_URL the app gets."""
+    r = render_text(tpl("{name: redis, config: {persistence: %s}}" % persistence, runtime="native"))
+    url = env_of(r)["REDIS_URL"]
+    password = urllib.parse.urlparse(url).password
+    srv = running(version, files(r)["/etc/redis/redis.conf"]["content"]).start(password)
+    if persistence == "rdb":
+        assert srv.cli("config", "get", "save", password=password).splitlines()[-1] == "3600 1 300 100 60 10000"
+    url = url.replace(":6379/", f":{srv.port}/")
+    assert srv.cli("set", "lcai-key", "kept", url=url) == "OK"
+    srv.stop()
+    srv.start(password)
+    assert srv.cli("get", "lcai-key", url=url) == "kept", (srv.tmp / "r.log").read_text()[-2000:]
+
+
+@pytest.mark.parametrize("version", ["6", "7"])
+def test_redis_url_works_with_the_distributions_redis_cli(running, version):
+    """`redis-cli -u REDIS_URL` (Redis 7.0's redis-cli answers WRONGPASS to an empty user name) — with the
+    redis-cli of the same distribution as the server."""
+    r = render_text(tpl(runtime="native"))
+    url = env_of(r)["REDIS_URL"]
+    assert url.startswith("redis://default:")
+    password = urllib.parse.urlparse(url).password
+    srv = running(version, files(r)["/etc/redis/redis.conf"]["content"]).start(password)
+    url = url.replace(":6379/", f":{srv.port}/")
+    assert srv.cli("ping", url=url) == "PONG"
+    assert srv.cli("acl", "whoami", url=url) == "default"
+    assert "NOAUTH" in srv.cli("ping", url=url.replace(password, "not-the-password"))  # and auth is enforced

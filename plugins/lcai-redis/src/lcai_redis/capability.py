@@ -1,10 +1,12 @@
-"""Redis from Ubuntu's redis-server package.
+"""Redis from the distribution's redis-server package (Ubuntu 22.04: 6.0, Ubuntu 24.04 and Debian 12: 7.0).
 
 Networking: the app container stays on Docker's bridge (so port publishing keeps working) and reaches Redis
 at ``host.docker.internal`` (``--add-host host.docker.internal:host-gateway``, i.e. docker0's 172.17.0.1).
 Redis binds 127.0.0.1 and 172.17.0.1 only: the docker0 address is not routable from outside the instance,
 and the deployment's firewall never opens 6379. A password is always set (generated per deployment unless
-configured) and reaches the app only as ``REDIS_URL`` in its 0600 env file.
+configured) and reaches the app only as ``REDIS_URL`` in its 0600 env file, with the user name ``default``
+(the ``redis-cli -u`` of Redis 7.0 answers WRONGPASS to an empty user name; ``default`` works with every client
+and with Redis 6 and 7).
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ class Redis(Capability):
     name = "redis"
     summary = "Redis server with a generated password, reachable by the app container only (REDIS_URL)"
     config_class = RedisConfig
-    images = ("linode/ubuntu22.04", "linode/ubuntu24.04")
+    images = ("linode/ubuntu22.04", "linode/ubuntu24.04", "linode/debian12")
     order = 40
 
     def check(self, config: RedisConfig, template) -> list:
@@ -66,7 +68,8 @@ class Redis(Capability):
         elif config.persistence == "aof":
             persist = 'save ""\nappendonly yes\nappendfsync everysec\n'
         else:
-            persist = 'save ""\nsave 3600 1 300 100 60 10000\nappendonly no\n'
+            # one pair per line: Redis 6.0 silently ignores `save 3600 1 300 100 60 10000` (and so never saves)
+            persist = 'save ""\nsave 3600 1\nsave 300 100\nsave 60 10000\nappendonly no\n'
         conf = (f"\n# --- lcai ({ctx.deployment_id}): later directives override the defaults above ---\n"
                 f"bind {binds}\nprotected-mode yes\nport {config.port}\nrequirepass {password}\n"
                 f"maxmemory {config.maxmemory}\nmaxmemory-policy {config.maxmemory_policy}\n{persist}")
@@ -82,7 +85,7 @@ class Redis(Capability):
             write_files=tuple(files),
             runcmd=(("systemctl", "enable", "redis-server.service"),
                     ("systemctl", "restart", "redis-server.service")),
-            container_env={"REDIS_URL": f"redis://:{quote(password, safe='')}@{host}:{config.port}/0"},
+            container_env={"REDIS_URL": f"redis://default:{quote(password, safe='')}@{host}:{config.port}/0"},
             docker_args=("--add-host", "host.docker.internal:host-gateway") if docker else (),
             app_requires=("redis-server.service",),
             boot_plan=(f"install Redis ({'image default' if config.version is None else config.version}), "
