@@ -63,13 +63,31 @@ def _slug(name: str) -> str:
     return name
 
 
-def scaffold(name: str, directory: Path, *, image: str = "nginx:1.27", port: int = 8000, external_port: int = 80,
-             runtime: str = "docker", features: tuple[str, ...] = (), description: str = "",
+DEFAULT_IMAGE = "nginx:1.27"
+
+
+def default_port(image: Optional[str], runtime: str = "docker") -> int:
+    """The defaults must become healthy as written: nginx listens on 80; a native ``http.server`` or an image
+    we know nothing about gets 8000 (a guess the author is told to check)."""
+    return 80 if runtime == "docker" and (image or DEFAULT_IMAGE) == DEFAULT_IMAGE else 8000
+
+
+def default_health_path(image: Optional[str], runtime: str = "docker") -> str:
+    """``/`` for the defaults (nginx's welcome page, http.server's listing answer 200 there; neither serves
+    ``/health``); ``/health`` for the author's own image."""
+    return "/" if runtime == "native" or (image or DEFAULT_IMAGE) == DEFAULT_IMAGE else "/health"
+
+
+def scaffold(name: str, directory: Path, *, image: str = DEFAULT_IMAGE, port: Optional[int] = None,
+             external_port: int = 80, runtime: str = "docker", features: tuple[str, ...] = (), description: str = "",
              linode_image: str = "linode/ubuntu24.04", region: str = "us-ord", type_: str = "g6-standard-2",
-             health_path: str = "/health", initial_delay: int = 60, from_template: Optional[Path] = None,
+             health_path: Optional[str] = None, initial_delay: int = 60, from_template: Optional[Path] = None,
              force: bool = False) -> list[Path]:
-    """Write DIR/template.yml, README.md, .env.example; returns the files written."""
+    """Write DIR/template.yml, README.md, .env.example; returns the files written. Without ``port`` and
+    ``health_path`` the defaults for the image apply (:func:`default_port`, :func:`default_health_path`)."""
     _slug(name)
+    port = port or default_port(image, runtime)
+    health_path = health_path or default_health_path(image, runtime)
     directory.mkdir(parents=True, exist_ok=True)
     target = directory / "template.yml"
     if target.exists() and not force:

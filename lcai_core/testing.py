@@ -306,6 +306,45 @@ def app_env(rendered) -> dict[str, str]:
     return out
 
 
+# ---------------------------------------------------------------- missing system tools, in one line
+
+# (pattern in a skip reason, Debian package that provides the tool)
+SYSTEM_TOOLS = (("redis-server", "redis-server"), ("postgresql", "postgresql"), ("systemd-analyze", "systemd"),
+                ("shellcheck", "shellcheck"), ("gpg", "gnupg"))
+
+
+def missing_tools_line(skips: list[tuple[str, str]]) -> str | None:
+    """One line naming the tests skipped because a system tool is missing and how to get them, from
+    (test id, skip reason) pairs; None when nothing was skipped for that reason."""
+    import re
+
+    by_pkg: dict[str, list[str]] = {}
+    for nodeid, reason in skips:
+        low = reason.lower()
+        pkgs = re.findall(r"apt-get install ([a-z0-9][a-z0-9.+-]*)", low)
+        if not pkgs:
+            pkgs = [pkg for pat, pkg in SYSTEM_TOOLS if pat in low]
+        for pkg in dict.fromkeys(pkgs):
+            by_pkg.setdefault(pkg, []).append(nodeid.split("/")[-1])
+    if not by_pkg:
+        return None
+    tests = "; ".join(f"{', '.join(ids)} ({pkg})" for pkg, ids in sorted(by_pkg.items()))
+    return (f"skipped for missing system tools: {tests} — get them with: "
+            f"sudo apt-get install {' '.join(sorted(by_pkg))}")
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """After the run: one line saying which tests skipped for a missing system tool, and how to get it."""
+    skips = []
+    for rep in terminalreporter.stats.get("skipped", []):
+        lr = rep.longrepr
+        reason = lr[2] if isinstance(lr, tuple) and len(lr) == 3 else str(lr)
+        skips.append((rep.nodeid, str(reason)))
+    line = missing_tools_line(skips)
+    if line:
+        terminalreporter.write_line(line, yellow=True)
+
+
 # ---------------------------------------------------------------- fixtures for plugin authors
 
 try:

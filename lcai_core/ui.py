@@ -42,6 +42,17 @@ def cmd(rest: str) -> str:
     return f"{_prog} {rest}"
 
 
+def localize(text: str) -> str:
+    """``text`` with the commands it suggests (``lcai templates list``, `` `lcai plan` ``) spelt the way the
+    user runs lcai: unchanged for ``lcai``, ``linode-cli build templates list`` under linode-cli. For messages
+    and hints written before the program name was known (the error printer applies it)."""
+    if _prog == "lcai" or "lcai " not in text:
+        return text
+    import re
+
+    return re.sub(r"(?<![\w./-])lcai (?=[a-z-])", _prog + " ", text)
+
+
 # -------------------------------------------------------------- terminal or plain
 
 

@@ -11,9 +11,13 @@ if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -x .venv/bin/lcai ]; 
 fi
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip >/dev/null 2>&1 || true
-set -- -e ".[test]"
+# a package's [test] extra only where its pyproject defines one (pip warns about a missing extra)
+with_test() {
+  if grep -q '^test *=' "$1/pyproject.toml"; then echo "$1[test]"; else echo "$1"; fi
+}
+set -- -e "$(with_test .)"
 for p in plugins/*/; do
-  [ -f "$p/pyproject.toml" ] && set -- "$@" -e "${p%/}[test]"
+  [ -f "$p/pyproject.toml" ] && set -- "$@" -e "$(with_test "${p%/}")"
 done
 echo "bootstrap: installing lcai-core and $(($# / 2 - 1)) plugin(s) into .venv" >&2
 .venv/bin/python -m pip install -q --disable-pip-version-check "$@"

@@ -28,9 +28,12 @@ def register_template_sources(register):
     import importlib.util
     import os
 
-    from ..plugins import _entry_points
+    from ..plugins import _disabled, _entry_points
 
+    disabled = _disabled()
     for ep in _entry_points("lcai.templates"):
+        if ep.name in disabled or ep.dist_name in disabled:  # LCAI_DISABLE_PLUGINS covers data-only packs too
+            continue
         spec = importlib.util.find_spec(ep.value.split(":")[0].strip())
         if spec is not None and spec.submodule_search_locations:
             for loc in spec.submodule_search_locations:

@@ -45,10 +45,18 @@ def list_(long_: bool, as_json: bool) -> None:
 
             click.echo(json.dumps(rows, indent=2))
             return
-        w = max([len(r["name"]) for r in rows] + [4])
-        for r in rows:
-            over = f" (overrides {', '.join(r['overrides'])})" if r["overrides"] else ""
-            click.echo(f"{r['name']:<{w}}  {r['version']:<8} {r['source']}{over}  {r['description']}")
+        from .. import ui
+
+        table = [("NAME", "VERSION", "SOURCE", "DESCRIPTION")] + [
+            (r["name"], r["version"] or "-",
+             ("user" if r["kind"] == "user" else r["source"])  # the user dir's path is in --json and show
+             + (f", overrides {', '.join(o.split(' (')[0] for o in r['overrides'])}" if r["overrides"] else ""),
+             r["description"])
+            for r in rows]
+        widths = [max(len(t[i]) for t in table) for i in range(3)]
+        for i, t in enumerate(table):
+            line = "  ".join(f"{c:<{w}}" for c, w in zip(t[:3], widths)) + "  " + t[3]
+            click.echo(ui.style(line.rstrip(), "bold") if i == 0 else line.rstrip())
         return
     for name in entries:
         click.echo(name)
@@ -77,7 +85,10 @@ def show(name: str, as_json: bool) -> None:
         click.echo(json.dumps({"source": entry.source, "path": str(entry.path), "template": converter.unstructure(t),
                                "problems": [str(p) for p in problems]}, indent=2, default=list))
         return
-    click.echo(f"{t.display_name or t.name} ({t.name} {t.version})")
+    title = f"{t.name} {t.version}"
+    if t.display_name and t.display_name != t.name:
+        title += f" — {t.display_name}"
+    click.echo(title)
     click.echo(f"source:       {entry.source} — {entry.path}")
     if t.description:
         click.echo(f"description:  {t.description.strip()}")
@@ -98,7 +109,7 @@ def show(name: str, as_json: bool) -> None:
         for v in t.env.required:
             click.echo(f"  {v.name:<24} required  {v.description}")
         for v in t.env.optional:
-            d = f" (default {v.default})" if v.default is not None else ""
+            d = f"; default {v.default}" if v.default is not None else ""
             click.echo(f"  {v.name:<24} optional  {v.description}{d}")
     if t.guidance.summary or t.guidance.examples:
         click.echo("guidance:")
@@ -106,8 +117,10 @@ def show(name: str, as_json: bool) -> None:
             click.echo(f"  {t.guidance.summary.strip()}")
         for ex in t.guidance.examples:
             click.echo(f"  # {ex.description}\n  {ex.command}")
+    from .. import ui
+
     for p in problems:
-        click.echo(f"warning: {p.message}", err=True)
+        ui.warning(p.message)
 
 
 @templates.command("validate")
@@ -121,19 +134,23 @@ def validate(path: str, as_json: bool) -> None:
     from ..errors import ValidationError
     from ..template import load_template, template_file_in
 
+    from .. import ui
+
     f = template_file_in(path)
     try:
         t = load_template(f, _host().catalog)
     except ValidationError as e:
+        # in the order of the file (the loader finds them pass by pass, not top to bottom)
+        e = ValidationError(sorted(e.problems, key=lambda p: (p.file or "", p.line or 0)), hint=e.hint)
         if as_json:
             click.echo(json.dumps({"file": str(f), "valid": False, "problems": [
                 {"file": p.file, "line": p.line, "path": p.path, "message": p.message} for p in e.problems]}, indent=2))
             raise click.exceptions.Exit(2)
-        raise
+        raise e from None
     if as_json:
         click.echo(json.dumps({"file": str(f), "valid": True, "problems": []}))
     else:
-        click.echo(f"ok: {f} (template {t.name} {t.version})")
+        click.echo(f"{ui.style('ok:', 'green')} {f} (template {t.name} {t.version})")
 
 
 @templates.command("schema")
@@ -189,12 +206,25 @@ def uninstall(name: str) -> None:
 
     from pathlib import Path
 
+    from .. import ui
     from ..paths import user_templates_dir
+    from ..sources import discover
 
     dest = Path(user_templates_dir()) / name
     if "/" in name or name.startswith(".") or not (dest / "template.yml").is_file():
+        entry = None if "/" in name else discover(_host().template_sources).get(name)
+        if entry is not None and entry.kind == "bundled":
+            raise InputError(f"{name} is bundled with lcai-core and cannot be uninstalled",
+                             hint=f"to change it, install your own copy (a user template overrides a bundled one): "
+                                  f"{ui.cmd(f'templates scaffold {name} --from {name} -d my-{name}')}, edit it, then "
+                                  f"{ui.cmd(f'templates install my-{name}')}")
+        if entry is not None and entry.kind == "pack":
+            pack = entry.source[len("pack "):] if entry.source.startswith("pack ") else entry.source
+            raise InputError(f"{name} comes from the template pack {pack} and cannot be uninstalled on its own",
+                             hint=f"pip uninstall {pack.split(' ')[0]} removes the whole pack; a user template named "
+                                  f"{name} ({ui.cmd('templates install DIR')}) overrides it")
         raise InputError(f"no user-installed template named {name!r} in {user_templates_dir()}",
-                         hint="lcai templates list --long shows where each template comes from")
+                         hint=f"{ui.cmd('templates list --long')} shows where each template comes from")
     shutil.rmtree(dest)
     click.echo(f"uninstalled {name}")
 
@@ -204,12 +234,12 @@ def uninstall(name: str) -> None:
 @click.option("--directory", "-d", type=click.Path(file_okay=False), help="Where to create it (default: ./NAME).")
 @click.option("--from", "from_", metavar="TEMPLATE", help="Start from an existing template (by name) instead of the skeleton.")
 @click.option("--image", help="Container image (default: asked on a terminal, else nginx:1.27).")
-@click.option("--port", type=int, help="Port the container listens on (default 8000).")
+@click.option("--port", type=int, help="Port the container listens on (default: 80 for nginx:1.27, else 8000).")
 @click.option("--external-port", type=int, default=80, show_default=True, help="Public port.")
 @click.option("--runtime", type=click.Choice(["docker", "native"]), default="docker", show_default=True)
 @click.option("--feature", "features", multiple=True, help="A capability to add (repeatable).")
 @click.option("--description", help="One line about the service.")
-@click.option("--health-path", default="/health", show_default=True)
+@click.option("--health-path", help="HTTP health check path (default: / for nginx:1.27 and native, else /health).")
 @click.option("--llm-assist", is_flag=True, help="Also write LLM_INSTRUCTIONS.md for an assistant to complete it.")
 @click.option("--force", is_flag=True, help="Overwrite existing files.")
 def scaffold_cmd(name, directory, from_, image, port, external_port, runtime, features, description, health_path,
@@ -219,7 +249,7 @@ def scaffold_cmd(name, directory, from_, image, port, external_port, runtime, fe
     from pathlib import Path
 
     from ..plugins import get_host
-    from ..scaffold import llm_instructions, scaffold
+    from ..scaffold import DEFAULT_IMAGE, default_port, llm_instructions, scaffold
     from ..sources import find
 
     host = get_host()
@@ -227,13 +257,13 @@ def scaffold_cmd(name, directory, from_, image, port, external_port, runtime, fe
     src = Path(find(host.template_sources, from_).path) if from_ else None
     interactive = sys.stdin.isatty() and sys.stdout.isatty() and src is None
     if interactive:
-        image = image or click.prompt("container image", default="nginx:1.27")
-        port = port or click.prompt("port the container listens on", default=8000, type=int)
+        image = image or click.prompt("container image", default=DEFAULT_IMAGE)
+        port = port or click.prompt("port the container listens on", default=default_port(image, runtime), type=int)
         description = description or click.prompt("one-line description", default=f"{name} on Linode")
     for f in features:
         if host.catalog.lookup(f) is None:
             raise InputError(host.catalog.unknown_message(f, "feature"))
-    written = scaffold(name, d, image=image or "nginx:1.27", port=port or 8000, external_port=external_port,
+    written = scaffold(name, d, image=image or DEFAULT_IMAGE, port=port, external_port=external_port,
                        runtime=runtime, features=tuple(features), description=description or "",
                        health_path=health_path, from_template=src, force=force)
     from ..template import load_template
@@ -244,4 +274,6 @@ def scaffold_cmd(name, directory, from_, image, port, external_port, runtime, fe
         out.write_text(llm_instructions(host, name, d), encoding="utf-8")
         written.append(out)
     click.echo(f"created {d}/: " + ", ".join(p.name for p in written))
-    click.echo(f"next: edit {d}/template.yml, then lcai templates validate {d}")
+    from .. import ui
+
+    click.echo(f"next: edit {d}/template.yml, then {ui.cmd(f'templates validate {d}')}")

@@ -244,3 +244,67 @@ def test_init_adds_missing_lines_to_an_existing_gitignore(capsys, tmp_path):
     lines = (svc / ".gitignore").read_text().splitlines()
     assert lines[:2] == ["node_modules/", ".env"] and lines.count(".env") == 1
     assert {".linode/", "user-data*.yaml", "connect.sh"} <= set(lines)
+
+
+def test_templates_validate_lists_problems_in_file_order(capsys, tmp_path):
+    bad = tmp_path / "t.yml"
+    bad.write_text("name: x1x\nversionn: 1\ncapabilities:\n  runtime: docker\ndeploy:\n  linode:\n    container:\n"
+                   "      internal_port: eighty\n      external_port: \"80\"\n")
+    code, out, err = run(capsys, "templates", "validate", str(bad))
+    lines = [x for x in err.splitlines() if x.startswith("error: ")]
+    assert code == 2 and len(lines) == 3
+    assert [int(x.split(":")[2]) for x in lines] == [2, 8, 9], err
+    code, out, _ = run(capsys, "templates", "validate", str(bad), "--json")
+    assert [p["line"] for p in json.loads(out)["problems"]] == [2, 8, 9]
+
+
+def test_templates_list_long_has_a_header_and_aligned_columns(capsys, tmp_path, config_dir):
+    src = tmp_path / "chat-agent"
+    src.mkdir()
+    (src / "template.yml").write_text(Path(__file__).parents[2].joinpath("templates/chat-agent/template.yml")
+                                      .read_text().replace("version: 0.1.0", "version: 10.0.0-rc1"))
+    assert run(capsys, "templates", "install", str(src))[0] == 0
+    code, out, _ = run(capsys, "templates", "list", "--long")
+    lines = out.splitlines()
+    assert code == 0 and lines[0].split() == ["NAME", "VERSION", "SOURCE", "DESCRIPTION"]
+    for col in ("VERSION", "SOURCE", "DESCRIPTION"):  # every row's cell starts under its header
+        at = lines[0].index(col)
+        assert all(line[at - 2:at] == "  " and line[at] != " " for line in lines[1:]), (col, lines)
+    row = next(x for x in lines if x.startswith("chat-agent"))
+    assert "10.0.0-rc1" in row and "user, overrides bundled" in row
+
+
+def test_templates_show_has_no_double_parentheses(capsys):
+    for name in ("chat-agent", "llm-api", "embeddings-python", "ml-pipeline"):
+        code, out, _ = run(capsys, "templates", "show", name)
+        assert code == 0 and ") (" not in out and "))" not in out, out
+    assert out.splitlines()[0].startswith("ml-pipeline 0.1.0")
+
+
+def test_uninstall_a_bundled_template_says_so(capsys):
+    code, _, err = run(capsys, "templates", "uninstall", "llm-api")
+    assert code == 2 and err.splitlines() == [
+        "error: llm-api is bundled with lcai-core and cannot be uninstalled",
+        "hint: to change it, install your own copy (a user template overrides a bundled one): "
+        "lcai templates scaffold llm-api --from llm-api -d my-llm-api, edit it, then lcai templates install my-llm-api"]
+    code, _, err = run(capsys, "templates", "uninstall", "no-such")
+    assert code == 2 and "no user-installed template named 'no-such'" in err
+
+
+def test_under_linode_cli_build_suggestions_say_linode_cli_build(capsys, tmp_path):
+    from lcai_core import ui
+
+    linode_cli = pytest.importorskip("lcai_linode.linode_cli")
+
+    class Ctx:
+        token = None
+        client = None
+
+    with pytest.raises(SystemExit) as exc:
+        linode_cli.call(["templates", "uninstall", "llm-api"], Ctx())
+    _, err = capsys.readouterr()
+    assert exc.value.code == 2 and "linode-cli build templates scaffold llm-api --from llm-api" in err
+    linode_cli.call(["init", "chat-agent", "-d", str(tmp_path / "svc")], Ctx())
+    out, _ = capsys.readouterr()
+    assert f"  linode-cli build plan --directory {tmp_path / 'svc'}" in out and "lcai plan" not in out
+    assert ui.prog() == "lcai"  # restored for anything that runs next in this process

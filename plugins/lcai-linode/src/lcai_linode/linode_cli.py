@@ -1,6 +1,8 @@
 """linode-cli plugin shim: `linode-cli register-plugin lcai_linode.linode_cli`, then `linode-cli build deploy`.
 
-Runs the same lcai commands with linode-cli's token and API host.
+Runs the same lcai commands with linode-cli's token and API host; suggested commands and usage lines say
+`linode-cli build …` (lcai_core.ui.prog). linode-cli configures itself on its first run, register-plugin
+included: set LINODE_CLI_TOKEN first (or run `linode-cli configure`).
 """
 
 from __future__ import annotations
@@ -27,8 +29,14 @@ def call(args, context):
                 os.environ["LCAI_LINODE_API_URL"] = f"{scheme}://{host}/{version}"
         except Exception:  # linode-cli's config may not know these keys: keep the default URL
             pass
+    from lcai_core import ui
     from lcai_core.cli import main
 
-    code = main(list(args) if args else ["--help"])
+    before = ui.prog()
+    ui.set_prog(f"linode-cli {PLUGIN_NAME}")
+    try:
+        code = main(list(args) if args else ["--help"])
+    finally:
+        ui.set_prog(before)
     if code:
         raise SystemExit(code)
