@@ -2,7 +2,10 @@
 
 import json
 import os
+import shutil
 import subprocess
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -38,17 +41,53 @@ def render(feature="gpu-nvidia", image="linode/ubuntu24.04"):
 
 
 def test_packages_key_and_driver_branch():
+    from lcai_gpu_nvidia.capability import TOOLKIT_KEY_PATH, toolkit_key
+
     r = render()
-    assert {"docker.io", "linux-headers-generic", "nvidia-container-toolkit"} <= set(r.doc["packages"])
+    assert {"docker.io", "nvidia-container-toolkit"} <= set(r.doc["packages"])
+    assert "linux-headers-generic" not in r.doc["packages"]  # the script installs the exact kernels' headers
     src = r.doc["apt"]["sources"]["nvidia-container-toolkit"]
-    assert src["keyid"] == "C95B321B61E88C1809C4F759DDCAE044F796ECB0"
-    assert src["source"].startswith("deb [signed-by=$KEY_FILE] https://nvidia.github.io/libnvidia-container/stable/deb/$(ARCH) /")
-    install = next(c for c in r.doc["runcmd"] if "apt-get" in c)
-    assert install[-2:] == ["nvidia-headless-580-server-open", "nvidia-utils-580-server"]
-    assert "DPkg::Lock::Timeout=600" in install
+    # no key server at boot: the key is a file written before apt runs, read by apt through signed-by
+    assert "keyid" not in src and "key" not in src
+    assert src["source"] == (f"deb [signed-by={TOOLKIT_KEY_PATH}] "
+                             "https://nvidia.github.io/libnvidia-container/stable/deb/$(ARCH) /")
+    key = files(r)[TOOLKIT_KEY_PATH]
+    assert key["content"] == toolkit_key() and not key.get("defer") and TOOLKIT_KEY_PATH.endswith(".asc")
+    assert ["/usr/local/lib/lcai/gpu-driver-install"] in r.doc["runcmd"]
+    script = files(r)["/usr/local/lib/lcai/gpu-driver-install"]["content"]
+    assert "nvidia-headless-580-server-open nvidia-utils-580-server" in script
+    assert "DPkg::Lock::Timeout=600" in script
     closed = render("{name: gpu-nvidia, config: {driver_branch: 570-server, open_kernel_modules: false}}")
-    install = next(c for c in closed.doc["runcmd"] if "apt-get" in c)
-    assert install[-2:] == ["nvidia-headless-570-server", "nvidia-utils-570-server"]
+    script = files(closed)["/usr/local/lib/lcai/gpu-driver-install"]["content"]
+    assert "$headers nvidia-headless-570-server nvidia-utils-570-server ||" in script
+
+
+def key_info(path) -> list[list[str]]:
+    """`gpg --show-keys --with-colons` records of an armored key file (a throwaway GNUPGHOME)."""
+    gpg = shutil.which("gpg")
+    if not gpg:
+        if os.environ.get("CI"):
+            pytest.fail("gpg not installed (apt-get install gpg)")
+        pytest.skip("gpg not installed")
+    with tempfile.TemporaryDirectory() as home:
+        out = subprocess.run([gpg, "--homedir", home, "--show-keys", "--with-colons", str(path)], capture_output=True,
+                             text=True, check=True).stdout
+    return [line.split(":") for line in out.splitlines()]
+
+
+def test_shipped_toolkit_key_is_nvidias_pinned_key():
+    """The shipped key is NVIDIA's (fingerprint pinned in the plugin), one primary key that can sign (the
+    repository is signed by the primary key: NO_PUBKEY DDCAE044F796ECB0 in libnvidia-container#301), valid and
+    without expiry, and nothing else (no expired subkey)."""
+    import lcai_gpu_nvidia
+    from lcai_gpu_nvidia.capability import TOOLKIT_KEY_FINGERPRINT
+
+    recs = key_info(Path(lcai_gpu_nvidia.__file__).parent / "keys" / "nvidia-container-toolkit.asc")
+    assert [r[9] for r in recs if r[0] == "fpr"] == [TOOLKIT_KEY_FINGERPRINT]
+    pub = next(r for r in recs if r[0] == "pub")
+    assert pub[1] not in ("e", "r", "i") and pub[6] == "" and "s" in pub[11], pub  # valid, no expiry, signs
+    assert not [r for r in recs if r[0] == "sub"]
+    assert [r[9] for r in recs if r[0] == "uid"] == ["NVIDIA CORPORATION (Open Source Projects) <cudatools@nvidia.com>"]
 
 
 def test_boot_order_pull_overlaps_driver_install_then_one_reboot():
@@ -56,9 +95,9 @@ def test_boot_order_pull_overlaps_driver_install_then_one_reboot():
     cmds = [" ".join(c) if isinstance(c, list) else c for c in r.doc["runcmd"]]
     idx = {k: next(i for i, c in enumerate(cmds) if k in c) for k in (
         "nvidia-ctk runtime configure", "restart docker.service", "start --no-block lcai-image-pull.service",
-        "apt-get install", "systemctl start lcai-image-pull.service")}
+        "gpu-driver-install", "systemctl start lcai-image-pull.service")}
     assert (idx["nvidia-ctk runtime configure"] < idx["restart docker.service"]
-            < idx["start --no-block lcai-image-pull.service"] < idx["apt-get install"]
+            < idx["start --no-block lcai-image-pull.service"] < idx["gpu-driver-install"]
             < idx["systemctl start lcai-image-pull.service"])
     assert r.doc["power_state"]["mode"] == "reboot" and r.doc["power_state"]["condition"] is True
     assert not any("reboot" in c for c in cmds)
@@ -84,6 +123,13 @@ def test_unsupported_images_refused(image):
         render(image=image)
 
 
+def test_debian12_refused_with_the_reason():
+    with pytest.raises(ValidationError) as e:
+        render(image="linode/debian12")
+    assert any("gpu-nvidia does not support Debian 12: its NVIDIA driver comes from non-free" in x
+               for x in e.value.lines()), e.value.lines()
+
+
 def test_bad_config():
     with pytest.raises(ValidationError, match="driver_branch must look like 580-server"):
         render("{name: gpu-nvidia, config: {driver_branch: latest}}")
@@ -91,22 +137,31 @@ def test_bad_config():
         render("{name: gpu-nvidia, config: {container_toolkit: false}}")
 
 
-def _run_verify(tmp_path, smi_ok: bool, docker_ok: bool):
+def _fake_bin(bin_dir: Path, name: str, body: str) -> None:
+    bin_dir.mkdir(exist_ok=True)
+    (bin_dir / name).write_text("#!/bin/sh\n" + body)
+    (bin_dir / name).chmod(0o755)
+
+
+def _run_verify(tmp_path, smi_ok: bool, docker_ok: bool, links_ok: bool = True, before: dict | None = None):
     r = render()
     script = files(r)["/usr/local/lib/lcai/gpu-verify"]["content"].replace("/var/lib/lcai", str(tmp_path))
     bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    (bin_dir / "nvidia-smi").write_text("#!/bin/sh\n" + ('echo "NVIDIA RTX 4000 Ada, 580.95, 20475 MiB"\n'
-                                                         if smi_ok else 'echo "NVIDIA-SMI has failed because it '
-                                                         'couldn\'t communicate with the NVIDIA driver" ; exit 9\n'))
-    (bin_dir / "docker").write_text("#!/bin/sh\n" + ("echo 'GPU 0: NVIDIA RTX 4000 Ada'\n" if docker_ok
-                                                     else "echo 'could not select device driver \"\" with capabilities: [[gpu]]' >&2; exit 125\n"))
-    for f in bin_dir.iterdir():
-        f.chmod(0o755)
+    calls = tmp_path / "calls"
+    _fake_bin(bin_dir, "nvidia-smi", f"echo nvidia-smi >> {calls}\n" + (
+        'echo "NVIDIA RTX 4000 Ada, 580.95, 20475 MiB"\n' if smi_ok else
+        'echo "NVIDIA-SMI has failed because it couldn\'t communicate with the NVIDIA driver" ; exit 9\n'))
+    _fake_bin(bin_dir, "nvidia-ctk", f'echo "nvidia-ctk $*" >> {calls}\n' + ("" if links_ok else
+                                                                        "echo 'no NVIDIA devices' >&2; exit 1\n"))
+    _fake_bin(bin_dir, "docker", f"echo docker >> {calls}\n" + ("echo 'GPU 0: NVIDIA RTX 4000 Ada'\n" if docker_ok
+                                 else "echo 'could not select device driver \"\" with capabilities: [[gpu]]' >&2; exit 125\n"))
+    if before is not None:
+        (tmp_path / "gpu.json").write_text(json.dumps(before))
     (tmp_path / "gpu-verify").write_text(script)
     (tmp_path / "gpu-verify").chmod(0o755)
     env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
     proc = subprocess.run([str(tmp_path / "gpu-verify")], capture_output=True, text=True, env=env, timeout=30)
+    proc.calls = calls.read_text().splitlines() if calls.exists() else []
     return proc, json.loads((tmp_path / "gpu.json").read_text())
 
 
@@ -114,15 +169,91 @@ def test_verify_records_success(tmp_path):
     proc, state = _run_verify(tmp_path, True, True)
     assert proc.returncode == 0 and state["ok"] is True and state["stage"] == "verified"
     assert state["detail"] == "NVIDIA RTX 4000 Ada, 580.95, 20475 MiB"
+    # the /dev/char links exist before the container check (and so before the app): daemon-reload safe
+    assert proc.calls == ["nvidia-smi", "nvidia-ctk system create-dev-char-symlinks --create-all", "docker"]
+    rule = files(render())["/etc/udev/rules.d/71-nvidia-dev-char.rules"]["content"]
+    assert ('ACTION=="add", DEVPATH=="/bus/pci/drivers/nvidia", '
+            'RUN+="/usr/bin/nvidia-ctk system create-dev-char-symlinks --create-all"') in rule
 
 
-def test_verify_records_host_failure(tmp_path):
-    proc, state = _run_verify(tmp_path, False, True)
-    assert proc.returncode == 1 and state["ok"] is False and state["stage"] == "host"
-    assert "couldn't communicate with the NVIDIA driver" in state["detail"]
+def test_verify_records_dev_char_failure(tmp_path):
+    proc, state = _run_verify(tmp_path, True, True, links_ok=False)
+    assert proc.returncode == 1 and state["ok"] is False and state["stage"] == "dev-char"
+    assert "docker" not in proc.calls
 
 
-def test_verify_records_container_failure(tmp_path):
-    proc, state = _run_verify(tmp_path, True, False)
-    assert proc.returncode == 1 and state["ok"] is False and state["stage"] == "container"
-    assert "could not select device driver" in state["detail"]
+def test_verify_keeps_a_failed_install_as_the_reason(tmp_path):
+    failed = {"ok": False, "stage": "install", "time": 1, "detail": "DKMS did not build the NVIDIA module"}
+    proc, state = _run_verify(tmp_path, True, True, before=failed)
+    assert proc.returncode == 1 and state == failed and proc.calls == []
+    assert "driver install failed on the first boot" in proc.stderr
+
+
+INSTALLED = """nvidia-headless-580-server-open nvidia-graphics-drivers-580-server
+libnvidia-compute-580-server nvidia-graphics-drivers-580-server
+nvidia-dkms-580-server-open nvidia-graphics-drivers-580-server
+nvidia-utils-580-server nvidia-graphics-drivers-580-server
+nvidia-container-toolkit nvidia-container-toolkit
+dkms dkms
+"""
+
+
+def _run_install(tmp_path, kernels=("6.8.0-45-generic",), running="6.8.0-45-generic", apt_ok=True, dkms=None):
+    """gpu-driver-install with fake uname, apt-get, dkms, dpkg-query and apt-mark, and a fake /boot."""
+    r = render()
+    script = files(r)["/usr/local/lib/lcai/gpu-driver-install"]["content"]
+    boot = tmp_path / "boot"
+    boot.mkdir()
+    for k in kernels:
+        (boot / f"vmlinuz-{k}").write_text("")
+    (boot / "vmlinuz").write_text("")  # the symlink Ubuntu keeps: not a version
+    script = script.replace("/var/lib/lcai", str(tmp_path / "state")).replace("/boot/", f"{boot}/")
+    bin_dir = tmp_path / "bin"
+    calls = tmp_path / "calls"
+    _fake_bin(bin_dir, "uname", f"echo {running}\n")
+    _fake_bin(bin_dir, "apt-get", f'echo "apt-get $*" >> {calls}\n' + ("" if apt_ok else "exit 100\n"))
+    built = dkms if dkms is not None else "nvidia-srv/580.95.05, $2, x86_64: installed"
+    _fake_bin(bin_dir, "dkms", f'echo "dkms $*" >> {calls}\necho "{built}"\n')
+    _fake_bin(bin_dir, "dpkg-query", f"cat <<'EOF'\n{INSTALLED}EOF\n")
+    _fake_bin(bin_dir, "apt-mark", f'echo "apt-mark $*" >> {calls}\n')
+    (tmp_path / "install").write_text(script)
+    (tmp_path / "install").chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    proc = subprocess.run([str(tmp_path / "install")], capture_output=True, text=True, env=env, timeout=30)
+    proc.calls = calls.read_text().splitlines() if calls.exists() else []
+    state = tmp_path / "state" / "gpu.json"
+    return proc, (json.loads(state.read_text()) if state.exists() else None)
+
+
+def test_install_builds_for_the_kernel_that_boots_next_and_holds_the_driver(tmp_path):
+    proc, state = _run_install(tmp_path, kernels=("6.8.0-45-generic", "6.8.0-100-generic"))
+    assert proc.returncode == 0, proc.stderr
+    apt = next(c for c in proc.calls if c.startswith("apt-get "))
+    assert "linux-headers-6.8.0-45-generic linux-headers-6.8.0-100-generic " in apt
+    assert apt.endswith("nvidia-headless-580-server-open nvidia-utils-580-server")
+    assert "dkms status -k 6.8.0-100-generic" in proc.calls  # sort -V: 100 is newer than 45
+    hold = next(c for c in proc.calls if c.startswith("apt-mark "))
+    assert hold.split() == ["apt-mark", "hold", "nvidia-headless-580-server-open", "libnvidia-compute-580-server",
+                            "nvidia-dkms-580-server-open", "nvidia-utils-580-server"]
+    assert state is None
+
+
+def test_install_same_kernel_installs_its_headers_once(tmp_path):
+    proc, _ = _run_install(tmp_path)
+    apt = next(c for c in proc.calls if c.startswith("apt-get "))
+    assert apt.count("linux-headers-") == 1 and "linux-headers-6.8.0-45-generic" in apt
+
+
+@pytest.mark.parametrize("dkms", ["", "nvidia-srv/580.95.05: added",
+                                  "nvidia-srv/580.95.05, 6.8.0-45-generic, x86_64: built"])
+def test_install_fails_loudly_when_dkms_did_not_build_the_module(tmp_path, dkms):
+    proc, state = _run_install(tmp_path, dkms=dkms)
+    assert proc.returncode == 1 and state["ok"] is False and state["stage"] == "install"
+    assert "DKMS did not build the NVIDIA module for 6.8.0-45-generic" in state["detail"]
+    assert not any(c.startswith("apt-mark") for c in proc.calls)
+
+
+def test_install_fails_loudly_when_apt_fails(tmp_path):
+    proc, state = _run_install(tmp_path, apt_ok=False)
+    assert proc.returncode == 1 and state["stage"] == "install" and "exited 100" in state["detail"]
+    assert not any(c.startswith("dkms") for c in proc.calls)

@@ -3,6 +3,7 @@
 import glob
 import os
 import shutil
+from pathlib import Path
 import socket
 import subprocess
 import tempfile
@@ -12,7 +13,7 @@ import pytest
 
 from lcai_core.errors import ValidationError
 from lcai_core.testing import app_env as env_of
-from lcai_core.testing import render_text, require_plugins
+from lcai_core.testing import render_text, require_plugins, require_validators, validate_many
 from lcai_core.testing import written as files
 
 TPL = """\
@@ -41,27 +42,68 @@ def render(feature="postgresql", image="linode/ubuntu24.04", **kw):
 
 
 
-@pytest.mark.parametrize("image,version", [("linode/ubuntu22.04", "14"), ("linode/ubuntu24.04", "16")])
-def test_image_default_version_from_ubuntu(image, version):
+@pytest.mark.parametrize("image,version", [("linode/ubuntu22.04", "14"), ("linode/ubuntu24.04", "16"),
+                                           ("linode/debian12", "15")])
+def test_image_default_version_from_the_distribution(image, version):
     r = render(image=image)
     assert f"postgresql-{version}" in r.doc["packages"] and "apt" not in r.doc
     assert f"/etc/postgresql/{version}/main/conf.d/lcai.conf" in files(r)
 
 
-@pytest.mark.parametrize("alias,version", [("postgresql-15", "15"), ("postgresql-14", "14")])
-def test_seed_aliases_pick_the_version_and_other_versions_use_pgdg(alias, version):
-    r = render(alias, image="linode/ubuntu24.04")
+@pytest.mark.parametrize("alias,version,image", [("postgresql-15", "15", "linode/ubuntu24.04"),
+                                                 ("postgresql-14", "14", "linode/ubuntu24.04"),
+                                                 ("postgresql-16", "16", "linode/debian12")])
+def test_seed_aliases_pick_the_version_and_other_versions_use_pgdg(alias, version, image):
+    from lcai_postgres.capability import pgdg_key
+
+    r = render(alias, image=image)
     assert f"postgresql-{version}" in r.doc["packages"]
     src = r.doc["apt"]["sources"]["pgdg"]
-    assert "$RELEASE-pgdg" in src["source"] and "signed-by=$KEY_FILE" in src["source"]
-    assert src["keyid"] == "B97B0AFCAA1A47F044F244A07FCC7D46ACCC4CF8"
+    # no key server at boot: the shipped key is a file written before apt runs, read by apt through signed-by
+    assert src == {"source": "deb [signed-by=/etc/apt/keyrings/lcai-pgdg.asc] "
+                             "https://apt.postgresql.org/pub/repos/apt $RELEASE-pgdg main"}
+    key = files(r)["/etc/apt/keyrings/lcai-pgdg.asc"]
+    assert key["content"] == pgdg_key() and not key.get("defer")
 
 
-def test_pgvector_from_ubuntu_on_noble_from_pgdg_on_jammy():
+def test_no_pgdg_key_written_without_pgdg():
+    assert "/etc/apt/keyrings/lcai-pgdg.asc" not in files(render())
+
+
+def test_shipped_pgdg_key_is_the_pinned_key():
+    """Fingerprint pinned in the plugin; and byte for byte the key Debian's postgresql-common ships, when it is
+    installed here."""
+    import lcai_postgres
+    from lcai_postgres.capability import PGDG_KEY_FINGERPRINT
+
+    shipped = Path(lcai_postgres.__file__).parent / "keys" / "pgdg.asc"
+    gpg = shutil.which("gpg")
+    if not gpg:
+        if os.environ.get("CI"):
+            pytest.fail("gpg not installed (apt-get install gpg)")
+        pytest.skip("gpg not installed")
+    with tempfile.TemporaryDirectory() as home:
+        out = subprocess.run([gpg, "--homedir", home, "--show-keys", "--with-colons", str(shipped)],
+                             capture_output=True, text=True, check=True).stdout
+    recs = [line.split(":") for line in out.splitlines()]
+    assert [r[9] for r in recs if r[0] == "fpr"] == [PGDG_KEY_FINGERPRINT]
+    pub = next(r for r in recs if r[0] == "pub")
+    assert pub[1] not in ("e", "r", "i") and "s" in pub[11], pub
+    debian = Path("/usr/share/postgresql-common/pgdg/apt.postgresql.org.asc")
+    if debian.exists():
+        assert shipped.read_bytes() == debian.read_bytes()
+
+
+def test_pgvector_from_ubuntu_on_noble_from_pgdg_on_jammy_and_bookworm():
     noble = render("{name: postgresql, config: {extensions: [vector]}}")
     assert "postgresql-16-pgvector" in noble.doc["packages"] and "apt" not in noble.doc
     jammy = render("{name: postgresql, config: {extensions: [vector]}}", image="linode/ubuntu22.04")
     assert "postgresql-14-pgvector" in jammy.doc["packages"] and "pgdg" in jammy.doc["apt"]["sources"]
+    bookworm = render("{name: postgresql, config: {extensions: [vector, postgis]}}", image="linode/debian12")
+    assert {"postgresql-15-pgvector", "postgresql-15-postgis-3"} <= set(bookworm.doc["packages"])
+    assert "pgdg" in bookworm.doc["apt"]["sources"]  # Debian 12 has no pgvector package
+    postgis = render("{name: postgresql, config: {extensions: [postgis]}}", image="linode/debian12")
+    assert "postgresql-15-postgis-3" in postgis.doc["packages"] and "apt" not in postgis.doc
 
 
 def test_database_url_and_private_files():
@@ -149,3 +191,13 @@ def test_init_sql_is_idempotent_on_a_real_server():
     finally:
         subprocess.run([*as_pg, _bin("pg_ctl"), "-D", f"{d}/data", "-m", "immediate", "stop"], capture_output=True)
         shutil.rmtree(d, ignore_errors=True)
+
+
+def test_static_matrix_passes_the_validators():
+    """Every image (Ubuntu 22.04, 24.04, Debian 12) with the distribution's version, a PGDG version and pgvector:
+    cloud-init's schema, shellcheck and systemd-analyze."""
+    require_validators()
+    cases = [(img, feat) for img in ("linode/ubuntu22.04", "linode/ubuntu24.04", "linode/debian12")
+             for feat in ("postgresql", "postgresql-17", "{name: postgresql, config: {extensions: [vector]}}")]
+    findings = validate_many([render(feat, image=img).text for img, feat in cases])
+    assert not {f"{img} {feat}": f for (img, feat), f in zip(cases, findings) if f}

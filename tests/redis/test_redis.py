@@ -13,7 +13,7 @@ import pytest
 from lcai_core.errors import ValidationError
 from lcai_core.plugins import Host
 from lcai_core.testing import app_env as env_of
-from lcai_core.testing import render_text, require_plugins
+from lcai_core.testing import render_text, require_plugins, require_validators, validate_many
 from lcai_core.testing import written as files
 
 TPL = """\
@@ -259,3 +259,15 @@ def test_redis_url_works_with_the_distributions_redis_cli(running, version):
     assert srv.cli("ping", url=url) == "PONG"
     assert srv.cli("acl", "whoami", url=url) == "default"
     assert "NOAUTH" in srv.cli("ping", url=url.replace(password, "not-the-password"))  # and auth is enforced
+
+
+def test_static_matrix_passes_the_validators():
+    """Every image (Ubuntu 22.04, 24.04, Debian 12) × runtime × persistence: cloud-init's schema, shellcheck and
+    systemd-analyze."""
+    require_validators()
+    cases = [(img, rt, p) for img in ("linode/ubuntu22.04", "linode/ubuntu24.04", "linode/debian12")
+             for rt in ("docker", "native") for p in ("rdb", "aof")]
+    texts = [render_text(tpl("{name: redis, config: {persistence: %s}}" % p, runtime=rt, image=img)).text
+             for img, rt, p in cases]
+    findings = validate_many(texts)
+    assert not {" ".join(c): f for c, f in zip(cases, findings) if f}

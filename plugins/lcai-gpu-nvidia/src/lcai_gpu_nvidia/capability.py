@@ -1,23 +1,34 @@
-"""NVIDIA GPU support on Ubuntu 22.04/24.04.
+"""NVIDIA GPU support on Ubuntu 22.04/24.04 (Debian 12 is refused: its driver comes from non-free with a
+different package set, and Linode offers no Debian GPU path lcai could test).
 
-Boot 1: the NVIDIA Container Toolkit comes from NVIDIA's apt source (key pinned by full fingerprint), with
-Docker and the kernel headers, in cloud-init's single package stage. runcmd then configures Docker's nvidia
-runtime, starts pulling the app image in the background (``lcai-image-pull.service``) and, meanwhile, installs
-the server driver through DKMS; it then waits for the pull and cloud-init reboots once (``power_state``).
-Boot 2: ``lcai-gpu-verify.service`` runs ``nvidia-smi`` on the host and in a container, records the result in
-/var/lib/lcai/gpu.json, and the app unit starts only after it succeeded.
+Boot 1: the NVIDIA Container Toolkit comes from NVIDIA's apt source, whose armored key ships inside this plugin
+(written by write_files, read by apt through ``signed-by``; no key server at boot), with Docker in cloud-init's
+single package stage. runcmd then configures Docker's nvidia runtime, starts pulling the app image in the
+background (``lcai-image-pull.service``) and, meanwhile, runs ``gpu-driver-install``: the headers of the
+running kernel and of the kernel that boots next, the server driver through DKMS, a check that ``dkms status``
+shows the module built for the next kernel, and ``apt-mark hold`` on the driver's packages (so unattended
+upgrades never leave a new library beside the loaded old module). It then waits for the pull and cloud-init
+reboots once (``power_state``).
+Boot 2: ``lcai-gpu-verify.service`` runs ``nvidia-smi`` on the host, creates the ``/dev/char`` links for the
+NVIDIA devices (``nvidia-ctk system create-dev-char-symlinks``; a udev rule does it again whenever the driver
+binds) so a ``systemctl daemon-reload`` does not cut running containers off the GPU, runs ``nvidia-smi`` in a
+container, records the result in /var/lib/lcai/gpu.json, and the app unit starts only after it succeeded.
 """
 
 from __future__ import annotations
 
 import re
 import shlex
+from importlib import resources
 
 from attrs import define
 
 from lcai_core.capabilities import AptSource, Capability, DeployContext, Fragments, Unit, WriteFile
 
 TOOLKIT_KEY_FINGERPRINT = "C95B321B61E88C1809C4F759DDCAE044F796ECB0"
+TOOLKIT_KEY_PATH = "/etc/apt/keyrings/lcai-nvidia-container-toolkit.asc"
+INSTALL_SCRIPT = "/usr/local/lib/lcai/gpu-driver-install"
+DEV_CHAR_RULE = "/etc/udev/rules.d/71-nvidia-dev-char.rules"
 VERIFY_UNIT = "lcai-gpu-verify.service"
 PULL_UNIT = "lcai-image-pull.service"
 
@@ -34,18 +45,65 @@ def driver_packages(config: GpuConfig) -> tuple[str, ...]:
     return (headless, f"nvidia-utils-{config.driver_branch}")
 
 
-VERIFY_SCRIPT = """#!/bin/sh
-# lcai: verify the GPU after boot; the app starts only if this succeeds. Result: /var/lib/lcai/gpu.json
-set -u
-out=/var/lib/lcai/gpu.json
+def toolkit_key() -> str:
+    """NVIDIA's armored repository key, shipped in this package (see keys/README.md for where it comes from)."""
+    return resources.files("lcai_gpu_nvidia").joinpath("keys/nvidia-container-toolkit.asc").read_text(encoding="ascii")
+
+
+RECORD = """out=/var/lib/lcai/gpu.json
 mkdir -p /var/lib/lcai
 record() {
   printf '{"ok": %s, "stage": "%s", "time": %d, "detail": "%s"}\\n' "$1" "$2" "$(date +%s)" \\
     "$(printf '%s' "$3" | tr -d '\\042\\134' | tr '\\n' ' ' | cut -c1-400)" > "$out.tmp" && mv -f "$out.tmp" "$out"
 }
-if ! smi=$(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>&1); then
+"""
+
+INSTALL = """#!/bin/sh
+# lcai: install the NVIDIA driver (DKMS) for the kernel that boots next, check DKMS built it, hold it.
+set -u
+""" + RECORD + """fail() {
+  record false install "$1"
+  echo "lcai: NVIDIA driver install failed: $1" >&2
+  exit 1
+}
+running=$(uname -r)
+# the kernel that boots next is the newest installed one (GRUB's default), maybe newer than the running one
+next=$(for k in /boot/vmlinuz-*; do [ -e "$k" ] && echo "${k#/boot/vmlinuz-}"; done | sort -V | tail -n 1)
+next=${next:-$running}
+headers="linux-headers-$running"
+[ "$next" = "$running" ] || headers="$headers linux-headers-$next"
+# shellcheck disable=SC2086
+DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends -o DPkg::Lock::Timeout=600 \\
+  $headers @DRIVERS@ || fail "apt-get install $headers @DRIVERS@ exited $?"
+built=$(dkms status -k "$next" 2>&1)
+printf '%s\\n' "$built" | grep -Eq '^nvidia[^:]*: installed' || fail "DKMS did not build the NVIDIA module for $next: $built"
+# unattended upgrades must not replace the driver's libraries under the loaded module (NVML: version mismatch)
+held=$(dpkg-query -W -f '${binary:Package} ${source:Package}\\n' | awk '$2 ~ /^nvidia-graphics-drivers/ {print $1}')
+[ -n "$held" ] || fail "no installed package comes from nvidia-graphics-drivers"
+# shellcheck disable=SC2086
+apt-mark hold $held >/dev/null || fail "apt-mark hold failed"
+# shellcheck disable=SC2086
+echo "lcai: NVIDIA driver built by DKMS for kernel $next (running $running); held:" $held
+"""
+
+VERIFY_SCRIPT = """#!/bin/sh
+# lcai: verify the GPU after boot; the app starts only if this succeeds. Result: /var/lib/lcai/gpu.json
+set -u
+if grep -q '"stage": "install"' /var/lib/lcai/gpu.json 2>/dev/null; then
+  echo "lcai: the NVIDIA driver install failed on the first boot: $(cat /var/lib/lcai/gpu.json)" >&2
+  exit 1
+fi
+""" + RECORD + """if ! smi=$(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>&1); then
   record false host "$smi"
   echo "lcai: nvidia-smi failed on the host: $smi" >&2
+  exit 1
+fi
+"""
+
+# keep containers on the GPU across `systemctl daemon-reload` (nvidia-container-toolkit issues 48 and 1227)
+DEV_CHAR = """if ! l=$(nvidia-ctk system create-dev-char-symlinks --create-all 2>&1); then
+  record false dev-char "$l"
+  echo "lcai: could not create the /dev/char links for the NVIDIA devices: $l" >&2
   exit 1
 fi
 """
@@ -62,6 +120,7 @@ class GpuNvidia(Capability):
     name = "gpu-nvidia"
     requires_gpu = True
     summary = "NVIDIA server driver (DKMS) + Container Toolkit; one reboot; verified with nvidia-smi before the app"
+    # Debian 12 is refused (images): its driver is in non-free with other package names and no -server branch
     config_class = GpuConfig
     images = ("linode/ubuntu22.04", "linode/ubuntu24.04")
     order = 30
@@ -70,6 +129,9 @@ class GpuNvidia(Capability):
         out = []
         if not re.match(r"^[0-9]{3}(-server)?$", config.driver_branch):
             out.append(f"config.driver_branch must look like 580-server or 580, got {config.driver_branch!r}")
+        if template.deploy.linode.image == "linode/debian12":
+            out.append("gpu-nvidia does not support Debian 12: its NVIDIA driver comes from non-free under other "
+                       "package names with no -server branch; use linode/ubuntu24.04 or linode/ubuntu22.04")
         if template.capabilities.runtime == "docker" and not config.container_toolkit:
             out.append("config.container_toolkit: the docker runtime needs the toolkit to give the app the GPU")
         return out
@@ -78,10 +140,13 @@ class GpuNvidia(Capability):
         docker = ctx.runtime == "docker" and config.container_toolkit
         drivers = driver_packages(config)
         verify = VERIFY_SCRIPT
+        if docker:
+            verify += DEV_CHAR
         if docker and ctx.container_image:
             verify += VERIFY_CONTAINER.format(image=shlex.quote(ctx.container_image))
         verify += "smi=$(printf '%s' \"$smi\" | head -n 1)\nrecord true verified \"$smi\"\n"
-        files = [WriteFile("/usr/local/lib/lcai/gpu-verify", verify, permissions="0755")]
+        files = [WriteFile("/usr/local/lib/lcai/gpu-verify", verify, permissions="0755"),
+                 WriteFile(INSTALL_SCRIPT, INSTALL.replace("@DRIVERS@", " ".join(drivers)), permissions="0755")]
         units = [Unit(VERIFY_UNIT, f"""[Unit]
 Description=lcai: verify the NVIDIA GPU (nvidia-smi) before the app starts
 After={"docker.service" if docker else "systemd-modules-load.service"}
@@ -98,17 +163,24 @@ WantedBy=multi-user.target
 """.replace("\n\n\n", "\n\n"))]
         runcmd: list = []
         sources: tuple = ()
-        packages: list = ["linux-headers-generic"]
+        packages: list = []
         plan = []
         if docker:
+            # the key is a plain file apt reads through signed-by (apt reads armored .asc keyrings itself): no key
+            # server at boot, and no gpg needed on the image (cloud-init's `key:` runs `gpg --dearmor`)
+            files.append(WriteFile(TOOLKIT_KEY_PATH, toolkit_key()))
+            files.append(WriteFile(DEV_CHAR_RULE, "# lcai: /dev/char links for the NVIDIA devices whenever the driver "
+                                   "binds (nvidia-container-toolkit#48)\nACTION==\"add\", "
+                                   "DEVPATH==\"/bus/pci/drivers/nvidia\", RUN+=\"/usr/bin/nvidia-ctk system "
+                                   "create-dev-char-symlinks --create-all\"\n"))
             sources = (AptSource("nvidia-container-toolkit",
-                                 "deb [signed-by=$KEY_FILE] https://nvidia.github.io/libnvidia-container/stable/deb/$(ARCH) /",
-                                 keyid=TOOLKIT_KEY_FINGERPRINT),)
+                                 f"deb [signed-by={TOOLKIT_KEY_PATH}] "
+                                 "https://nvidia.github.io/libnvidia-container/stable/deb/$(ARCH) /"),)
             packages.append("nvidia-container-toolkit")
             runcmd += [("nvidia-ctk", "runtime", "configure", "--runtime=docker"),
                        ("systemctl", "restart", "docker.service")]
-            plan.append("add NVIDIA's Container Toolkit apt source (key pinned by fingerprint) and configure "
-                        "Docker's nvidia runtime")
+            plan.append("add NVIDIA's Container Toolkit apt source (its key ships in lcai-gpu-nvidia, fingerprint "
+                        f"{TOOLKIT_KEY_FINGERPRINT}) and configure Docker's nvidia runtime")
             if ctx.container_image:
                 units.append(Unit(PULL_UNIT, f"""[Unit]
 Description=lcai: pull the app image while the GPU driver installs
@@ -125,15 +197,15 @@ TimeoutStartSec=infinity
 """, enable=False))
                 runcmd.append(("systemctl", "start", "--no-block", PULL_UNIT))
                 plan.append(f"start pulling {ctx.container_image} in the background")
-        runcmd.append(("env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "install", "-y", "--no-install-recommends",
-                       "-o", "DPkg::Lock::Timeout=600", *drivers))
+        runcmd.append((INSTALL_SCRIPT,))
         plan.append(f"meanwhile install the NVIDIA {config.driver_branch} driver "
-                    f"({'open' if config.open_kernel_modules else 'proprietary'} kernel modules, DKMS): "
-                    + ", ".join(drivers))
+                    f"({'open' if config.open_kernel_modules else 'proprietary'} kernel modules, DKMS) with the "
+                    "headers of the running and the next kernel: " + ", ".join(drivers)
+                    + "; check `dkms status` built it for the kernel that boots next; hold the driver's packages")
         if docker and ctx.container_image:
             runcmd.append(("systemctl", "start", PULL_UNIT))
             plan.append("wait for the image pull to finish")
-        plan.append(f"after the reboot, {VERIFY_UNIT} runs nvidia-smi (host{' and container' if docker else ''}) "
+        plan.append(f"after the reboot, {VERIFY_UNIT} runs nvidia-smi (host{', /dev/char links and container' if docker else ''}) "
                     "and records /var/lib/lcai/gpu.json; the app waits for it")
         return Fragments(apt_sources=sources, packages=tuple(packages), write_files=tuple(files), units=tuple(units),
                          runcmd=tuple(runcmd), app_requires=(VERIFY_UNIT,), gpu=docker, reboot=True,

@@ -1,4 +1,6 @@
-"""PostgreSQL: the image's version from Ubuntu, other versions (and pgvector on 22.04) from the PGDG apt source.
+"""PostgreSQL: the image's version from the distribution (14 on Ubuntu 22.04, 16 on Ubuntu 24.04, 15 on
+Debian 12), other versions (and extensions the distribution lacks) from the PGDG apt source, whose key ships
+inside this plugin (keys/pgdg.asc, written by write_files and read by apt through ``signed-by``: no key server).
 
 The role and database are created idempotently by ``lcai-postgres-init.service`` from a deferred,
 postgres-owned 0600 SQL file; the app gets ``DATABASE_URL`` in its 0600 env file. PostgreSQL listens on
@@ -9,6 +11,7 @@ scram-sha-256, and the firewall never opens the port.
 from __future__ import annotations
 
 import re
+from importlib import resources
 from typing import Optional
 from urllib.parse import quote
 
@@ -17,22 +20,30 @@ from attrs import define
 from lcai_core.capabilities import AptSource, Capability, DeployContext, Fragments, Unit, WriteFile
 
 DOCKER0 = "172.17.0.1"
-DISTRO_DEFAULT = {"22.04": "14", "24.04": "16"}
+# the distribution's own PostgreSQL by image
+DISTRO_DEFAULT = {"linode/ubuntu22.04": "14", "linode/ubuntu24.04": "16", "linode/debian12": "15"}
 VERSIONS = ("13", "14", "15", "16", "17")
 PGDG_KEY_FINGERPRINT = "B97B0AFCAA1A47F044F244A07FCC7D46ACCC4CF8"  # apt.postgresql.org signing key
+PGDG_KEY_PATH = "/etc/apt/keyrings/lcai-pgdg.asc"
 # extension → the apt package that provides it (None: shipped with the server package)
 EXTENSIONS = {"vector": "postgresql-{v}-pgvector", "postgis": "postgresql-{v}-postgis-3", "pg_trgm": None,
               "hstore": None, "citext": None, "pgcrypto": None, "uuid-ossp": None, "btree_gin": None,
               "btree_gist": None, "unaccent": None}
-# extensions whose package Ubuntu itself ships, by release
-IN_DISTRO = {"24.04": {"vector", "postgis"}, "22.04": {"postgis"}}
+# extensions whose package the distribution itself ships, by image
+IN_DISTRO = {"linode/ubuntu24.04": {"vector", "postgis"}, "linode/ubuntu22.04": {"postgis"},
+             "linode/debian12": {"postgis"}}
+
+
+def pgdg_key() -> str:
+    """PGDG's armored key as Debian's postgresql-common ships it (keys/README.md)."""
+    return resources.files("lcai_postgres").joinpath("keys/pgdg.asc").read_text(encoding="ascii")
 IDENT_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 PASSWORD_RE = re.compile(r"^[A-Za-z0-9._~+-]{16,128}$")
 
 
 @define(frozen=True)
 class PostgresConfig:
-    version: Optional[str] = None  # None = the image's default (14 on 22.04, 16 on 24.04)
+    version: Optional[str] = None  # None = the image's default (14 on 22.04, 16 on 24.04, 15 on Debian 12)
     database: str = "app"
     user: str = "app"
     password: Optional[str] = None
@@ -45,7 +56,7 @@ class PostgreSQL(Capability):
     aliases = {f"postgresql-{v}": {"version": v} for v in ("14", "15", "16", "17")}
     summary = "PostgreSQL with a scram-sha-256 role + database for the app (DATABASE_URL), extensions like pgvector"
     config_class = PostgresConfig
-    images = ("linode/ubuntu22.04", "linode/ubuntu24.04")
+    images = ("linode/ubuntu22.04", "linode/ubuntu24.04", "linode/debian12")
     order = 40
 
     def check(self, config: PostgresConfig, template) -> list:
@@ -67,20 +78,24 @@ class PostgreSQL(Capability):
         return out
 
     def version_for(self, config: PostgresConfig, ctx: DeployContext) -> str:
-        return config.version or DISTRO_DEFAULT.get(ctx.ubuntu_release or "", "16")
+        return config.version or DISTRO_DEFAULT.get(ctx.image, "16")
 
     def fragments(self, config: PostgresConfig, ctx: DeployContext) -> Fragments:
         v = self.version_for(config, ctx)
-        release = ctx.ubuntu_release or "24.04"
+        image = ctx.image if ctx.image in DISTRO_DEFAULT else "linode/ubuntu24.04"
         docker = ctx.runtime == "docker"
         password = config.password or ctx.secret("postgres-password")
         ext_pkgs = [EXTENSIONS[e].format(v=v) for e in config.extensions if EXTENSIONS[e]]
-        need_pgdg = v != DISTRO_DEFAULT.get(release) or any(
-            EXTENSIONS[e] and e not in IN_DISTRO.get(release, set()) for e in config.extensions)
+        need_pgdg = v != DISTRO_DEFAULT[image] or any(
+            EXTENSIONS[e] and e not in IN_DISTRO[image] for e in config.extensions)
         sources = ()
+        files = []
         if need_pgdg:
-            sources = (AptSource("pgdg", "deb [signed-by=$KEY_FILE] https://apt.postgresql.org/pub/repos/apt "
-                                         "$RELEASE-pgdg main", keyid=PGDG_KEY_FINGERPRINT),)
+            # a plain file apt reads through signed-by (apt reads armored .asc keyrings itself): no key server at
+            # boot, no gpg needed on the image; write_files runs before cloud-init's apt stage
+            files.append(WriteFile(PGDG_KEY_PATH, pgdg_key()))
+            sources = (AptSource("pgdg", f"deb [signed-by={PGDG_KEY_PATH}] https://apt.postgresql.org/pub/repos/apt "
+                                         "$RELEASE-pgdg main"),)
         listen = f"localhost,{DOCKER0}" if docker else "localhost"
         conf_dir = f"/etc/postgresql/{v}/main"
         sql = [
@@ -96,7 +111,7 @@ class PostgreSQL(Capability):
             sql.append(f"\\c {config.database}")
             sql += [f'CREATE EXTENSION IF NOT EXISTS "{e}";' for e in config.extensions]
         init_sql = "/var/lib/postgresql/lcai-init.sql"
-        files = [
+        files += [
             WriteFile(f"{conf_dir}/conf.d/lcai.conf",
                       f"# lcai ({ctx.deployment_id})\nlisten_addresses = '{listen}'\nport = {config.port}\n"
                       "password_encryption = scram-sha-256\n", owner="postgres:postgres", defer=True),
