@@ -793,9 +793,9 @@ class Handler(BaseHTTPRequestHandler):
             raise ApiError(400, "Linode busy.")
 
     def _rebuild_instance(self, inst: dict, b: Any) -> dict:
-        """spec post-rebuild-linode-instance: image and root_pass required; authorized_keys, authorized_users,
-        booted, metadata.user_data, stackscript_*, type (resize). Same id and addresses; the disks (and the user
-        data, when given) are replaced; firewalls and NodeBalancer nodes stay."""
+        """spec post-rebuild-linode-instance: image, root_pass (or authorized_keys/authorized_users), booted,
+        metadata.user_data, disk_encryption, type (resize); stackscripts are refused. Same id and addresses; the
+        disks (and the user data, when given) are replaced; firewalls and NodeBalancer nodes stay."""
         st = self.state
         if not isinstance(b, dict):
             raise ApiError(400, "Request body must be an object")
@@ -808,9 +808,13 @@ class Handler(BaseHTTPRequestHandler):
             if image is None:
                 errs.append(error("image", "image is not valid"))
         if b.get("root_pass") is None:
-            errs.append(error("root_pass", "root_pass is required"))
+            # the spec lists root_pass as required; like create (and linode_api4 >= 5.44), SSH keys or users do too
+            if not b.get("authorized_keys") and not b.get("authorized_users"):
+                errs.append(error("root_pass", "root_pass is required"))
         else:
             self._check_password(b["root_pass"], errs)
+        if b.get("disk_encryption") is not None and b["disk_encryption"] not in ("enabled", "disabled"):
+            errs.append(error("disk_encryption", "Must be enabled or disabled"))
         errs += check_authorized_keys(b.get("authorized_keys"))
         au = b.get("authorized_users")
         if au is not None and (not isinstance(au, list) or not all(isinstance(u, str) for u in au)):
