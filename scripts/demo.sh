@@ -1,26 +1,52 @@
 #!/bin/sh
 # Offline demo of the main job against the bundled Linode API simulator (no account, no credentials):
 #   init → plan → deploy --wait → status → destroy
-# Uses a throw-away config dir and HOME; the simulator listens on 127.0.0.1 only.
+# Uses a throw-away config dir and HOME; the simulator listens on 127.0.0.1 only, on a free port it picks
+# itself (LCAI_DEMO_PORT=N to choose one), and the demo checks that the simulator answering is the one it
+# started (a per-run token) before it sends a single request: it never runs against another process.
 set -eu
 cd "$(dirname "$0")/.."
 ./scripts/bootstrap.sh
 work=$(mktemp -d "${TMPDIR:-/tmp}/lcai-demo.XXXXXX")
-port=${LCAI_DEMO_PORT:-8111}
 lcai=$PWD/.venv/bin/lcai
-.venv/bin/lcai-linode-sim --port "$port" --provision-seconds 2 --boot-seconds 2 --app-ready-seconds 2 \
-  > "$work/simulator.log" 2>&1 &
+py=$PWD/.venv/bin/python
+run=$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')
+log=$work/simulator.log
+.venv/bin/lcai-linode-sim --port "${LCAI_DEMO_PORT:-0}" --token "demo-$run" --run-token "$run" \
+  --provision-seconds 2 --boot-seconds 2 --app-ready-seconds 2 > "$log" 2>&1 &
 sim=$!
 trap 'kill $sim 2>/dev/null || true' EXIT INT TERM
-export LCAI_CONFIG_DIR="$work/config" HOME="$work/home" LINODE_TOKEN=sim-token \
-  LCAI_LINODE_API_URL="http://127.0.0.1:$port/v4" LCAI_POLL_INTERVAL=0.5
-mkdir -p "$HOME"
+url=
 i=0
-until "$lcai" status >/dev/null 2>&1; do
-  i=$((i + 1)); [ "$i" -lt 50 ] || { echo "simulator did not start: $work/simulator.log" >&2; exit 1; }
+while [ -z "$url" ]; do
+  if ! kill -0 "$sim" 2>/dev/null; then
+    echo "demo: the simulator did not start: $(tail -n 1 "$log")" >&2
+    exit 1
+  fi
+  i=$((i + 1))
+  [ "$i" -le 100 ] || { echo "demo: the simulator printed no address within 10 s (see $log)" >&2; exit 1; }
   sleep 0.1
+  url=$(sed -n 's/^Linode API simulator on \(http:[^ ]*\) .*/\1/p' "$log")
 done
+if ! "$py" - "$url" "$run" <<'EOF'
+import json, sys, urllib.request
+url, run = sys.argv[1], sys.argv[2]
+try:
+    with urllib.request.urlopen(url[: -len("/v4")] + "/_sim/state", timeout=5) as r:
+        got = json.load(r).get("run_token")
+except (OSError, ValueError) as e:
+    sys.exit(f"demo: {url} does not answer as a simulator: {e}")
+if got != run:
+    sys.exit(f"demo: {url} is answered by another process, not the simulator this demo started")
+EOF
+then
+  exit 1
+fi
+export LCAI_CONFIG_DIR="$work/config" HOME="$work/home" LINODE_TOKEN="demo-$run" \
+  LCAI_LINODE_API_URL="$url" LCAI_POLL_INTERVAL=0.5
+mkdir -p "$HOME"
 step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; }
+printf 'simulator %s (run %s)\n' "$url" "$run"
 
 step lcai templates list --long;   "$lcai" templates list --long
 step lcai init embeddings-python --directory svc
