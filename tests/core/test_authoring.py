@@ -246,8 +246,9 @@ def test_scaffold_default_image_port_and_path_match_nginx(capsys, tmp_path):
     srv = HTTPServer(("127.0.0.1", 0), Nginx)
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     try:
-        text = (d / "template.yml").read_text().replace("internal_port: 80", f"internal_port: {srv.server_port}")
-        r = subprocess.run([_health_script(text, tmp_path)], capture_output=True, text=True, timeout=60)
+        # the host port the probe uses: a free one instead of 80 (no root needed)
+        text = (d / "template.yml").read_text().replace("_port: 80 ", f"_port: {srv.server_port} ")
+        r = subprocess.run([_health_script(text, tmp_path)], capture_output=True, text=True, timeout=30)
         assert r.returncode == 0, r.stderr
         assert json.loads((tmp_path / "health.json").read_text())["state"] == "healthy"
     finally:
@@ -280,7 +281,7 @@ def test_scaffold_native_default_really_becomes_healthy(capsys, tmp_path):
                 break
             except OSError:
                 time.sleep(0.05)
-        r = subprocess.run([_health_script(text, tmp_path)], capture_output=True, text=True, timeout=60)
+        r = subprocess.run([_health_script(text, tmp_path)], capture_output=True, text=True, timeout=30)
         assert r.returncode == 0, r.stderr
         assert json.loads((tmp_path / "health.json").read_text())["state"] == "healthy"
     finally:

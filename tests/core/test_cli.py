@@ -62,8 +62,8 @@ def test_user_template_overrides_bundled_and_uninstall(capsys, tmp_path, config_
     assert code == 2 and "already installed" in err
     code, out, _ = run(capsys, "templates", "uninstall", "llm-api")
     assert code == 0
-    code, _, err = run(capsys, "templates", "uninstall", "llm-api")
-    assert code == 2 and "no user-installed template" in err
+    code, _, err = run(capsys, "templates", "uninstall", "llm-api")  # the bundled one is left
+    assert code == 2 and "llm-api is bundled with lcai-core and cannot be uninstalled" in err
 
 
 def test_templates_show(capsys):
