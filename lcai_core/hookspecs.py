@@ -30,3 +30,10 @@ def register_commands(cli):
 @hookspec
 def deployment_sections(deployment):
     """return [(title, [lines])] to show for one deployment (a registry record) in `lcai status ID`"""
+
+
+@hookspec
+def deployment_events(deployment, run, limit, since):
+    """return (title, [lines], cursor) of events for `lcai logs` (``run(cmd)`` runs a command on the machine over
+    SSH and returns a result with ``ok``/``out``), only those after ``since`` when it is not None; None when this
+    plugin has nothing for the deployment"""

@@ -1,8 +1,11 @@
 """The plugin host: hook specs → built-ins (as ordinary default plugins) → entry points (group ``lcai``).
 
-A plugin that fails to import, or implements a hook nobody specifies, is reported (a warning, and
-``lcai plugins`` lists it as broken) and skipped — never fatal. ``LCAI_DISABLE_PLUGINS=a,b`` skips plugins
-by entry-point or distribution name.
+A plugin that fails to import, implements a hook nobody specifies, raises in a registration hook, or registers
+a name another distribution already holds (capability, provider, command) is reported in one line naming it
+(``plugin lcai-foo 1.2: …``), listed as broken by ``lcai plugins``, and skipped: commands that do not need it
+keep working. An exception escaping a plugin's code later (a command, ``check``, ``fragments``) is attributed
+to the plugin by the CLI (``plugin_of_traceback``). ``LCAI_DISABLE_PLUGINS=a,b`` skips plugins by entry-point
+or distribution name.
 """
 
 from __future__ import annotations
@@ -154,6 +157,8 @@ class Host:
         self.pm.add_hookspecs(hookspecs)
         self.plugins: list[PluginInfo] = []
         self.warnings: list[str] = []
+        self.on_warning: Optional[Callable[[str], None]] = None
+        self.command_owner: dict[str, PluginInfo] = {}
         disabled = _disabled()
         for modname in DEFAULT_PLUGINS:
             import importlib
@@ -188,9 +193,33 @@ class Host:
         self._providers = None
 
     def _broken(self, info: PluginInfo, error: str) -> None:
-        info.status, info.error = "broken", error
-        msg = f"plugin {info.name} ({info.dist} {info.version}) is broken and was skipped: {error}"
+        first = info.status != "broken"
+        info.status = "broken"
+        info.error = error if first else f"{info.error}; {error}"
+        msg = f"plugin {info.dist} {info.version}: {error} (skipped; see `lcai plugins`)"
         self.warnings.append(msg)
+        if self.on_warning is not None:
+            self.on_warning(msg)
+
+    def info_of(self, plugin: Any) -> Optional[PluginInfo]:
+        return next((i for i in self.plugins if i.plugin is plugin), None)
+
+    def plugin_of_traceback(self, tb) -> Optional[PluginInfo]:
+        """The plugin whose code raised: the innermost traceback frame in a plugin's package (not lcai-core)."""
+        packages = {}
+        for info in self.plugins:
+            if info.dist == "lcai-core" or info.plugin is None:
+                continue
+            top = (getattr(info.plugin, "__name__", None) or info.module.partition(":")[0]).split(".")[0]
+            packages[top] = info
+        found = None
+        while tb is not None:
+            mod = tb.tb_frame.f_globals.get("__name__") or ""
+            top = mod.split(".")[0]
+            if top in packages:
+                found = packages[top]
+            tb = tb.tb_next
+        return found
 
     def _check_pending(self) -> None:
         """Like ``pm.check_pending()``, but a plugin with a misspelt hook is reported and unregistered."""
@@ -220,9 +249,16 @@ class Host:
         caller = getattr(self.pm.hook, hook)
         impls = sorted(caller.get_hookimpls(), key=lambda i: i.plugin_name)
         for impl in impls:
-            info = next((i for i in self.plugins if i.plugin is impl.plugin), None) or PluginInfo(
-                impl.plugin_name, impl.plugin_name, "", "")
-            impl.function(**{argname: make_register(info)})
+            info = self.info_of(impl.plugin) or PluginInfo(impl.plugin_name, impl.plugin_name, "", "")
+            if info.status == "broken" and info.dist != "lcai-core":
+                continue
+            try:
+                impl.function(**{argname: make_register(info)})
+            except Exception as e:  # one plugin's failure is reported and skipped, never fatal to the others
+                from .errors import LcaiError
+
+                why = e.message if isinstance(e, LcaiError) else f"{type(e).__name__}: {e}"
+                self._broken(info, f"{hook} failed: {why}")
 
     # ------------------------------------------------------------ what plugins registered
 
@@ -255,15 +291,21 @@ class Host:
     def providers(self) -> dict:
         if self._providers is None:
             provs: dict = {}
+            owner: dict[str, str] = {}
 
             def make(info: PluginInfo):
                 def register(provider):
-                    name = getattr(provider, "name", None)
-                    if not name:
-                        from .errors import LcaiError
+                    from .errors import LcaiError
+                    from .providers import Provider
 
-                        raise LcaiError(f"plugin {info.name}: register_providers got a provider without a name")
+                    name = getattr(provider, "name", None)
+                    if not name or not isinstance(provider, Provider):
+                        raise LcaiError(f"register_providers got {provider!r}, expected a lcai_core.Provider with a name")
+                    if name in provs:
+                        raise LcaiError(f"provider name {name!r} is registered by both {owner[name]} and "
+                                        f"{info.dist} {info.version}".rstrip())
                     provs[name] = provider
+                    owner[name] = f"{info.dist} {info.version}".strip()
                 return register
 
             self.call_each("register_providers", make)
@@ -280,14 +322,59 @@ class Host:
                 out.append((impl.plugin_name, [f"unavailable: {type(e).__name__}: {e}"]))
         return out
 
-    def add_commands(self, cli: Any) -> None:
+    def add_commands(self, cli: Any, reserved: tuple = ()) -> None:
+        """Let plugins attach commands; a name that core (``reserved``) or another distribution already holds is
+        refused (the first keeps it) and the newcomer is reported broken, naming both."""
         for impl in sorted(self.pm.hook.register_commands.get_hookimpls(), key=lambda i: i.plugin_name):
+            info = self.info_of(impl.plugin) or PluginInfo(impl.plugin_name, impl.plugin_name, "", "")
+            if info.status == "broken":
+                continue
+            before = dict(cli.commands)
             try:
                 impl.function(cli=cli)
             except Exception as e:  # a broken command plugin must not take the CLI down
-                info = next((i for i in self.plugins if i.plugin is impl.plugin), None)
+                self._broken(info, f"register_commands failed: {type(e).__name__}: {e}")
+            for name, cmd in list(cli.commands.items()):
+                if name in before and before[name] is cmd:
+                    continue
+                holder = ("lcai-core" if name in reserved else
+                          f"{self.command_owner[name].dist} {self.command_owner[name].version}" if name in self.command_owner
+                          else None)
+                if holder is not None:
+                    if name in before:
+                        cli.commands[name] = before[name]
+                    else:
+                        del cli.commands[name]
+                    self._broken(info, f"command {name!r} is registered by both {holder} and {info.dist} {info.version}")
+                else:
+                    self.command_owner[name] = info
+
+    def self_check(self) -> None:
+        """For `lcai plugins`: render each capability once with its default config, so a capability whose
+        ``fragments`` raises is listed as broken (named) before a deploy meets it."""
+        from .capabilities import DeployContext
+
+        ctx = DeployContext(deployment_id="check000", app_name="check", env="default", image="linode/ubuntu24.04",
+                            region="us-ord", type="g6-standard-2", template="check", runtime="docker",
+                            container_image="example/app:1", container_port=8000, features=(),
+                            secret_seed=b"lcai-self-check")
+        for name, reg in sorted(self.catalog.by_name.items()):
+            cap = reg.capability
+            info = next((i for i in self.plugins if f"{i.dist} {i.version}".strip() == reg.plugin or i.dist == reg.plugin),
+                        None)
+            try:
+                config = cap.config_class() if cap.config_class is not None else None
+            except TypeError:
+                continue  # the config has required fields: nothing to render without a template
+            try:
+                cap.fragments(config, ctx)
+            except Exception as e:  # reported, named
+                from .errors import LcaiError
+
+                if isinstance(e, LcaiError):
+                    continue  # a refusal of the sample context (an image it does not support): not broken
                 if info is not None:
-                    self._broken(info, f"register_commands failed: {type(e).__name__}: {e}")
+                    self._broken(info, f"capability {name!r}: fragments() failed: {type(e).__name__}: {e}")
 
 
 _host: Optional[Host] = None

@@ -48,6 +48,16 @@ def pending(directory: Path, create: bool = True) -> Optional[dict]:
     return data
 
 
+def deployed_state(directory: Path) -> Optional[dict]:
+    """The directory's deployment (``.linode/state.json``) when it carries the secret seed it was rendered with."""
+    from .lifecycle import read_state
+
+    st = read_state(directory)
+    if st and isinstance(st.get("secret_seed"), str):
+        return st
+    return None
+
+
 @define
 class Prepared:
     directory: Path
@@ -69,7 +79,10 @@ def find_deploy_file(directory: Path) -> Path:
 
 def prepare(directory: str | os.PathLike, host, app: Optional[str] = None, env_name: Optional[str] = None,
             region: Optional[str] = None, type_: Optional[str] = None, deployment_id: Optional[str] = None,
-            secret_seed: Optional[bytes] = None) -> Prepared:
+            secret_seed: Optional[bytes] = None, new: bool = False) -> Prepared:
+    """Load, resolve and render a deployment directory. The deployment id and secret seed come from, in order:
+    the arguments; the directory's live deployment (``.linode/state.json``: plan then previews a redeploy),
+    unless ``new``; the pending plan (``.linode/pending.json``, created on first use)."""
     d = Path(directory)
     f = find_deploy_file(d)
     tpl = load_template(f, host.catalog)
@@ -84,6 +97,10 @@ def prepare(directory: str | os.PathLike, host, app: Optional[str] = None, env_n
                          hint=f"cp {d / '.env.example'} {env_path} and fill it in")
     else:
         dotenv = {}
+    if (deployment_id is None or secret_seed is None) and not new:
+        st = deployed_state(d)
+        if st is not None:
+            deployment_id, secret_seed = st["deployment_id"], bytes.fromhex(st["secret_seed"])
     if deployment_id is None or secret_seed is None:
         p = pending(d)
         deployment_id, secret_seed = p["deployment_id"], bytes.fromhex(p["secret_seed"])

@@ -1,5 +1,10 @@
 """The local deployments registry: ``<config dir>/registry.json``.
 
+Records are provider-neutral (``provider``, ``address``, ``external_port``, ``health``, ``directory``, …);
+what a provider needs to find its own resources lives in the provider-owned ``provider_state`` sub-record.
+Schema 1 files (lcai 0.1, Linode only: ``linode_id``/``firewall_id``/``ipv4`` at the top level) are read and
+migrated in memory; the next write stores schema 2.
+
 A cache of cloud truth (instance tags are the truth; ``lcai sync`` rebuilds it). Every change is a
 read-modify-write under a file lock, written to a temp file, fsynced and atomically renamed: concurrent
 deploys never lose entries and a crash mid-write never leaves a torn file. It holds no secrets — only ids,
@@ -20,7 +25,7 @@ from typing import Any, Callable, Iterator, Optional
 from .errors import LcaiError
 from .paths import config_dir
 
-SCHEMA = 1
+SCHEMA = 2
 SECRET_KEYS = ("password", "root_pass", "token", "secret", "user_data")
 
 
@@ -61,6 +66,10 @@ class Registry:
         if data.get("schema", 0) > SCHEMA:
             raise LcaiError(f"{self.path} was written by a newer lcai (schema {data['schema']})",
                             hint="upgrade lcai-core")
+        if data.get("schema", 1) < 2:
+            for rec in data["deployments"].values():
+                if isinstance(rec, dict):
+                    migrate_v1(rec)
         return data
 
     def _write(self, data: dict) -> None:
@@ -79,9 +88,11 @@ class Registry:
 
     def update(self, deployment_id: str, create: bool = False, **fields: Any) -> dict:
         """Merge ``fields`` into one record (created if ``create``) under the lock; returns the record."""
-        for k in fields:
-            if any(s in k for s in SECRET_KEYS):
-                raise LcaiError(f"internal: refusing to store {k!r} in the registry")
+        for k, v in fields.items():
+            nested = list(v) if isinstance(v, dict) else []
+            for key in [k, *nested]:
+                if any(s in key for s in SECRET_KEYS):
+                    raise LcaiError(f"internal: refusing to store {key!r} in the registry")
         with self._locked():
             data = self._read()
             deps = data["deployments"]
@@ -123,6 +134,18 @@ class Registry:
                              hint="`lcai status` lists them; `lcai sync` adopts ones created elsewhere")
         raise InputError(f"{prefix!r} matches {len(matches)} deployments: "
                          + ", ".join(sorted(d['deployment_id'] for d in matches)))
+
+
+def migrate_v1(rec: dict) -> dict:
+    """Schema 1 → 2 in place: Linode ids into ``provider_state``, ``ipv4`` → ``address``."""
+    state = rec.setdefault("provider_state", {})
+    for key in ("linode_id", "firewall_id"):
+        if key in rec:
+            state[key] = rec.pop(key)
+    if "ipv4" in rec:
+        rec.setdefault("address", rec.pop("ipv4"))
+    rec.setdefault("provider", "linode")
+    return rec
 
 
 @lru_cache(maxsize=4096)

@@ -73,11 +73,32 @@ def discover(sources: list) -> dict[str, TemplateEntry]:
     return dict(sorted(result.items()))
 
 
+def from_path(path: str) -> Optional[TemplateEntry]:
+    """A template given as a path (a folder holding template.yml/deploy.yml, or the file itself), for trying a
+    template before installing it; None when ``path`` names no such file."""
+    if os.path.isdir(path):
+        for fname in (*TEMPLATE_FILES, "deploy.yml", "deploy.yaml"):
+            f = os.path.join(path, fname)
+            if os.path.isfile(f):
+                name = os.path.basename(os.path.abspath(path))
+                return TemplateEntry(name, f, "user", f"path {path}")
+        raise InputError(f"{path}: a folder, but it holds no template.yml",
+                         hint="give a template name (lcai templates list), or a folder with template.yml")
+    if os.path.isfile(path) and path.endswith((".yml", ".yaml")):
+        name = os.path.basename(os.path.dirname(os.path.abspath(path)))
+        return TemplateEntry(name, path, "user", f"path {path}")
+    return None
+
+
 def find(sources: list, name: str) -> TemplateEntry:
     entries = discover(sources)
     if name in entries:
         return entries[name]
+    if os.sep in name or name.startswith(".") or name.endswith((".yml", ".yaml")) or os.path.isdir(name):
+        entry = from_path(name)
+        if entry is not None:
+            return entry
     from .convert import did_you_mean
 
     raise InputError(f"no template named '{name}'{did_you_mean(name, list(entries))}",
-                     hint="list them with: lcai templates list")
+                     hint="list them with: lcai templates list; or give a template folder or file by path")

@@ -14,6 +14,14 @@ import click
 from .. import __version__
 
 CORE_COMMANDS = {
+    "deploy": ("lcai_core.cli.deploy", "deploy",
+               "Create a deployment (--target NAME: another provider), or rebuild this directory's live one."),
+    "destroy": ("lcai_core.cli.deployments", "destroy",
+                "Delete a deployment and the files deploy wrote (--purge: clean up vanished ones)."),
+    "logs": ("lcai_core.cli.deployments", "logs", "Cloud-init output and container events of a deployment (SSH)."),
+    "status": ("lcai_core.cli.deployments", "status",
+               "List deployments live (one request per provider), or one in detail with a health check."),
+    "sync": ("lcai_core.cli.deployments", "sync", "Adopt deployments this machine does not know; mark vanished ones."),
     "init": ("lcai_core.cli.init", "init", "Create a deployment directory from a template."),
     "plan": ("lcai_core.cli.plan", "plan", "Render the exact cloud-init a deploy would send, with a summary."),
     "plugins": ("lcai_core.cli.plugins", "plugins", "List installed plugins: distribution, version, hooks, status."),
@@ -45,9 +53,10 @@ class Root(click.Group):
         from ..plugins import get_host
 
         host = get_host()
-        host.add_commands(self)
         for w in host.warnings:
             click.echo(f"warning: {w}", err=True)
+        host.on_warning = lambda w: click.echo(f"warning: {w}", err=True)
+        host.add_commands(self, reserved=tuple(CORE_COMMANDS))
 
     def list_commands(self, ctx):
         self._load_plugins()
@@ -68,10 +77,7 @@ class Root(click.Group):
 
 
 def _unknown_command_hint(name: str) -> str | None:
-    hints = {
-        "deploy": "lcai-linode", "status": "lcai-linode", "destroy": "lcai-linode", "sync": "lcai-linode",
-        "tui": "lcai-tui", "logs": "lcai-buildwatch",
-    }
+    hints = {"tui": "lcai-tui", "local": "lcai-local"}
     if name in hints:
         return f"'{name}' is provided by a plugin: pip install {hints[name]}"
     return None
@@ -82,13 +88,16 @@ def _unknown_command_hint(name: str) -> str | None:
 @click.option("--debug", is_flag=True, envvar="LCAI_DEBUG", help="Show tracebacks and plugin diagnostics.")
 @click.pass_context
 def cli(ctx: click.Context, debug: bool) -> None:
-    """lcai: deploy containerized AI/ML services to Linode from declarative templates.
+    """lcai: deploy containerized AI/ML services to Linode (or any installed provider) from declarative
+    templates.
 
     \b
     Typical flow:
       lcai templates list
       lcai init llm-api --directory svc && cd svc && cp .env.example .env
       lcai plan --cloud-config user-data.yaml
+      lcai deploy --wait        # again after editing deploy.yml: rebuilds the same machine
+      lcai status   ·   lcai logs   ·   lcai destroy
     """
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug
@@ -143,9 +152,27 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as e:  # the last line of defence: one line, no traceback, unless --debug
         if debug:
             raise
+        info = _plugin_of(e)
+        if info is not None:
+            click.echo(f"error: plugin {info.dist} {info.version}: {type(e).__name__}: {e}", err=True)
+            click.echo(f"hint: a bug in {info.dist}: `lcai plugins` lists it; LCAI_DISABLE_PLUGINS={info.dist} "
+                       "turns it off; --debug shows the traceback for its authors", err=True)
+            return 1
         click.echo(f"error: internal error: {type(e).__name__}: {e}", err=True)
         click.echo("hint: run again with --debug for the traceback, and report it", err=True)
         return 1
+
+
+def _plugin_of(e: BaseException):
+    from .. import plugins
+
+    host = plugins._host
+    if host is None:
+        return None
+    try:
+        return host.plugin_of_traceback(e.__traceback__)
+    except Exception:  # attribution is best effort: the error line comes first
+        return None
 
 
 def run() -> None:

@@ -11,6 +11,8 @@ def plugins(as_json: bool) -> None:
 
     host = get_host()
     host.catalog  # registering capabilities surfaces plugins that fail at registration
+    host.providers
+    host.self_check()  # a capability whose fragments() raises is listed as broken
     rows = host.plugins
     if as_json:
         click.echo(json.dumps([p.as_dict() for p in rows], indent=2))

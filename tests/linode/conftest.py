@@ -89,3 +89,61 @@ def lcai(capsys):
         out, err = capsys.readouterr()
         return code, out, err
     return run
+
+
+class Machine:
+    """The 'machine' behind a fake ssh: what `cloud-init status` says, the health unit's result, SSH access."""
+
+    def __init__(self, root):
+        self.root = root
+        (root / "var-lib-lcai").mkdir(parents=True, exist_ok=True)
+        self.cloud_init("done")
+
+    def cloud_init(self, status: str) -> None:
+        (self.root / "cloud-init-status").write_text(f"status: {status}\n")
+
+    def health(self, state: str, detail: str = "", attempt: int = 1, max_retries: int = 3) -> None:
+        (self.root / "var-lib-lcai" / "health.json").write_text(json.dumps(
+            {"state": state, "attempt": attempt, "max_retries": max_retries, "detail": detail, "time": 0}) + "\n")
+
+    def script(self, *steps: tuple[str, str]) -> None:
+        """(cloud-init status, health state) the machine shows at successive ssh calls (the last one stays)."""
+        (self.root / "script").write_text("".join(f"{ci} {hs}\n" for ci, hs in steps))
+
+    def deny(self, denied: bool = True) -> None:
+        p = self.root / "deny"
+        p.write_text("") if denied else p.unlink(missing_ok=True)
+
+    @property
+    def calls(self) -> list[str]:
+        p = self.root / "calls"
+        return p.read_text().splitlines() if p.exists() else []
+
+
+@pytest.fixture
+def fake_ssh(tmp_path, monkeypatch):
+    """LCAI_SSH → a fake ssh that runs the remote command here, with /var/lib/lcai and cloud-init's output log
+    mapped into a temp dir and a fake `cloud-init status`. Returns the Machine to steer it."""
+    root = tmp_path / "machine"
+    root.mkdir()
+    bin_dir = root / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "cloud-init").write_text(f"#!/bin/sh\ncat {root}/cloud-init-status\n")
+    (root / "cloud-init-output.log").write_text("Cloud-init v. 24.1 running 'modules:final'\n")
+    (bin_dir / "ssh").write_text(f"""#!/bin/sh
+echo "$*" >> {root}/calls
+if [ -f {root}/deny ]; then echo "root@host: Permission denied (publickey)." >&2; exit 255; fi
+if [ -s {root}/script ]; then
+  line=$(head -n 1 {root}/script); ci=${{line%% *}}; hs=${{line#* }}
+  echo "status: $ci" > {root}/cloud-init-status
+  printf '{{"state": "%s", "attempt": 1, "max_retries": 3, "detail": "", "time": 0}}\n' "$hs" > {root}/var-lib-lcai/health.json
+  if [ "$(wc -l < {root}/script)" -gt 1 ]; then sed -i 1d {root}/script; fi
+fi
+while [ $# -gt 0 ]; do case "$1" in -o|-p|-i) shift 2 ;; *@*) shift; break ;; *) shift ;; esac; done
+cmd=$(printf '%s' "$*" | sed "s#/var/lib/lcai#{root}/var-lib-lcai#g; s#/var/log/cloud-init-output.log#{root}/cloud-init-output.log#g")
+PATH={bin_dir}:$PATH exec sh -c "$cmd"
+""")
+    for f in bin_dir.iterdir():
+        f.chmod(0o755)
+    monkeypatch.setenv("LCAI_SSH", str(bin_dir / "ssh"))
+    return Machine(root)

@@ -18,15 +18,18 @@ FAULTS = {
     "hang": dict(action="hang", hang_s=1.5, times=1),
     "lost-reply": dict(status=502, reason="Bad Gateway", when="after", times=1),
     "persistent-500": dict(status=500, reason="Internal Server Error", times=100),
+    "400": dict(status=400, reason="Region is sold out of this type", times=100),
+    "403": dict(status=403, reason="Unauthorized", times=100),
 }
+REFUSALS = ("400", "403")
 
 
 def assert_consistent(sim):
     """Nothing in the account that the registry does not know; at most one instance per deployment."""
     st = sim.state()
     reg = Registry().all()
-    known_linodes = {r.get("linode_id") for r in reg.values()}
-    known_fws = {r.get("firewall_id") for r in reg.values()}
+    known_linodes = {(r.get("provider_state") or {}).get("linode_id") for r in reg.values()}
+    known_fws = {(r.get("provider_state") or {}).get("firewall_id") for r in reg.values()}
     for inst in st["instances"]:
         assert inst["id"] in known_linodes, ("unknown instance", inst["id"], reg)
     for fw in st["firewalls"]:
@@ -49,12 +52,23 @@ def test_deploy_under_faults(sim, svc, lcai, method, path, fault):
     assert "Traceback" not in err
     if fault == "persistent-500":
         assert code == 1 and "error:" in err
+    elif fault in REFUSALS:
+        # a refusal is final: one line with the API's reason and the next step, nothing left behind
+        assert code in (1, 2), err
+        errors = [line for line in err.splitlines() if line.startswith("error:")]
+        assert len(errors) == 1 and ("refused" in errors[0] or "rejected" in errors[0]), err
+        assert FAULTS[fault]["reason"] in errors[0] or "(403)" in errors[0], err
+        assert "hint:" in err
+        if method == "POST":
+            assert Registry().all() == {}, "a refused create must not leave a registry entry"
     else:
         assert code == 0, err
     assert_consistent(sim)
     st = sim.state()
     if code == 0:
         assert len(st["instances"]) == 1 and len(st["firewalls"]) == 1
+    elif fault in REFUSALS and method == "POST":
+        assert st["instances"] == [] and st["firewalls"] == []
     # and, once the API is healthy again, destroy cleans up whatever exists
     sim.sim.state.faults.clear()
     for dep_id in list(Registry().all()):
@@ -67,7 +81,7 @@ DESTROY_CALLS = [("GET", "/linode/instances$"), ("DELETE", r"/linode/instances/\
                  ("DELETE", r"/networking/firewalls/\d+$")]
 
 
-@pytest.mark.parametrize("fault", ["429", "500", "busy", "reset", "hang", "persistent-500"])
+@pytest.mark.parametrize("fault", ["429", "500", "busy", "reset", "hang", "persistent-500", "403"])
 @pytest.mark.parametrize("method,path", DESTROY_CALLS, ids=[f"{m} {p}" for m, p in DESTROY_CALLS])
 def test_destroy_under_faults(sim, svc, lcai, method, path, fault):
     assert lcai("deploy", "-d", svc, "--yes")[0] == 0
@@ -75,7 +89,7 @@ def test_destroy_under_faults(sim, svc, lcai, method, path, fault):
     sim.fault(method=method, path=path, **FAULTS[fault])
     code, out, err = lcai("destroy", dep_id, "--yes")
     assert "Traceback" not in err
-    if fault == "persistent-500":
+    if fault in ("persistent-500", "403"):
         assert code == 1 and "error:" in err
         assert Registry().get(dep_id) is not None  # not forgotten while something may remain
         sim.sim.state.faults.clear()
@@ -127,7 +141,8 @@ def test_ctrl_c_leaves_tracked_or_nothing(sim, svc, lcai, monkeypatch, stage):
     reg = Registry().all()
     if stage in ("after_instance", "wait"):
         assert "is tracked" in err
-        assert len(st["instances"]) == 1 and reg[next(iter(reg))]["linode_id"] == st["instances"][0]["id"]
+        assert len(st["instances"]) == 1
+        assert reg[next(iter(reg))]["provider_state"]["linode_id"] == st["instances"][0]["id"]
     else:
         assert "nothing was created" in err
         assert st["instances"] == [] and st["firewalls"] == [] and reg == {}

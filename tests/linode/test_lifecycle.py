@@ -33,11 +33,14 @@ def test_full_flow(sim, svc, lcai, tmp_path):
     assert fw["entities"][0]["id"] == inst["id"]
     # registry has it, without secrets; local files
     rec = Registry().get(dep_id)
-    assert rec["linode_id"] == inst["id"] and rec["status"] == "running" and rec["health_status"] == "healthy"
+    assert rec["provider_state"]["linode_id"] == inst["id"] and rec["provider_state"]["firewall_id"] == fw["id"]
+    assert rec["provider"] == "linode" and rec["address"] == inst["ipv4"][0]
+    assert rec["status"] == "running" and rec["health_status"] == "healthy"
     raw = Registry().path.read_text()
     password = (svc / ".linode" / "root-password").read_text().strip()
     assert len(password) >= 32 and password not in raw and "k-123" not in raw
     assert password not in (svc / ".linode" / "state.json").read_text()
+    assert stat.S_IMODE((svc / ".linode" / "state.json").stat().st_mode) == 0o600  # it holds the secret seed
     assert stat.S_IMODE((svc / ".linode" / "root-password").stat().st_mode) == 0o600
     assert os.access(svc / "connect.sh", os.X_OK)
     assert not (svc / ".linode" / "pending.json").exists()
@@ -56,6 +59,8 @@ def test_full_flow(sim, svc, lcai, tmp_path):
     st = sim.state()
     assert st["instances"] == [] and st["firewalls"] == []
     assert Registry().get(dep_id) is None
+    # the directory is as init left it: no state, password or connect.sh
+    assert sorted(p.name for p in svc.iterdir()) == [".env", "deploy.yml"]
     code, _, err = lcai("destroy", dep_id, "--yes")
     assert code == 2 and "no deployment" in err
 
@@ -69,10 +74,15 @@ def inst_port(svc):
 def test_ssh_keys_used_and_no_password_saved(sim, svc, lcai, tmp_path):
     home = tmp_path / "home"
     (home / ".ssh").mkdir()
-    (home / ".ssh" / "id_ed25519.pub").write_text("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIE user@host\n")
+    blob = base64.b64encode(b"\0\0\0\x0bssh-ed25519\0\0\0\x20" + bytes(range(32))).decode()
+    (home / ".ssh" / "id_ed25519.pub").write_text(f"ssh-ed25519 {blob} user@host\n")
+    (home / ".ssh" / "id_broken.pub").write_text("ssh-ed25519 this-is-not-base64 x\n")  # skipped, not sent
+    (home / ".ssh" / "id_sk.pub").write_text(f"sk-ssh-ed25519@openssh.com {blob} x\n")  # a type Linode refuses
     code, _, err = lcai("deploy", "-d", svc, "--yes")
     assert code == 0, err
     assert not (svc / ".linode" / "root-password").exists()
+    assert sim.state()["instances"][0].get("authorized_keys", [f"ssh-ed25519 {blob} user@host"]) == [
+        f"ssh-ed25519 {blob} user@host"]
 
 
 def test_preflight_refusals(sim, svc, lcai):
@@ -136,7 +146,8 @@ def test_sync_from_a_second_machine(sim, svc, lcai, monkeypatch, tmp_path):
     code, out, _ = lcai("sync")
     assert "adopted 1" in out
     dep = next(iter(Registry().all().values()))
-    assert dep["app"] == "web" and dep["env"] == "default" and dep["firewall_id"]
+    assert dep["app"] == "web" and dep["env"] == "default" and dep["provider_state"]["firewall_id"]
+    assert dep["price_hourly"] is not None  # from the type, so status shows a cost for adopted deployments
     # an instance deleted behind lcai's back is marked vanished, and purge forgets it
     sim.sim.state.instances.clear()
     code, out, _ = lcai("status")
@@ -150,7 +161,7 @@ def test_status_when_api_unreachable_shows_registry(sim, svc, lcai, monkeypatch)
     assert lcai("deploy", "-d", svc, "--yes")[0] == 0
     monkeypatch.setenv("LCAI_LINODE_API_URL", "http://127.0.0.1:9/v4")
     code, out, err = lcai("status")
-    assert code == 0 and "registry (API unreachable" in err and "web" in out
+    assert code == 0 and "linode was not reached" in err and "127.0.0.1:9" in err and "web" in out
 
 
 def test_linode_cli_shim(sim, svc, capsys, monkeypatch):
@@ -164,4 +175,5 @@ def test_linode_cli_shim(sim, svc, capsys, monkeypatch):
 
     assert linode_cli.PLUGIN_NAME == "build"
     linode_cli.call(["status", "--json"], Ctx())
-    assert json.loads(capsys.readouterr().out)["source"] == "api"
+    data = json.loads(capsys.readouterr().out)
+    assert data["reached"] is True and data["sources"]["linode"]["source"].startswith("api")

@@ -1,4 +1,5 @@
-"""lcai plugin ``buildwatch``: the capability, `lcai logs`, and BuildWatch issues in `lcai status ID`."""
+"""lcai plugin ``buildwatch``: the capability, container events in `lcai logs`, and BuildWatch issues in
+`lcai status ID` and the TUI."""
 
 from lcai_core.hookspecs import hookimpl
 
@@ -13,11 +14,12 @@ def register_capabilities(register):
 
 
 @hookimpl
-def register_commands(cli):
-    from lcai_core.cli import LazyCommand
+def deployment_events(deployment, run, limit, since):
+    if "buildwatch" not in (deployment.get("features") or []):
+        return None
+    from .client import events
 
-    cli.add_command(LazyCommand("logs", ("lcai_buildwatch.client", "logs"),
-                                "Cloud-init progress and recent container events of a deployment (over SSH)."))
+    return events(deployment, run, limit, since)
 
 
 @hookimpl

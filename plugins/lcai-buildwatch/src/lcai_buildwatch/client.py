@@ -1,46 +1,33 @@
 """BuildWatch from the user's machine, over SSH.
 
 Why SSH: the agent listens on the instance's 127.0.0.1 and the deployment's firewall never opens its port, so
-nothing new is exposed; SSH is already how users reach the machine (keys from ~/.ssh). Each query is one
-`ssh root@HOST build-watcher query …` — the agent's own CLI talks to its local API (and reads its token file
-when it is bound elsewhere), so no token ever leaves the instance and no tunnel has to be managed.
-``LCAI_SSH`` overrides the ssh command (e.g. ``ssh -i ~/.ssh/work``).
+nothing new is exposed; SSH is already how users reach the machine. Each query is one
+`build-watcher query …` run through the provider's SSH endpoint (lcai_core.remote) — the agent's own CLI talks
+to its local API (and reads its token file when it is bound elsewhere), so no token ever leaves the instance
+and no tunnel has to be managed. ``LCAI_SSH`` overrides the ssh command (e.g. ``ssh -i ~/.ssh/work``).
 """
 
 from __future__ import annotations
 
 import json
-import os
-import shlex
-import subprocess
-import time
 from datetime import datetime, timezone
 from typing import Optional
 
-import click
-
-from lcai_core.errors import InputError, LcaiError
-
-
-def ssh_argv(record: dict, remote_cmd: str) -> list[str]:
-    ip = record.get("ipv4")
-    if not ip:
-        raise InputError(f"deployment {record.get('deployment_id')} has no address yet",
-                         hint="wait for it: lcai status")
-    base = shlex.split(os.environ.get("LCAI_SSH", "ssh"))
-    return [*base, "-o", "BatchMode=yes", "-o", "ConnectTimeout=10", "-o", "StrictHostKeyChecking=accept-new",
-            f"root@{ip}", remote_cmd]
+from lcai_core.errors import InputError
 
 
 def remote(record: dict, cmd: str, timeout: float = 30.0) -> tuple[int, str, str]:
-    try:
-        r = subprocess.run(ssh_argv(record, cmd), capture_output=True, text=True, timeout=timeout,
-                           stdin=subprocess.DEVNULL)
-    except FileNotFoundError:
-        raise LcaiError("ssh is not installed", hint="install an OpenSSH client, or set LCAI_SSH") from None
-    except subprocess.TimeoutExpired:
-        return 124, "", f"ssh timed out after {timeout:.0f}s"
-    return r.returncode, r.stdout, r.stderr
+    """Run ``cmd`` on the deployment's machine through its provider's SSH endpoint (lcai_core.remote)."""
+    from lcai_core.lifecycle import provider_of
+    from lcai_core.plugins import get_host
+    from lcai_core.remote import run
+
+    ssh = provider_of(get_host(), record).ssh(record)
+    if ssh is None:
+        raise InputError(f"deployment {record.get('deployment_id')} has no address yet",
+                         hint="wait for it: lcai status")
+    r = run(ssh, cmd, timeout=timeout)
+    return r.rc, r.out, r.err
 
 
 def _t(ts: Optional[float]) -> str:
@@ -74,61 +61,21 @@ def event_line(e: dict) -> str:
     return f"{_t(e.get('time'))}  {e.get('name') or '-':<10} {e.get('action')}{extra}"
 
 
-@click.command("logs")
-@click.argument("deployment_id")
-@click.option("--lines", "-n", default=40, show_default=True, help="Lines of cloud-init output and events to show.")
-@click.option("--follow", "-f", is_flag=True, help="Keep printing new container events (Ctrl-C to stop).")
-def logs(deployment_id: str, lines: int, follow: bool) -> None:
-    """Cloud-init progress and recent container events of a deployment, over SSH."""
-    from lcai_core.registry import Registry
-
-    rec = Registry().find(deployment_id)
-    has_bw = "buildwatch" in (rec.get("features") or [])
-    n = max(1, min(lines, 1000))
-    cmd = (f"cloud-init status --long 2>&1 | head -n 8; echo '@@lcai@@'; "
-           f"tail -n {n} /var/log/cloud-init-output.log 2>&1 || true; echo '@@lcai@@'; "
-           + (f"build-watcher query events --limit {n}" if has_bw else "true"))
-    rc, out, err = remote(rec, cmd, timeout=60)
-    if rc != 0 and "@@lcai@@" not in out:
-        raise LcaiError(f"could not reach {rec.get('ipv4')} over ssh: {(err.strip().splitlines() or ['?'])[-1]}",
-                        hint="is the instance running (lcai status)? is your SSH key on it?")
-    parts = out.split("@@lcai@@\n")
-    click.echo("== cloud-init ==")
-    click.echo(parts[0].rstrip())
-    if len(parts) > 1:
-        click.echo("== /var/log/cloud-init-output.log ==")
-        click.echo(parts[1].rstrip())
-    last: Optional[float] = None
-    if has_bw and len(parts) > 2:
-        click.echo("== container events (BuildWatch) ==")
-        try:
-            events = json.loads(parts[2])
-        except ValueError:
-            events = []
-            click.echo(parts[2].rstrip() or "BuildWatch is not answering yet")
-        for e in events:
-            click.echo(event_line(e))
-            last = max(last or 0, e.get("time") or 0)
-    elif not has_bw:
-        click.echo("(no container events: this deployment has no buildwatch capability)")
-    if not follow:
-        return
-    if not has_bw:
-        raise InputError("--follow needs the buildwatch capability on the deployment")
-    interval = float(os.environ.get("LCAI_POLL_INTERVAL", "2"))
+def events(deployment: dict, run, limit: int, since) -> Optional[tuple[str, list[str], float]]:
+    """For `lcai logs` (the ``deployment_events`` hook): recent container events, or those after ``since``."""
+    if "buildwatch" not in (deployment.get("features") or []):
+        return None
+    r = run(f"build-watcher query events --limit {int(limit)}" + (f" --since {since}" if since else ""))
+    if not r.ok:
+        return "container events (BuildWatch)", [f"BuildWatch is not answering yet ({r.problem()})"], since
     try:
-        while True:
-            time.sleep(interval)
-            since = f" --since {last}" if last else ""
-            rc, out, err = remote(rec, f"build-watcher query events --limit 500{since}")
-            if rc != 0:
-                click.echo(f"(ssh: {(err.strip().splitlines() or [f'exit {rc}'])[-1]}; retrying)", err=True)
-                continue
-            for e in json.loads(out or "[]"):
-                click.echo(event_line(e))
-                last = max(last or 0, e.get("time") or 0)
-    except KeyboardInterrupt:
-        return
+        evs = json.loads(r.out or "[]")
+    except ValueError:
+        return "container events (BuildWatch)", ["unreadable answer from the agent"], since
+    cursor = since
+    for e in evs:
+        cursor = max(cursor or 0, e.get("time") or 0)
+    return "container events (BuildWatch)", [event_line(e) for e in evs], cursor
 
 
 def tui_issue_lines(record: dict) -> list[str]:

@@ -116,16 +116,50 @@ def describe(e: Exception) -> str:
 
     if isinstance(e, ApiError):
         return f"HTTP {e.status}: {'; '.join(map(str, e.errors or [])) or e}"
-    return f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+    text = str(e).splitlines()[0] if str(e) else ""
+    for marker in ("Connection refused", "Read timed out", "Connection reset", "timed out", "Connection aborted"):
+        if marker in text:
+            text = marker.lower()
+            break
+    return f"{type(e).__name__}: {text[:160]}"
+
+
+def _stderr(msg: str) -> None:
+    import sys
+
+    print(msg, file=sys.stderr, flush=True)
+
+
+def hopeless(e: Exception) -> Optional[str]:
+    """Why retrying a connection error cannot help, or None: an unknown host, or a refused connection to a local
+    URL (a simulator or proxy that is not running)."""
+    import requests
+
+    if not isinstance(e, requests.exceptions.ConnectionError):
+        return None
+    text = str(e)
+    if any(s in text for s in ("Name or service not known", "nodename nor servname", "Temporary failure in name",
+                                "NameResolutionError", "getaddrinfo failed", "No address associated")):
+        return "unknown host"
+    if "Connection refused" in text or "ConnectionRefusedError" in text:
+        from urllib.parse import urlparse
+
+        host = urlparse(resolve_url()).hostname or ""
+        if host in ("localhost", "::1") or host.startswith("127."):
+            return "connection refused (nothing listens there)"
+    return None
 
 
 class Retrier:
-    """Backoff policy: ``LCAI_RETRY_DELAY`` base seconds (default 1), doubling, capped at 30; Retry-After wins."""
+    """Backoff policy: ``LCAI_RETRY_DELAY`` base seconds (default 1), doubling, capped at 30; Retry-After wins.
+    Each retry is said as it happens (``say``, default stderr); errors a retry cannot fix fail at once."""
 
-    def __init__(self, attempts: int = 6, base: Optional[float] = None, sleep: Callable[[float], None] = time.sleep):
+    def __init__(self, attempts: int = 6, base: Optional[float] = None, sleep: Callable[[float], None] = time.sleep,
+                 say: Optional[Callable[[str], None]] = None):
         self.attempts = attempts
         self.base = _float_env("LCAI_RETRY_DELAY", 1.0) if base is None else base
         self.sleep = sleep
+        self.say = say or _stderr
 
     def delay(self, attempt: int, e: Exception) -> float:
         resp = getattr(e, "response", None)
@@ -150,8 +184,15 @@ class Retrier:
                     raise
                 if not retryable(e):
                     raise
+                why = hopeless(e)
+                if why:
+                    raise ApiFailure(f"{what}: cannot reach the Linode API at {resolve_url()}: {why}",
+                                     hint="check LCAI_LINODE_API_URL / your network") from None
                 last = e
                 if attempt + 1 < self.attempts:
-                    self.sleep(self.delay(attempt, e))
-        raise ApiFailure(f"{what} failed after {self.attempts} attempts: {describe(last)}",
-                         hint="the Linode API may be degraded; try again in a minute")
+                    d = self.delay(attempt, e)
+                    self.say(f"retrying: {what}: {describe(e)} (attempt {attempt + 1}/{self.attempts}, "
+                             f"next in {d:.1f}s)")
+                    self.sleep(d)
+        raise ApiFailure(f"{what} failed after {self.attempts} attempts at {resolve_url()}: {describe(last)}",
+                         hint="the Linode API (or the network to it) may be degraded; try again in a minute")

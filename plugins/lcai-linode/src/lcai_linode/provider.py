@@ -4,35 +4,16 @@ tolerant of 404."""
 
 from __future__ import annotations
 
-import re
-import secrets
-import string
 from typing import Any, Callable, Optional
 
 from lcai_core.errors import InputError, LcaiError
-from lcai_core.providers import Provider
+from lcai_core.providers import Listing, Preflight, Price, Provider, Spec, Step
 
-from .api import ApiFailure, Retrier, describe, make_client, retryable
+from .api import ApiFailure, Retrier, describe, hopeless, make_client, resolve_url, retryable
+
+from lcai_core.lifecycle import deployment_tags, instance_label, parse_tags, random_root_password  # noqa: F401
 
 TAG = "lcai"
-
-
-def deployment_tags(deployment_id: str, app: str, env: str) -> list[str]:
-    """Contract: exactly ``lcai``, ``lcai-id:<id>``, ``lcai-app:<app>``, ``lcai-env:<env>`` (each 3-50 chars)."""
-    tags = [TAG, f"lcai-id:{deployment_id}", f"lcai-app:{app}", f"lcai-env:{env}"]
-    for t in tags:
-        if not 3 <= len(t) <= 50:
-            raise InputError(f"tag {t!r} must be 3-50 characters (Linode's limit); use a shorter --app/--env")
-    return tags
-
-
-def parse_tags(tags: list[str]) -> dict:
-    out = {}
-    for t in tags:
-        for key in ("id", "app", "env"):
-            if t.startswith(f"lcai-{key}:"):
-                out[key] = t.split(":", 1)[1]
-    return out
 
 
 def by_deployment(instances: list[dict]) -> dict[str, dict]:
@@ -45,25 +26,8 @@ def by_deployment(instances: list[dict]) -> dict[str, dict]:
     return out
 
 
-def instance_label(app: str, env: str, deployment_id: str) -> str:
-    """3-64 chars, a letter first, letters/digits/-/_/. only, no '--', '__', '..', alphanumeric last."""
-    base = re.sub(r"[^a-zA-Z0-9-]+", "-", f"lcai-{app}-{env}")
-    base = re.sub(r"-{2,}", "-", base).strip("-")
-    label = f"{base[:64 - len(deployment_id) - 1]}-{deployment_id}"
-    return re.sub(r"-{2,}", "-", label)
-
-
 def firewall_label(deployment_id: str) -> str:
     return f"lcai-fw-{deployment_id}"  # 16 chars: within the 3-32 limit
-
-
-def random_root_password() -> str:
-    """A strong random password (the SDK needs one with an image); kept only if no SSH key is used."""
-    alphabet = string.ascii_letters + string.digits + "-_.,:+"
-    while True:
-        pw = "".join(secrets.choice(alphabet) for _ in range(40))
-        if all(any(c in cls for c in pw) for cls in (string.ascii_lowercase, string.ascii_uppercase, string.digits)):
-            return pw
 
 
 def price_of(t: dict, region: str) -> dict:
@@ -74,48 +38,92 @@ def price_of(t: dict, region: str) -> dict:
     return {"hourly": p.get("hourly"), "monthly": p.get("monthly"), "region_price": False}
 
 
+def _token_error(e) -> InputError:
+    return InputError(f"the Linode API rejected the token ({e.status})",
+                      hint="check LINODE_TOKEN (or linode-cli's config); it needs Linodes and Firewalls read/write")
+
+
 class LinodeProvider(Provider):
     name = "linode"
     summary = "Linode (Akamai cloud) through the Linode API v4"
+    list_requests = 1
 
     def __init__(self, client=None, retrier: Optional[Retrier] = None):
-        self._client = client
-        self.retrier = retrier or Retrier()
+        self._fixed_client = client
+        self._client = None
+        self._client_key: Optional[tuple] = None
+        self._retrier = retrier
+
+    @property
+    def retrier(self) -> Retrier:
+        """The retry policy, read from the environment when first needed (LCAI_RETRY_DELAY)."""
+        if self._retrier is None:
+            self._retrier = Retrier()
+        return self._retrier
 
     @property
     def client(self):
-        if self._client is None:
-            self._client = make_client()
+        """The API client, made again when the token or URL changed (the TUI runs long; tests switch them)."""
+        if self._fixed_client is not None:
+            return self._fixed_client
+        from .api import resolve_token
+
+        key = (resolve_url(), resolve_token()[0])
+        if self._client is None or self._client_key != key:
+            self._client = make_client(token=key[1], url=key[0])
+            self._client_key = key
         return self._client
 
+    def configured(self) -> bool:
+        """A token is set (environment or linode-cli's config): `lcai status` asks the API even with no record."""
+        from .api import resolve_token
+
+        try:
+            resolve_token()
+            return True
+        except InputError:
+            return False
+
     def _get(self, what: str, path: str, filters: Optional[dict] = None) -> Any:
-        return self.retrier.call(what, lambda: self.client.get(path, filters=filters))
-
-    # ------------------------------------------------------------ preflight
-
-    def preflight(self, region: str, type_: str, image: str) -> dict:
-        """Token, type, region and image exist; the region has Metadata (and GPU Linodes for a GPU type); the image
-        has cloud-init. Returns the type and its price in that region."""
         from linode_api4 import ApiError
 
         try:
-            self._get("checking the token", "/profile")
+            return self.retrier.call(what, lambda: self.client.get(path, filters=filters))
         except ApiError as e:
-            if e.status == 401:
-                raise InputError("the Linode API rejected the token (401)",
-                                 hint="check LINODE_TOKEN; it needs Linodes and Firewalls read/write") from None
-            raise
+            if e.status == 404:
+                raise  # callers decide what "not found" means
+            raise refused(what, e) from None
 
-        def one(what: str, path: str, flag: str) -> dict:
+    # ------------------------------------------------------------ preflight
+
+    def preflight(self, spec: Spec) -> Preflight:
+        """Token, type, region and image exist; the region has Metadata (and GPU Linodes for a GPU type); the image
+        has cloud-init. The summary names the type and its price in that region."""
+        return self._preflight(spec.region, spec.type, spec.image)
+
+    def _preflight(self, region: str, type_: str, image: str) -> Preflight:
+        from linode_api4 import ApiError
+
+        self._get("checking the token", "/profile")
+
+        def one(what: str, path: str, flag: str, choices_path: Optional[str] = None) -> dict:
             try:
                 return self._get(f"looking up {what}", path)
             except ApiError as e:
                 if e.status == 404:
-                    raise InputError(f"{what} does not exist", hint=f"override it with {flag}, or fix deploy.yml") from None
+                    hint = f"override it with {flag}, or fix deploy.yml"
+                    if choices_path:
+                        try:
+                            ids = [x["id"] for x in self._get("listing choices", choices_path).get("data", [])]
+                            if ids:
+                                hint = f"valid: {', '.join(sorted(ids))} ({flag} overrides deploy.yml)"
+                        except LcaiError:
+                            pass
+                    raise InputError(f"{what} does not exist", hint=hint) from None
                 raise
 
-        t = one(f"type {type_}", f"/linode/types/{type_}", "--type")
-        r = one(f"region {region}", f"/regions/{region}", "--region")
+        t = one(f"type {type_}", f"/linode/types/{type_}", "--type", "/linode/types")
+        r = one(f"region {region}", f"/regions/{region}", "--region", "/regions")
         i = one(f"image {image}", f"/images/{image}", "deploy.linode.image")
         caps = r.get("capabilities") or []
         if "Metadata" not in caps:
@@ -125,7 +133,9 @@ class LinodeProvider(Provider):
             raise InputError(f"region {region} has no GPU Linodes for type {type_}", hint="try --region us-ord")
         if "cloud-init" not in (i.get("capabilities") or []):
             raise InputError(f"image {image} does not support cloud-init", hint="use linode/ubuntu24.04")
-        return {"type": t, "region": r, "image": i, "price": price_of(t, region)}
+        p = price_of(t, region)
+        price = Price(p["hourly"], p["monthly"], "region price" if p["region_price"] else "")
+        return Preflight(f"{t.get('label', type_)} ({type_}) in {region}, {image}", price)
 
     # ------------------------------------------------------------ lookups
 
@@ -169,27 +179,38 @@ class LinodeProvider(Provider):
                 return post()
             except Exception as e:  # classified: only retryable failures are reconciled
                 if isinstance(e, ApiError) and not retryable(e):
-                    reasons = "; ".join(map(str, e.errors or [])) or str(e)
-                    raise ApiFailure(f"{what} was refused by the Linode API: {reasons}") from None
+                    raise refused(what, e) from None
                 if not retryable(e):
                     raise
+                why = hopeless(e)
+                if why:
+                    raise ApiFailure(f"{what}: cannot reach the Linode API at {resolve_url()}: {why}",
+                                     hint="check LCAI_LINODE_API_URL / your network") from None
                 last = e
-            self.retrier.sleep(self.retrier.delay(attempt, last))
+            d = self.retrier.delay(attempt, last)
+            self.retrier.say(f"retrying: {what}: {describe(last)} (attempt {attempt + 1}/{self.retrier.attempts}; "
+                             f"checking first whether it happened, next in {d:.1f}s)")
+            self.retrier.sleep(d)
             found = self.retrier.call(f"checking whether {what} happened", lookup)
             if found is not None:
                 return found
         raise ApiFailure(f"{what} failed after {self.retrier.attempts} attempts: {describe(last)}")
 
-    def create_firewall(self, deployment_id: str, tags: list[str], ports: list[int], ssh_sources: list[str]) -> dict:
+    def create_firewall(self, deployment_id: str, tags: list[str], ports: list[int], ssh_sources: list[str],
+                        app_sources: Optional[list[str]] = None) -> dict:
         label = firewall_label(deployment_id)
-        v4 = [s for s in ssh_sources if ":" not in s]
-        v6 = [s for s in ssh_sources if ":" in s]
+
+        def addresses(sources: list[str]) -> dict:
+            v4 = [s for s in sources if ":" not in s]
+            v6 = [s for s in sources if ":" in s]
+            return {k: v for k, v in (("ipv4", v4), ("ipv6", v6)) if v}
+
         inbound = [{"label": "lcai-ssh", "action": "ACCEPT", "protocol": "TCP", "ports": "22",
-                    "addresses": {k: v for k, v in (("ipv4", v4), ("ipv6", v6)) if v}}]
+                    "addresses": addresses(list(ssh_sources))}]
         if ports:
             inbound.append({"label": "lcai-app", "action": "ACCEPT", "protocol": "TCP",
                             "ports": ", ".join(str(p) for p in sorted(set(ports))),
-                            "addresses": {"ipv4": ["0.0.0.0/0"], "ipv6": ["::/0"]}})
+                            "addresses": addresses(list(app_sources or ["0.0.0.0/0", "::/0"]))})
         rules = {"inbound_policy": "DROP", "outbound_policy": "ACCEPT", "inbound": inbound, "outbound": []}
         body = {"label": label, "rules": rules, "tags": tags[:2]}
         return self._create(f"creating firewall {label}",
@@ -213,6 +234,105 @@ class LinodeProvider(Provider):
         return self._create(f"creating instance {label}", lambda: self.client.post("/linode/instances", data=body),
                             lookup)
 
+    def create_steps(self, spec: Spec) -> list[Step]:
+        """The firewall (SSH and the app port only), then the instance booted with the user data."""
+        dep = spec.deployment_id
+
+        def fw_fields(fw: dict) -> dict:
+            return {"firewall_id": fw["id"], "firewall_label": fw["label"]}
+
+        def fw_run(state: dict, say) -> dict:
+            fw = self.find_firewall(firewall_label(dep)) or self.create_firewall(
+                dep, list(spec.tags), list(spec.app_ports), list(spec.ssh_sources), list(spec.app_sources))
+            say(f"firewall {fw['label']} ({fw['id']}): inbound "
+                + ", ".join(["22"] + [str(x) for x in spec.app_ports]))
+            return fw_fields(fw)
+
+        def fw_find(state: dict) -> Optional[dict]:
+            fw = self.find_firewall(firewall_label(dep))
+            return fw_fields(fw) if fw else None
+
+        def fw_undo(state: dict, say) -> None:
+            fw_id = state.get("firewall_id")
+            if fw_id is None:
+                fw = self.find_firewall(firewall_label(dep))
+                fw_id = fw["id"] if fw else None
+            if fw_id is not None and self.delete_firewall(fw_id):
+                say(f"firewall {fw_id}: deleted")
+
+        def inst_fields(inst: dict) -> dict:
+            return {"linode_id": inst["id"], "address": (inst.get("ipv4") or [None])[0],
+                    "status": inst.get("status") or "provisioning"}
+
+        def inst_run(state: dict, say) -> dict:
+            found = self.list_instances(dep)
+            inst = found[0] if found else self.create_instance(
+                deployment_id=dep, label=spec.label, region=spec.region, type_=spec.type, image=spec.image,
+                tags=list(spec.tags), firewall_id=state["firewall_id"], user_data_b64=spec.user_data_b64,
+                authorized_keys=list(spec.ssh_keys), root_pass=spec.root_password)
+            f = inst_fields(inst)
+            say(f"instance {inst['id']} {f['status']} at {f['address']}")
+            return f
+
+        def inst_find(state: dict) -> Optional[dict]:
+            found = self.list_instances(dep)
+            return inst_fields(found[0]) if found else None
+
+        def inst_undo(state: dict, say) -> None:
+            for inst in self.list_instances(dep):
+                if self.delete_instance(inst["id"]):
+                    say(f"instance {inst['id']}: deleted")
+
+        return [Step.of("firewall", fw_run, fw_find, fw_undo), Step.of("instance", inst_run, inst_find, inst_undo)]
+
+    # ------------------------------------------------------------ rebuild, wait
+
+    def rebuild(self, record: dict, spec: Spec, say=lambda m: None) -> dict:
+        """``POST /linode/instances/{id}/rebuild`` with the new user data: same instance, IPv4 and firewall."""
+        from linode_api4 import ApiError
+
+        lid = (record.get("provider_state") or {}).get("linode_id")
+        if not lid:
+            raise LcaiError(f"deployment {record['deployment_id']} has no instance to rebuild",
+                            hint=f"`lcai destroy {record['deployment_id']}` then deploy again")
+        metadata = self.client.linode.build_instance_metadata(user_data=spec.user_data_b64, encode_user_data=False)
+        body = {"image": spec.image, "root_pass": spec.root_password, "metadata": metadata, "booted": True}
+        if spec.ssh_keys:
+            body["authorized_keys"] = list(spec.ssh_keys)
+        try:
+            inst = self.retrier.call(f"rebuilding instance {lid}",
+                                     lambda: self.client.post(f"/linode/instances/{lid}/rebuild", data=body))
+        except ApiError as e:
+            if e.status == 401:
+                raise _token_error(e) from None
+            raise refused(f"rebuilding instance {lid}", e) from None
+        say(f"instance {lid}: rebuild accepted ({inst.get('status') or 'rebuilding'})")
+        return {"status": inst.get("status") or "rebuilding", "address": (inst.get("ipv4") or [None])[0]}
+
+    def wait(self, record: dict, say, deadline: float) -> dict:
+        import time
+
+        from lcai_core.lifecycle import env_seconds
+
+        lid = (record.get("provider_state") or {}).get("linode_id")
+        poll = env_seconds("LCAI_POLL_INTERVAL", 5.0)
+        last = None
+        while True:
+            inst = self.get_instance(lid)
+            if inst is None:
+                raise LcaiError(f"instance {lid} disappeared while booting",
+                                hint=f"lcai destroy {record['deployment_id']} --yes")
+            status = inst.get("status")
+            if status != last:
+                say(status)
+                last = status
+            if status == "running":
+                return {"status": "running", "address": (inst.get("ipv4") or [None])[0]}
+            if time.monotonic() > deadline:
+                raise LcaiError(f"timed out waiting for instance {lid} (still {status})",
+                                hint=f"the deployment is tracked: lcai status {record['deployment_id']}")
+            time.sleep(poll)
+
     # ------------------------------------------------------------ delete (404 = already gone)
 
     def delete_instance(self, linode_id: int) -> bool:
@@ -230,46 +350,90 @@ class LinodeProvider(Provider):
         except ApiError as e:
             if e.status == 404:
                 return False
+            if e.status == 401:
+                raise _token_error(e) from None
             raise ApiFailure(f"{what} was refused: {describe(e)}") from None
 
+    # ------------------------------------------------------------ read
 
-    # ------------------------------------------------------------ the Provider interface (CLI and TUI)
-
-    def deployment_rows(self, records: dict) -> tuple[list[dict], str]:
+    def rows(self, records: dict) -> Listing:
         """Registry records merged with ONE tag-filtered list call; vanished and untracked instances marked."""
         try:
             live = self.list_instances()
         except LcaiError as e:
-            return [dict(r, live_status=r.get("status")) for r in records.values()], f"registry (API unreachable: {e})"
+            return Listing([dict(r, live_status=r.get("status")) for r in records.values()],
+                           f"registry (API not reached: {e.message})", reached=False)
         by_dep = by_deployment(live)
         rows = []
         for dep_id, rec in sorted(records.items(), key=lambda kv: kv[1].get("created_at", "")):
             inst = by_dep.pop(dep_id, None)
             row = dict(rec)
+            state = dict(rec.get("provider_state") or {})
             if inst is not None:
-                row.update(live_status=inst.get("status"), linode_id=inst["id"], ipv4=(inst.get("ipv4") or [None])[0])
-            elif rec.get("status") == "creating" and not rec.get("linode_id"):
+                state["linode_id"] = inst["id"]
+                row.update(live_status=inst.get("status"), address=(inst.get("ipv4") or [None])[0],
+                           provider_state=state)
+            elif rec.get("status") == "creating" and not state.get("linode_id"):
                 row["live_status"] = "creating?"
             else:
                 row["live_status"] = "vanished"
             rows.append(row)
         for dep_id, inst in sorted(by_dep.items()):
-            t = parse_tags(inst.get("tags") or [])
-            rows.append({"deployment_id": dep_id, "app": t.get("app"), "env": t.get("env"),
-                         "region": inst.get("region"), "type": inst.get("type"), "linode_id": inst["id"],
-                         "ipv4": (inst.get("ipv4") or [None])[0], "live_status": inst.get("status"),
-                         "created_at": (inst.get("created") or "") + "Z", "untracked": True})
-        return rows, "api"
+            rows.append(dict(self._record_of(inst), live_status=inst.get("status"), untracked=True))
+        return Listing(rows, "api (one tag-filtered list request)")
 
-    def destroy_deployment(self, record: dict, say: Callable[[str], None] = lambda m: None) -> None:
+    def _record_of(self, inst: dict, firewall_id: Optional[int] = None, prices: Optional[dict] = None) -> dict:
+        t = parse_tags(inst.get("tags") or [])
+        state = {"linode_id": inst["id"]}
+        if firewall_id is not None:
+            state["firewall_id"] = firewall_id
+        rec = {"deployment_id": t.get("id"), "app": t.get("app"), "env": t.get("env"), "provider": self.name,
+               "region": inst.get("region"), "type": inst.get("type"), "label": inst.get("label"),
+               "image": inst.get("image"), "address": (inst.get("ipv4") or [None])[0], "status": inst.get("status"),
+               "created_at": (inst.get("created") or "").rstrip("Z") + "Z" if inst.get("created") else None,
+               "provider_state": state}
+        price = (prices or {}).get(inst.get("type"))
+        if price:
+            p = price_of(price, inst.get("region") or "")
+            rec.update(price_hourly=p["hourly"], price_monthly=p["monthly"])
+        return rec
+
+    def detail(self, record: dict) -> list:
+        st = record.get("provider_state") or {}
+        out = []
+        if st.get("linode_id"):
+            out.append(("instance", st["linode_id"]))
+        out.append(("firewall", st.get("firewall_label") or firewall_label(record["deployment_id"])))
+        return out
+
+    def discover(self) -> list[dict]:
+        """Every lcai instance (one request), its firewall (one request for all) and prices (one request)."""
+        live = self.list_instances()
+        fws = self._get("listing firewalls", "/networking/firewalls", {"tags": {"+contains": TAG}}).get("data", [])
+        fw_by_label = {f.get("label"): f["id"] for f in fws}
+        prices = {}
+        if live:
+            try:
+                prices = {t["id"]: t for t in self._get("listing types", "/linode/types").get("data", [])}
+            except LcaiError:
+                prices = {}
+        out = []
+        for dep, inst in by_deployment(live).items():
+            out.append(self._record_of(inst, fw_by_label.get(firewall_label(dep)), prices))
+        return out
+
+    # ------------------------------------------------------------ destroy
+
+    def destroy(self, record: dict, say=lambda m: None) -> None:
         """Instances (by id, and any a lost reply left behind with the deployment's tag), then the firewall."""
         dep_id = record["deployment_id"]
-        linode_ids = {record["linode_id"]} if record.get("linode_id") else set()
+        state = record.get("provider_state") or {}
+        linode_ids = {state["linode_id"]} if state.get("linode_id") else set()
         linode_ids |= {i["id"] for i in self.list_instances(dep_id)}
         for lid in sorted(linode_ids):
             gone = not self.delete_instance(lid)
             say(f"instance {lid}: {'already gone' if gone else 'deleted'}")
-        fw_id = record.get("firewall_id")
+        fw_id = state.get("firewall_id")
         if fw_id is None:
             fw = self.find_firewall(firewall_label(dep_id))
             fw_id = fw["id"] if fw else None
@@ -277,7 +441,13 @@ class LinodeProvider(Provider):
             gone = not self.delete_firewall(fw_id)
             say(f"firewall {fw_id}: {'already gone' if gone else 'deleted'}")
 
-    def probe(self, record: dict):
-        from .health import probe
 
-        return probe(record)
+def refused(what: str, e) -> LcaiError:
+    """A 4xx the API will answer the same way again: one line with the API's reasons and the next step."""
+    reasons = "; ".join(map(str, e.errors or [])) or str(e)
+    if e.status == 401:
+        return _token_error(e)
+    hint = {403: "the token needs read/write access to Linodes and Firewalls, and the account access to this "
+                 "type (GPU plans need a support request)",
+            400: "fix what the API names (deploy.yml or the flags) and deploy again"}.get(e.status)
+    return ApiFailure(f"{what} was refused by the Linode API ({e.status}): {reasons}", hint=hint)

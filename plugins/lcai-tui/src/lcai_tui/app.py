@@ -16,7 +16,7 @@ from textual.widgets import Button, DataTable, Footer, Header, Input, Label, Ric
 
 from lcai_core.registry import age
 
-from .data import DataSource, endpoint
+from .data import DataSource
 
 COLUMNS = [("id", "ID"), ("app", "APP"), ("env", "ENV"), ("region", "REGION"), ("type", "TYPE"),
            ("status", "STATUS"), ("health", "HEALTH"), ("age", "AGE"), ("price", "$/H")]
@@ -63,8 +63,9 @@ class ConfirmDestroy(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         r = self.row
-        what = [f"instance {r.get('linode_id') or '(none recorded)'} {r.get('label') or ''}".rstrip(),
-                f"firewall lcai-fw-{r['deployment_id']}", "its entry in this machine's registry"]
+        what = [f"{k} {v}" for k, v in self.app.data.detail_fields(r) if k != "ssh"] or [
+            f"deployment {r['deployment_id']} on {r.get('provider') or 'its provider'}"]
+        what += ["its entry in this machine's registry", "the files deploy wrote into its directory"]
         yield Vertical(
             Label(f"[b]Destroy deployment {r['deployment_id']}[/b] ({escape(str(r.get('app')))}, {r.get('env')})?"),
             Static("This deletes:\n" + "\n".join(f"  • {escape(w)}" for w in what)),
@@ -131,11 +132,11 @@ class DetailScreen(Screen):
 
     def _meta(self) -> str:
         r = self.row
-        ep = endpoint(r)
-        fields = [("deployment", r["deployment_id"]), ("app", r.get("app")), ("env", r.get("env")),
-                  ("template", r.get("template")), ("status", r.get("live_status")), ("region", r.get("region")),
-                  ("type", r.get("type")), ("instance", r.get("linode_id")), ("label", r.get("label")),
-                  ("address", r.get("ipv4")), ("endpoint", ep), ("ssh", f"ssh root@{r['ipv4']}" if r.get("ipv4") else None),
+        ep = self.app.data.endpoint(r)
+        fields = [("deployment", r["deployment_id"]), ("provider", r.get("provider")), ("app", r.get("app")),
+                  ("env", r.get("env")), ("template", r.get("template")), ("status", r.get("live_status")),
+                  ("region", r.get("region")), ("type", r.get("type")), ("label", r.get("label")),
+                  ("address", r.get("address")), ("endpoint", ep), *self.app.data.detail_fields(r),
                   ("created", r.get("created_at")), ("directory", r.get("directory"))]
         return "\n".join(f"[b]{k:<11}[/b] {escape(str(v))}" for k, v in fields if v not in (None, ""))
 
@@ -172,7 +173,7 @@ class DetailScreen(Screen):
         self.app.call_from_thread(self._show_health)
 
     def action_copy(self) -> None:
-        ep = endpoint(self.row) or (f"ssh root@{self.row['ipv4']}" if self.row.get("ipv4") else None)
+        ep = self.app.data.endpoint(self.row) or dict(self.app.data.detail_fields(self.row)).get("ssh")
         if ep is None:
             self.app.notify("no endpoint yet", severity="warning")
             return

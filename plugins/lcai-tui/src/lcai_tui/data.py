@@ -31,37 +31,60 @@ class DataSource:
     # ------------------------------------------------------------ deployments
 
     def provider(self, record: Optional[dict] = None):
-        providers = self.host.providers
-        name = (record or {}).get("provider") or "linode"
-        if name not in providers:
-            raise LcaiError(f"no provider {name!r} installed", hint="pip install lcai-linode")
-        return providers[name]
+        from lcai_core.lifecycle import provider_of
+
+        return provider_of(self.host, record or {})
 
     def rows(self) -> tuple[list[dict], str]:
-        records = self.registry.all()
-        try:
-            prov = self.provider()
-        except LcaiError as e:
-            return [dict(r, live_status=r.get("status")) for r in records.values()], f"registry ({e})"
-        return prov.deployment_rows(records)
+        """Every provider's deployments (each asked once), through the provider contract only."""
+        from lcai_core.lifecycle import list_all
+
+        rows, listings = list_all(self.host, self.registry.all())
+        if not listings:
+            return rows, "registry (no provider installed or configured)"
+        return rows, "; ".join(f"{n}: {lst.source}" for n, lst in listings)
 
     def destroy(self, row: dict) -> list[str]:
+        from lcai_core.lifecycle import destroy
+
         said: list[str] = []
-        self.provider(row).destroy_deployment(row, say=said.append)
-        if not row.get("untracked"):
-            self.registry.remove(row["deployment_id"])
+        removed = destroy(self.host, self.registry, row, said.append)
+        if removed:
+            said.append(f"removed {', '.join(removed)}")
         return said
 
     def probe(self, row: dict) -> tuple[Optional[bool], str]:
-        ok, detail = self.provider(row).probe(row)
+        from lcai_core import health
+
+        result = health.check(self.provider(row), row)
+        ok, detail = result.ok, f"{result.detail} ({result.source})"
         self.health_history.setdefault(row["deployment_id"], []).append((self.now(), ok, detail))
         if ok is not None and not row.get("untracked"):
             try:
                 self.registry.update(row["deployment_id"], health_status="healthy" if ok else "unhealthy",
-                                     health_detail=detail)
+                                     health_detail=result.detail, health_source=result.source)
             except LcaiError:
                 pass
         return ok, detail
+
+    def detail_fields(self, row: dict) -> list[tuple[str, object]]:
+        """The provider's own lines (instance, firewall, VM…) and how to reach the deployment."""
+        try:
+            prov = self.provider(row)
+        except LcaiError:
+            return []
+        out = list(prov.detail(row))
+        ssh = prov.ssh(row)
+        if ssh is not None:
+            out.append(("ssh", ssh.describe()))
+        return out
+
+    def endpoint(self, row: dict) -> Optional[str]:
+        try:
+            ep = self.provider(row).app_endpoint(row)
+        except LcaiError:
+            return None
+        return ep.url() if ep else None
 
     # ------------------------------------------------------------ plugin panels and logs
 
@@ -118,9 +141,11 @@ class DataSource:
             tpl = load_template(path)
         except LcaiError:
             return []
-        host = str(row.get("ipv4") or "{host}")
-        port = row.get("external_port")
-        host_port = host if not port or port == 80 else f"{host}:{port}"
+        url = self.endpoint(row)
+        if url:
+            host_port = url.split("//", 1)[1].rstrip("/")
+        else:
+            host_port = str(row.get("address") or "{host}")
         out = [tpl.guidance.summary.strip()] if tpl.guidance.summary else []
         for ex in tpl.guidance.examples:
             out += [f"# {ex.description}", ex.command.replace("{host}", host_port)]
@@ -128,7 +153,12 @@ class DataSource:
 
 
 def endpoint(row: dict) -> Optional[str]:
-    ip, port = row.get("ipv4"), row.get("external_port")
-    if not ip or not port:
+    """The app's URL for a row, through its provider (None when it has no public port)."""
+    from lcai_core.lifecycle import provider_of
+    from lcai_core.plugins import get_host
+
+    try:
+        ep = provider_of(get_host(), row).app_endpoint(row)
+    except LcaiError:
         return None
-    return f"http://{ip}/" if port == 80 else f"http://{ip}:{port}/"
+    return ep.url() if ep else None

@@ -1,0 +1,316 @@
+"""`lcai deploy`: create a deployment with its provider, or redeploy (rebuild) the directory's live one.
+
+Contract spellings: ``deploy --directory DIR --wait --yes``, ``--ssh-from CIDR``, ``--timeout S``,
+``--app/--env/--region/--type``; added: ``--target NAME``, ``--new``, ``--app-from CIDR``.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Optional
+
+import click
+
+from ..errors import InputError, LcaiError
+
+
+@click.command("deploy")
+@click.option("--directory", "-d", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
+              show_default=True, help="The deployment directory (deploy.yml, .env).")
+@click.option("--wait", is_flag=True, help="Wait through boot, cloud-init and the health check.")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask before creating (or rebuilding) billable resources.")
+@click.option("--target", help="Provider to deploy with (default: the template's deploy.target), e.g. local.")
+@click.option("--new", "new", is_flag=True, help="Create another deployment even if this directory has a live one.")
+@click.option("--app", help="App name (default: the template name).")
+@click.option("--env", "env_name", help="Environment name (default: default).")
+@click.option("--region", help="Override deploy.linode.region_default.")
+@click.option("--type", "type_", help="Override deploy.linode.type_default.")
+@click.option("--ssh-from", "ssh_from", multiple=True, metavar="CIDR",
+              help="Sources allowed to SSH (repeatable; default: anywhere).")
+@click.option("--app-from", "app_from", multiple=True, metavar="CIDR",
+              help="Sources allowed to reach the app's public port (repeatable; default: anywhere).")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True),
+              help="With --wait: give up after this many seconds (default: the template's health budget + 15 min).")
+def deploy(directory: Path, wait: bool, yes: bool, target, new: bool, app, env_name, region, type_, ssh_from,
+           app_from, timeout) -> None:
+    """Create the deployment (machine, firewall: SSH and the app's port only) and track it; in a directory
+    whose deployment is live, show what changed and rebuild that machine with the new user data (same
+    address). Renders the same user data as `lcai plan`."""
+    try:
+        _deploy(directory, wait, yes, target, new, app, env_name, region, type_, ssh_from, app_from, timeout)
+    except KeyboardInterrupt as e:  # the step runner (or the wait) said what is left; before it, nothing exists
+        if not getattr(e, "lcai_reported", False):
+            click.echo("interrupted: nothing was created", err=True)
+        raise click.exceptions.Exit(130) from None
+
+
+def _deploy(directory: Path, wait: bool, yes: bool, target: Optional[str], new: bool, app, env_name, region, type_,
+            ssh_from, app_from, timeout) -> None:
+    from .. import lifecycle as L
+    from ..plugins import get_host
+    from ..project import PENDING, prepare
+    from ..registry import Registry
+
+    ssh_sources = L.parse_sources(ssh_from, "--ssh-from")
+    app_sources = L.parse_sources(app_from, "--app-from")
+    prog = L.Progress()
+    host = get_host()
+    reg = Registry()
+    live = None if new else L.read_state(directory)
+    if live is not None:
+        rec = reg.get(live["deployment_id"])
+        if rec is None:
+            raise InputError(f"{directory / L.STATE} names deployment {live['deployment_id']}, which this machine's "
+                             "registry does not know",
+                             hint="`lcai sync` adopts it (then deploy rebuilds it); `lcai deploy --new` creates another")
+        if rec.get("status") == "vanished":
+            raise InputError(f"deployment {rec['deployment_id']} of {directory} is gone from its provider",
+                             hint=f"`lcai destroy {rec['deployment_id']} --yes` forgets it; then deploy again")
+    p = prepare(directory, host, app=app, env_name=env_name, region=region, type_=type_, new=new)
+    ctx, tpl, c = p.ctx, p.template, p.template.container
+    live_rec = reg.get(live["deployment_id"]) if live else None
+    if live_rec and target and target != live_rec.get("provider"):
+        raise InputError(f"{directory} is deployed on {live_rec.get('provider')} as {live_rec['deployment_id']}; "
+                         f"--target {target} cannot rebuild it there",
+                         hint=f"`lcai deploy --new --target {target}` creates another deployment")
+    name = target or (live_rec or {}).get("provider") or tpl.deploy.target
+    prov = L.provider_named(host, name)
+    dep_id = ctx.deployment_id
+    resolved = host.catalog.resolve(tpl)
+    gpu = any(getattr(r.capability, "requires_gpu", False) for r in resolved)
+    keys = L.ssh_public_keys()
+    root_pass = L.random_root_password()
+    spec_args = dict(
+        deployment_id=dep_id, app=ctx.app_name, env=ctx.env,
+        label=L.instance_label(ctx.app_name, ctx.env, dep_id),
+        tags=tuple(L.deployment_tags(dep_id, ctx.app_name, ctx.env) + list(tpl.deploy.linode.tags)),
+        region=ctx.region, type=ctx.type, image=ctx.image, user_data=p.rendered.text,
+        user_data_b64=p.rendered.user_data_b64, app_ports=(c.external_port,) if c.external_port else (),
+        ssh_sources=ssh_sources, app_sources=app_sources, ssh_keys=tuple(keys), root_password=root_pass,
+        features=tuple(ctx.features), gpu=gpu, external_port=c.external_port, directory=str(directory.resolve()))
+    from ..providers import Spec
+
+    spec = Spec(**spec_args)
+    health = None
+    if c.health is not None:
+        h = c.health
+        health = {"type": h.type, "path": h.path, "success_codes": list(h.success_codes),
+                  "timeout_seconds": h.timeout_seconds, "interval_seconds": h.interval_seconds,
+                  "initial_delay_seconds": h.initial_delay_seconds, "max_retries": h.max_retries}
+    deadline = time.monotonic() + (timeout if timeout is not None else L.health_budget(health) + 900)
+    sizes = p.rendered.sizes()
+    desired = {"template": tpl.name, "template_version": tpl.version, "image": ctx.image, "type": ctx.type,
+               "region": ctx.region, "features": list(ctx.features), "runtime": tpl.capabilities.runtime,
+               "container_image": c.image, "external_port": c.external_port, "internal_port": c.internal_port,
+               "health": health, "rendered_sha256": L.sha256(p.rendered.text), "rendered_gzip_bytes": sizes["gzip"],
+               "ssh_sources": list(ssh_sources), "app_sources": list(app_sources)}
+
+    if live is not None:
+        rec = reg.get(dep_id)
+        if rec is not None:
+            _redeploy(prov, reg, rec, spec, desired, prog, wait, yes, deadline, directory, tpl, host)
+            return
+
+    prog.say(f"preflight ({prov.name}): {ctx.type} in {ctx.region}, image {ctx.image}")
+    pre = prov.preflight(spec)
+    click.echo(f"deploy {ctx.app_name} ({ctx.env}) as {spec.label} on {prov.name}: {pre.summary}, "
+               f"{pre.price.describe()}", err=True)
+    for note in pre.notes:
+        click.echo(f"note: {note}", err=True)
+    _exposure_warning(c, health, app_sources)
+    if not yes:
+        L.confirm("create it?", "deploy creates billable resources")
+    record = {"app": ctx.app_name, "env": ctx.env, "provider": prov.name, "label": spec.label, "status": "creating",
+              "directory": str(directory.resolve()), "price_hourly": pre.price.hourly,
+              "price_monthly": pre.price.monthly, "source": "deploy", "address": None, "provider_state": {},
+              **desired}
+    reg.update(dep_id, create=True, **record)  # the intent, before anything is created
+    prog.say(f"recorded deployment {dep_id} (creating)")
+    runner = L.StepRunner(reg, dep_id, prog.say, prov.name)
+    runner.run(prov.create_steps(spec))
+    rec = reg.update(dep_id, status=runner.record_fields.get("status") or "created")
+    address = rec.get("address")
+    d = Path(directory)
+    if not keys:
+        from ..files import write_private
+
+        write_private(d / L.ROOT_PASSWORD, root_pass + "\n")
+    L.write_state(d, {"deployment_id": dep_id, "provider": prov.name, "secret_seed": _seed_of(d, dep_id, p),
+                      "label": spec.label, "app": ctx.app_name, "env": ctx.env, "region": ctx.region,
+                      "type": ctx.type, "address": address, "external_port": c.external_port,
+                      "created_at": rec.get("created_at")})
+    _write_connect(d, prov, rec)
+    try:
+        (d / PENDING).unlink()
+    except FileNotFoundError:
+        pass
+    if not keys:
+        prog.say("no ~/.ssh/*.pub: root password saved to .linode/root-password (0600)")
+    if wait:
+        try:
+            L.wait_ready(prov, reg, rec, prog, deadline)
+        except LcaiError as e:
+            raise _tracked(e, dep_id) from None
+        except KeyboardInterrupt as e:
+            click.echo(f"interrupted: deployment {dep_id} exists and is tracked "
+                       f"(`lcai status {dep_id}`, `lcai destroy {dep_id}`)", err=True)
+            e.lcai_reported = True  # type: ignore[attr-defined]
+            raise
+        rec = reg.get(dep_id) or rec
+    _summary(prov, rec, d, tpl)
+
+
+def _seed_of(d: Path, dep_id: str, p) -> str:
+    """The secret seed the user data was rendered with (from the pending plan or the live state)."""
+    import json
+
+    from ..lifecycle import read_state
+    from ..project import PENDING
+
+    for path in (d / PENDING,):
+        try:
+            data = json.loads(path.read_text())
+            if data.get("deployment_id") == dep_id:
+                return data["secret_seed"]
+        except (OSError, ValueError):
+            pass
+    st = read_state(d)
+    if st and st.get("deployment_id") == dep_id and st.get("secret_seed"):
+        return st["secret_seed"]
+    raise LcaiError(f"internal: the secret seed of deployment {dep_id} was lost")
+
+
+def _write_connect(d: Path, prov, rec: dict) -> None:
+    ssh = prov.ssh(rec)
+    if ssh is None:
+        return
+    import shlex
+
+    argv = ssh.argv("", connect_timeout=10)[:-1]
+    connect = d / "connect.sh"
+    connect.write_text(f"#!/bin/sh\n# ssh to {rec.get('label')} (deployment {rec['deployment_id']})\n"
+                       f"exec {' '.join(shlex.quote(a) for a in argv)} \"$@\"\n")
+    connect.chmod(0o755)
+
+
+def _exposure_warning(c, health, app_sources) -> None:
+    from ..lifecycle import ANYWHERE
+
+    if c.external_port and tuple(app_sources) == ANYWHERE:
+        click.echo(f"note: port {c.external_port} (plain HTTP) will be open to the whole internet; "
+                   "--app-from CIDR limits who can reach it", err=True)
+
+
+def _summary(prov, rec: dict, d: Path, tpl) -> None:
+    dep_id = rec["deployment_id"]
+    ep = prov.app_endpoint(rec)
+    addr = rec.get("address")
+    url = ep.url() if ep else None
+    click.echo(f"deployment {dep_id} ({prov.name}) at {addr or 'an address not known yet'}"
+               + (f", {url}" if url else ""))
+    ssh = prov.ssh(rec)
+    if ssh is not None:
+        click.echo(f"  {ssh.describe()}   (or {d / 'connect.sh'})")
+    click.echo(f"  lcai status {dep_id}   ·   lcai logs {dep_id}   ·   lcai destroy {dep_id}")
+    host_port = (f"{ep.host}" if ep.port == 80 else f"{ep.host}:{ep.port}") if ep else str(addr)
+    for ex in tpl.guidance.examples[:3]:
+        click.echo(f"  # {ex.description}: {ex.command.replace('{host}', host_port)}")
+
+
+# ---------------------------------------------------------------- redeploy = rebuild
+
+
+def _redeploy(prov, reg, rec: dict, spec, desired: dict, prog, wait: bool, yes: bool, deadline: float,
+              directory: Path, tpl, host) -> None:
+    from .. import lifecycle as L
+
+    dep_id = rec["deployment_id"]
+    changes = []
+    labels = {"template_version": "template version", "container_image": "container image", "image": "image",
+              "features": "capabilities", "runtime": "runtime", "external_port": "public port",
+              "internal_port": "app port", "health": "health check", "ssh_sources": "--ssh-from",
+              "app_sources": "--app-from"}
+    for key, label in labels.items():
+        if key in rec and rec.get(key) != desired.get(key):
+            changes.append(f"{label}: {_fmt(rec.get(key))} -> {_fmt(desired.get(key))}")
+    if rec.get("template") and rec["template"] != desired["template"]:
+        changes.insert(0, f"template: {rec['template']} -> {desired['template']}")
+    for key in ("region", "type"):
+        if rec.get(key) and rec[key] != desired[key]:
+            raise InputError(f"deployment {dep_id} runs in {key} {rec[key]}; a rebuild cannot change it to "
+                             f"{desired[key]}", hint="`lcai deploy --new` creates another deployment there")
+    same = rec.get("rendered_sha256") == desired["rendered_sha256"]
+    if same and not changes:
+        click.echo(f"deployment {dep_id}: nothing changed (same user data); nothing to do", err=True)
+        if wait:
+            L.wait_ready(prov, reg, dict(rec), prog, deadline)
+        _summary(prov, reg.get(dep_id) or rec, Path(directory), tpl)
+        return
+    if not same:
+        changes.append(f"user data: {rec.get('rendered_gzip_bytes', '?')} -> {desired['rendered_gzip_bytes']} "
+                       "bytes gzip, content changed")
+    click.echo(f"redeploy {dep_id} ({prov.name}, {rec.get('label')}) at {rec.get('address')}: rebuild the same "
+               "machine with the new user data (its disk is replaced; address and firewall stay)", err=True)
+    for line in changes:
+        click.echo(f"  {line}", err=True)
+    if not yes:
+        L.confirm("rebuild it?", "redeploy rebuilds the machine (its disk is replaced)")
+    prog.say(f"rebuilding deployment {dep_id}")
+    reg.update(dep_id, status="rebuilding")
+    try:
+        fields = prov.rebuild(rec, spec, prog.say) or {}
+    except KeyboardInterrupt as e:
+        click.echo(f"interrupted: deployment {dep_id} is tracked; the rebuild may or may not have started — "
+                   "run `lcai deploy` again to rebuild it", err=True)
+        reg.update(dep_id, status="rebuild interrupted")
+        e.lcai_reported = True  # type: ignore[attr-defined]
+        raise
+    except LcaiError as e:
+        reg.update(dep_id, status="rebuild failed")
+        raise LcaiError(f"rebuild of deployment {dep_id} failed: {e.message}",
+                        hint=f"it is still tracked (`lcai status {dep_id}`); run `lcai deploy` again to retry") from None
+    if not spec.ssh_keys:
+        from ..files import write_private
+
+        write_private(Path(directory) / L.ROOT_PASSWORD, spec.root_password + "\n")
+        prog.say("no ~/.ssh/*.pub: the new root password is in .linode/root-password (0600)")
+    state = dict(rec.get("provider_state") or {})
+    state.update({k: v for k, v in fields.items() if k not in L.RECORD_FIELDS})
+    rec = reg.update(dep_id, provider_state=state, status=fields.get("status") or "rebuilding",
+                     health_status=None, health_detail=None, rebuilt_at=_now(),
+                     **{k: v for k, v in fields.items() if k == "address"}, **desired)
+    prog.say(f"rebuild started ({len(changes)} change{'s' if len(changes) != 1 else ''})")
+    if wait:
+        try:
+            L.wait_ready(prov, reg, dict(rec), prog, deadline)
+        except LcaiError as e:
+            raise _tracked(e, dep_id) from None
+        except KeyboardInterrupt as e:
+            click.echo(f"interrupted: deployment {dep_id} is rebuilding and tracked (`lcai status {dep_id}`)", err=True)
+            e.lcai_reported = True  # type: ignore[attr-defined]
+            raise
+        rec = reg.get(dep_id) or rec
+    _summary(prov, rec, Path(directory), tpl)
+
+
+def _tracked(e: LcaiError, dep_id: str) -> LcaiError:
+    """A failure after the deployment exists: say it is still tracked and how to go on."""
+    if "tracked" not in (e.hint or "") and "tracked" not in e.message:
+        e.hint = (f"{e.hint}; " if e.hint else "") + (f"deployment {dep_id} is tracked: `lcai status {dep_id}`; "
+                                                      "run `lcai deploy` again to retry (it rebuilds the machine)")
+    return e
+
+
+def _fmt(v) -> str:
+    if isinstance(v, list):
+        return ", ".join(map(str, v)) or "(none)"
+    if isinstance(v, dict):
+        return ", ".join(f"{k}={v[k]}" for k in sorted(v) if v[k] is not None)
+    return str(v)
+
+
+def _now() -> str:
+    from ..registry import now_iso
+
+    return now_iso()

@@ -1,0 +1,397 @@
+"""`lcai status`, `destroy`, `sync`, `logs`: every provider's deployments through the provider contract.
+
+Contract spellings: ``status [ID] [--json]``, ``destroy ID --yes``, ``destroy --purge``, ``sync``,
+``logs ID [-n N] [--follow]``. Inside a deployment directory the ID may be left out (``--all`` lists all).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Optional
+
+import click
+
+from ..errors import InputError, LcaiError
+
+DIR_OPTION = click.option("--directory", "-d", type=click.Path(file_okay=False, path_type=Path), default=None,
+                          help="A deployment directory (default: the current one) to take the ID from.")
+
+
+def _host_and_registry():
+    from ..plugins import get_host
+    from ..registry import Registry
+
+    return get_host(), Registry()
+
+
+def _in_directory(directory: Optional[Path]) -> bool:
+    from ..lifecycle import read_state
+
+    try:
+        return read_state(directory or Path(".")) is not None
+    except InputError:
+        return True
+
+
+def _say(msg: str) -> None:
+    click.echo(msg, err=True)
+
+
+def _find_row(rows: list[dict], registry, key: str) -> dict:
+    """A row by exact id (untracked ones too), unique registry prefix, or a provider's own id (with a hint)."""
+    for r in rows:
+        if r["deployment_id"] == key:
+            return r
+    try:
+        rec = registry.find(key)
+    except InputError:
+        for r in rows:
+            if key in {str(v) for v in (r.get("provider_state") or {}).values()}:
+                raise InputError(f"{key!r} is the {r.get('provider')} id of deployment {r['deployment_id']}, "
+                                 "not a deployment ID",
+                                 hint=f"use `{r['deployment_id']}` (lcai status lists deployment IDs)") from None
+        raise
+    return next((r for r in rows if r["deployment_id"] == rec["deployment_id"]), dict(rec, live_status=rec.get("status")))
+
+
+# ---------------------------------------------------------------- status
+
+
+@click.command("status")
+@click.argument("deployment_id", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--all", "-a", "show_all", is_flag=True, help="List every deployment, even inside a deployment directory.")
+@DIR_OPTION
+def status(deployment_id: Optional[str], as_json: bool, show_all: bool, directory: Optional[Path]) -> None:
+    """All deployments with their live state (each provider asked once: one API request for Linode), or one
+    deployment in detail with a health check. Inside a deployment directory: that deployment."""
+    from .. import lifecycle as L
+
+    host, reg = _host_and_registry()
+    if not deployment_id and not show_all and (directory is not None or _in_directory(directory)):
+        deployment_id = L.resolve(reg, None, directory)["deployment_id"]
+    rows, listings = L.list_all(host, reg.all())
+    if deployment_id:
+        _status_one(host, reg, rows, listings, deployment_id, as_json)
+        return
+    unreached = [(n, lst) for n, lst in listings if not lst.reached]
+    if as_json:
+        click.echo(json.dumps({"source": _source_text(listings), "reached": not unreached,
+                               "sources": {n: {"source": lst.source, "reached": lst.reached} for n, lst in listings},
+                               "deployments": rows}, indent=2, default=str))
+        return
+    if not rows:
+        click.echo("no deployments (lcai deploy creates one; lcai sync adopts ones made elsewhere)")
+    else:
+        _table(rows)
+    click.echo(f"source: {_source_text(listings)}", err=True)
+    for n, lst in unreached:
+        click.echo(f"warning: {n} was not reached ({lst.source}); deployments made elsewhere are not shown and "
+                   "states are the registry's", err=True)
+    if any(r.get("live_status") == "vanished" for r in rows):
+        _say("hint: vanished = tracked here but gone from the provider; `lcai destroy --purge` removes what is "
+             "left and forgets them")
+    if any(r.get("untracked") for r in rows):
+        _say("hint: untracked deployments carry lcai tags but are not in this machine's registry; `lcai sync`")
+
+
+def _source_text(listings) -> str:
+    if not listings:
+        return "registry (no provider installed or configured)"
+    return "; ".join(f"{n}: {lst.source}" for n, lst in listings)
+
+
+def _table(rows: list[dict]) -> None:
+    from ..registry import age
+
+    now = time.time()
+    cols = ["ID", "APP", "ENV", "PROVIDER", "REGION", "TYPE", "STATUS", "HEALTH", "AGE", "$/H"]
+    table = []
+    for r in rows:
+        st = r.get("live_status") or "-"
+        if r.get("untracked"):
+            st += " (untracked)"
+        price = f"{r['price_hourly']:.3f}" if isinstance(r.get("price_hourly"), (int, float)) else "-"
+        table.append([r["deployment_id"], str(r.get("app") or "-")[:24], str(r.get("env") or "-")[:12],
+                      str(r.get("provider") or "-"), str(r.get("region") or "-"), str(r.get("type") or "-")[:24], st,
+                      str(r.get("health_status") or "-"), age(r.get("created_at"), now), price])
+    widths = [max(len(c), *(len(row[i]) for row in table)) for i, c in enumerate(cols)]
+    right = {"AGE", "$/H"}
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(c.rjust(w) if cols[i] in right else c.ljust(w)
+                         for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+
+    click.echo(line(cols))
+    for row in table:
+        click.echo(line(row))
+
+
+def _status_one(host, reg, rows, listings, key: str, as_json: bool) -> None:
+    from .. import health as H
+    from .. import lifecycle as L
+
+    row = _find_row(rows, reg, key)
+    prov = L.providers(host).get(row.get("provider") or "linode")
+    live = row.get("live_status")
+    if prov is None:
+        result = H.Health(None, f"provider {row.get('provider')!r} is not installed", "none")
+    elif live not in ("running", None) and not str(live).startswith("running"):
+        result = H.Health(None, f"not checked: the machine is {live}", "none")
+    else:
+        result = H.check(prov, row)
+    row["health_live"] = {"ok": result.ok, "detail": result.detail, "source": result.source}
+    if result.ok is not None and not row.get("untracked"):
+        reg.update(row["deployment_id"], health_status=result.word(), health_detail=result.detail,
+                   health_source=result.source)
+    if as_json:
+        click.echo(json.dumps(row, indent=2, default=str))
+        return
+    fields = [("deployment", row["deployment_id"]), ("provider", row.get("provider")), ("app", row.get("app")),
+              ("env", row.get("env")),
+              ("template", f"{row['template']} {row.get('template_version') or ''}".strip() if row.get("template")
+               else "unknown (adopted by `lcai sync`)" if row.get("source") == "sync" else None),
+              ("status", live), ("region", row.get("region")), ("type", row.get("type")), ("label", row.get("label")),
+              ("address", row.get("address"))]
+    if prov is not None:
+        fields += [(k, v) for k, v in prov.detail(row)]
+        ep = prov.app_endpoint(row)
+        if ep is not None:
+            fields.append(("endpoint", ep.url()))
+        ssh = prov.ssh(row)
+        if ssh is not None:
+            fields.append(("ssh", ssh.describe()))
+    word = {True: "ok", False: "failing", None: "unknown"}[result.ok]
+    where = {"this machine": "checked from this machine", "instance": "the instance's own check, over SSH",
+             "none": "not checked"}.get(result.source, result.source)
+    fields += [("health", f"{word}: {result.detail} ({where})"),
+               ("cost", f"${row['price_hourly']}/h" if row.get("price_hourly") is not None else None),
+               ("created", row.get("created_at")), ("directory", row.get("directory")),
+               ("source", _source_text([(n, lst) for n, lst in listings if n == row.get("provider")]))]
+    for k, v in fields:
+        if v is not None and v != "":
+            click.echo(f"{k:<14} {v}")
+    for title, lines in host.deployment_sections(row):
+        click.echo(f"{title}:")
+        for line in lines:
+            click.echo(f"  {line}")
+
+
+# ---------------------------------------------------------------- destroy
+
+
+@click.command("destroy")
+@click.argument("deployment_id", required=False)
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--purge", is_flag=True, help="Remove what is left of vanished deployments and forget them (no ID).")
+@DIR_OPTION
+def destroy(deployment_id: Optional[str], yes: bool, purge: bool, directory: Optional[Path]) -> None:
+    """Delete a deployment (its machine, then its firewall; already-gone resources are fine), forget it and
+    remove the files deploy wrote into its directory. Inside a deployment directory the ID may be left out."""
+    from .. import lifecycle as L
+
+    host, reg = _host_and_registry()
+    if purge and not deployment_id:
+        _purge(host, reg)
+        return
+    if not deployment_id:
+        if directory is None and not _in_directory(None):
+            raise InputError("give a deployment ID (see `lcai status`), run it inside a deployment directory, or "
+                             "--purge to forget vanished ones")
+        rec = L.resolve(reg, None, directory)
+    else:
+        try:
+            rec = reg.find(deployment_id)
+        except InputError:
+            rows, _ = L.list_all(host, reg.all())
+            rec = _find_row(rows, reg, deployment_id)
+    dep_id = rec["deployment_id"]
+    prov = L.provider_of(host, rec)
+    what = ", ".join(f"{k} {v}" for k, v in prov.detail(rec) if k in ("instance", "firewall", "vm", "nodebalancer")) \
+        or f"deployment {dep_id}"
+    if not yes:
+        L.confirm(f"delete {dep_id} ({rec.get('label') or rec.get('app')} on {prov.name}: {what})?",
+                  f"destroy deletes {dep_id} ({what})")
+    removed = L.destroy(host, reg, rec, _say)
+    if removed:
+        _say(f"removed from {rec.get('directory')}: {', '.join(removed)}")
+    click.echo(f"destroyed {dep_id}")
+
+
+def _purge(host, reg) -> None:
+    from .. import lifecycle as L
+
+    rows, listings = L.list_all(host, reg.all())
+    reached = {n for n, lst in listings if lst.reached}
+    gone, kept = [], []
+    for r in rows:
+        if r.get("live_status") != "vanished" or r.get("provider") not in reached:
+            continue
+        try:
+            L.destroy(host, reg, r, _say)  # deletes what is left (a firewall, a NodeBalancer), then forgets it
+            gone.append(r["deployment_id"])
+        except LcaiError as e:
+            kept.append(f"{r['deployment_id']} ({e.message})")
+    click.echo(f"purged {len(gone)} vanished deployment(s)" + (f": {', '.join(sorted(gone))}" if gone else ""))
+    for name, lst in listings:
+        if not lst.reached:
+            _say(f"warning: {name} was not reached ({lst.source}); its deployments were not checked")
+    if kept:
+        raise LcaiError("kept (cleanup failed, run `lcai destroy --purge` again): " + "; ".join(kept))
+
+
+# ---------------------------------------------------------------- sync
+
+
+@click.command("sync")
+def sync() -> None:
+    """Rebuild the registry from what the providers hold: adopt lcai deployments this machine does not know,
+    refresh known ones, mark vanished ones. A second machine sees the same deployments after a sync; run inside
+    a deployment directory, it also links that directory to its deployment."""
+    from .. import lifecycle as L
+    from ..registry import now_iso
+
+    host, reg = _host_and_registry()
+    records = reg.all()
+    counts = {"adopted": 0, "updated": 0, "vanished": 0}
+    total = 0
+    for name, prov in sorted(L.providers(host).items()):
+        mine = {k for k, r in records.items() if (r.get("provider") or "linode") == name}
+        if not mine and not L._configured(prov):
+            continue
+        try:
+            found = prov.discover()
+        except LcaiError as e:
+            _say(f"warning: {name}: {e.message}; its deployments were not synced")
+            continue
+        total += len(found)
+        by_dep = {r["deployment_id"]: r for r in found}
+
+        def apply(deps: dict, by_dep=by_dep, name=name) -> None:
+            for dep, live in by_dep.items():
+                if dep in deps:
+                    cur = deps[dep]
+                    state = dict(cur.get("provider_state") or {})
+                    state.update(live.get("provider_state") or {})
+                    cur.update({k: v for k, v in live.items() if v is not None and k not in (
+                        "provider_state", "created_at", "source")}, provider_state=state, updated_at=now_iso())
+                    counts["updated"] += 1
+                else:
+                    deps[dep] = {"created_at": now_iso(), **live, "provider": name, "source": "sync",
+                                 "updated_at": now_iso()}
+                    counts["adopted"] += 1
+            for dep, rec in deps.items():
+                if (rec.get("provider") or "linode") != name or dep in by_dep:
+                    continue
+                if rec.get("provider_state") and rec.get("status") not in ("vanished", "creating"):
+                    rec["status"] = "vanished"
+                    rec["updated_at"] = now_iso()
+                    counts["vanished"] += 1
+
+        reg.transform(apply)
+    try:
+        st = L.read_state(Path("."))
+    except InputError:
+        st = None
+    if st and reg.get(st["deployment_id"]) and not reg.get(st["deployment_id"]).get("directory"):
+        reg.update(st["deployment_id"], directory=str(Path(".").resolve()))
+    click.echo(f"sync: {total} deployment(s) found; adopted {counts['adopted']}, updated {counts['updated']}, "
+               f"marked vanished {counts['vanished']}")
+
+
+# ---------------------------------------------------------------- logs
+
+
+@click.command("logs")
+@click.argument("deployment_id", required=False)
+@click.option("--lines", "-n", default=40, show_default=True, type=click.IntRange(1, 1000),
+              help="Lines of cloud-init output and events to show.")
+@click.option("--follow", "-f", is_flag=True, help="Keep printing new lines (Ctrl-C to stop).")
+@DIR_OPTION
+def logs(deployment_id: Optional[str], lines: int, follow: bool, directory: Optional[Path]) -> None:
+    """Cloud-init status and output, then recent container events (from plugins such as BuildWatch), over
+    SSH. Inside a deployment directory the ID may be left out."""
+    from .. import lifecycle as L
+    from ..remote import MARK, run
+
+    host, reg = _host_and_registry()
+    rec = L.resolve(reg, deployment_id, directory)
+    prov = L.provider_of(host, rec)
+    ssh = prov.ssh(rec)
+    if ssh is None:
+        raise LcaiError(f"deployment {rec['deployment_id']} has no address yet", hint="wait for it: lcai status")
+    cmd = (f"cloud-init status --long 2>&1 | head -n 12; echo '{MARK}'; "
+           f"tail -n {lines} /var/log/cloud-init-output.log 2>&1; echo '{MARK}'; "
+           "wc -l < /var/log/cloud-init-output.log 2>/dev/null || echo 0")
+    r = run(ssh, cmd, timeout=60)
+    if MARK not in r.out:
+        raise LcaiError(f"could not reach {ssh.describe()}: {r.problem()}", hint=_ssh_hint(rec, r))
+    status_part, log_part, count_part = (r.out.split(MARK + "\n") + ["", ""])[:3]
+    click.echo("== cloud-init ==")
+    click.echo(status_part.rstrip())
+    click.echo("== /var/log/cloud-init-output.log ==")
+    click.echo(log_part.rstrip())
+    sources = _event_sources(host, rec, ssh, lines, None)
+    for _, out, _ in sources:
+        for line in out:
+            click.echo(line)
+    if not sources:
+        click.echo("(no container events: no plugin records them for this deployment; add the buildwatch capability)")
+    if not follow:
+        return
+    interval = L.env_seconds("LCAI_POLL_INTERVAL", 2.0)
+    try:
+        offset = int(count_part.strip() or 0)
+    except ValueError:
+        offset = 0
+    cursors = {name: cur for name, _, cur in sources}
+    try:
+        while True:
+            time.sleep(interval)
+            r = run(ssh, f"tail -n +{offset + 1} /var/log/cloud-init-output.log 2>/dev/null", timeout=60)
+            if r.ok:
+                new = r.out.splitlines()
+                offset += len(new)
+                for line in new:
+                    click.echo(line)
+            else:
+                _say(f"(ssh: {r.problem()}; retrying)")
+            for name, out, cur in _event_sources(host, rec, ssh, 500, cursors):
+                cursors[name] = cur if cur is not None else cursors.get(name)
+                for line in out:
+                    click.echo(line)
+    except KeyboardInterrupt:
+        return
+
+
+def _event_sources(host, rec: dict, ssh, limit: int, cursors: Optional[dict]) -> list[tuple[str, list[str], object]]:
+    """(plugin, lines, cursor) from each ``deployment_events`` implementation; with ``cursors`` (follow mode) only
+    what came after each plugin's cursor."""
+    from ..remote import run
+
+    out = []
+    for impl in sorted(host.pm.hook.deployment_events.get_hookimpls(), key=lambda i: i.plugin_name):
+        since = None if cursors is None else cursors.get(impl.plugin_name)
+        try:
+            got = impl.function(deployment=rec, run=lambda cmd: run(ssh, cmd, timeout=60), limit=limit, since=since)
+        except Exception as e:  # one plugin's failure must not hide the logs
+            if cursors is None:
+                out.append((impl.plugin_name, [f"unavailable: {type(e).__name__}: {e}"], None))
+            continue
+        if got is None:
+            continue
+        title, lines, cursor = got
+        out.append((impl.plugin_name, ([f"== {title} =="] if cursors is None else []) + list(lines), cursor))
+    return out
+
+
+def _ssh_hint(rec: dict, r) -> str:
+    d = rec.get("directory")
+    if r.kind == "auth" and d and (Path(d) / ".linode" / "root-password").is_file():
+        return (f"deploy found no SSH key and saved a root password in {Path(d) / '.linode' / 'root-password'}: "
+                "add a key to ~/.ssh and run `lcai deploy` again (it rebuilds with your key)")
+    if r.kind == "auth":
+        return "is your SSH key on the machine? (LCAI_SSH='ssh -i KEY' picks another key)"
+    return "is the machine running (lcai status)?"

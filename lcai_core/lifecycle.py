@@ -1,0 +1,483 @@
+"""Deploy, redeploy, wait, destroy: the flow every provider gets for free (the commands in ``lcai_core.cli``
+and the TUI call these; providers implement ``lcai_core.providers.Provider``).
+
+Guarantees, for any provider:
+- the deployment is recorded in the registry before the first create call;
+- create runs the provider's undoable steps; when it is interrupted (Ctrl-C) or fails before the last step,
+  every resource a step made is found and undone, in reverse, so the account holds either a tracked, complete
+  deployment or nothing — and the command says which;
+- a redeploy rebuilds the same machine with the new user data and keeps it tracked whatever happens;
+- destroy deletes what the deployment created (already gone is fine) and every local file deploy wrote.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import glob
+import hashlib
+import ipaddress
+import json
+import os
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Callable, Optional
+
+from .errors import InputError, LcaiError
+from .providers import Listing, Provider, Spec, Step
+
+STATE = ".linode/state.json"          # the directory's link to its deployment (0600: holds the secret seed)
+ROOT_PASSWORD = ".linode/root-password"
+CONNECT = "connect.sh"
+ANYWHERE = ("0.0.0.0/0", "::/0")
+SSH_KEY_TYPES = ("ssh-rsa", "ssh-ed25519", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521",
+                 "ssh-dss")
+TAG = "lcai"
+RECORD_FIELDS = ("address", "status")  # step/wait results that belong to the record, not provider_state
+
+
+class Cancelled(LcaiError):
+    """The user answered no: nothing was changed (exit 1, not 130: nothing was interrupted)."""
+
+
+# ---------------------------------------------------------------- names (contract)
+
+
+def deployment_tags(deployment_id: str, app: str, env: str) -> list[str]:
+    """Contract: exactly ``lcai``, ``lcai-id:<id>``, ``lcai-app:<app>``, ``lcai-env:<env>`` (each 3-50 chars)."""
+    tags = [TAG, f"lcai-id:{deployment_id}", f"lcai-app:{app}", f"lcai-env:{env}"]
+    for t in tags:
+        if not 3 <= len(t) <= 50:
+            raise InputError(f"tag {t!r} must be 3-50 characters (Linode's limit); use a shorter --app/--env")
+    return tags
+
+
+def parse_tags(tags: list[str]) -> dict:
+    out = {}
+    for t in tags:
+        for key in ("id", "app", "env"):
+            if t.startswith(f"lcai-{key}:"):
+                out[key] = t.split(":", 1)[1]
+    return out
+
+
+def instance_label(app: str, env: str, deployment_id: str) -> str:
+    """3-64 chars, a letter first, letters/digits/-/_/. only, no '--', '__', '..', alphanumeric last."""
+    base = re.sub(r"[^a-zA-Z0-9-]+", "-", f"lcai-{app}-{env}")
+    base = re.sub(r"-{2,}", "-", base).strip("-")
+    label = f"{base[:64 - len(deployment_id) - 1]}-{deployment_id}"
+    return re.sub(r"-{2,}", "-", label)
+
+
+# ---------------------------------------------------------------- inputs, checked before anything is created
+
+
+def parse_sources(values: tuple[str, ...] | list[str], flag: str) -> tuple[str, ...]:
+    """CIDRs for ``--ssh-from``/``--app-from``: a bare address means that one host (/32, /128)."""
+    out = []
+    for v in values:
+        try:
+            net = ipaddress.ip_network(v.strip(), strict=False)
+        except ValueError:
+            raise InputError(f"{flag} {v!r}: not an IP address or network (e.g. 203.0.113.7 or 203.0.113.0/24)") from None
+        out.append(str(net))
+    return tuple(out) or ANYWHERE
+
+
+def ssh_public_keys() -> list[str]:
+    """The user's public keys (``~/.ssh/*.pub``) of types the Linode API accepts, with a valid base64 body."""
+    keys = []
+    for p in sorted(glob.glob(os.path.expanduser("~/.ssh/*.pub"))):
+        try:
+            line = Path(p).read_text().strip()
+        except OSError:
+            continue
+        parts = line.split()
+        if len(parts) < 2 or parts[0] not in SSH_KEY_TYPES:
+            continue
+        try:
+            base64.b64decode(parts[1], validate=True)
+        except (binascii.Error, ValueError):
+            continue
+        keys.append(line)
+    return keys
+
+
+def random_root_password() -> str:
+    """A strong random password (Linode needs one with an image); kept (0600) only if no SSH key is used."""
+    import secrets
+    import string
+
+    alphabet = string.ascii_letters + string.digits + "-_.,:+"
+    while True:
+        pw = "".join(secrets.choice(alphabet) for _ in range(40))
+        if all(any(c in cls for c in pw) for cls in (string.ascii_lowercase, string.ascii_uppercase, string.digits)):
+            return pw
+
+
+def env_seconds(name: str, default: float) -> float:
+    try:
+        return float(os.environ.get(name, default))
+    except ValueError:
+        raise InputError(f"{name}={os.environ[name]!r}: expected a number of seconds") from None
+
+
+# ---------------------------------------------------------------- providers
+
+
+def providers(host) -> dict[str, Provider]:
+    return host.providers
+
+
+def provider_named(host, name: str) -> Provider:
+    provs = providers(host)
+    if name in provs:
+        return provs[name]
+    have = ", ".join(sorted(provs)) or "none"
+    raise InputError(f"no provider named {name!r} is installed (installed: {have})",
+                     hint=f"pip install lcai-{name}, or pick another with --target")
+
+
+def provider_of(host, record: dict) -> Provider:
+    return provider_named(host, record.get("provider") or "linode")
+
+
+def list_all(host, records: dict[str, dict]) -> tuple[list[dict], list[tuple[str, Listing]]]:
+    """Rows of every deployment from every provider that has records here or is configured, each provider asked
+    once. Returns (rows, [(provider name, listing)]) so callers can say which sources were not reached."""
+    provs = providers(host)
+    by_prov: dict[str, dict[str, dict]] = {}
+    for dep, rec in records.items():
+        by_prov.setdefault(rec.get("provider") or "linode", {})[dep] = rec
+    rows: list[dict] = []
+    listings: list[tuple[str, Listing]] = []
+    for name in sorted(set(by_prov) | {n for n, p in provs.items() if _configured(p)}):
+        recs = by_prov.get(name, {})
+        prov = provs.get(name)
+        if prov is None:
+            listing = Listing([dict(r, live_status=r.get("status")) for r in recs.values()],
+                              f"registry (provider {name!r} is not installed)", reached=False)
+        else:
+            try:
+                listing = prov.rows(recs)
+            except LcaiError as e:
+                listing = Listing([dict(r, live_status=r.get("status")) for r in recs.values()],
+                                  f"registry ({e.message})", reached=False)
+        for r in listing.rows:
+            r.setdefault("provider", name)
+        rows.extend(listing.rows)
+        listings.append((name, listing))
+    rows.sort(key=lambda r: (r.get("created_at") or "", r.get("deployment_id") or ""))
+    return rows, listings
+
+
+def _configured(prov: Provider) -> bool:
+    fn = getattr(prov, "configured", None)
+    try:
+        return bool(fn()) if callable(fn) else False
+    except Exception:  # a provider that cannot tell is listed only when it has records
+        return False
+
+
+# ---------------------------------------------------------------- the deployment directory
+
+
+def read_state(directory: Path) -> Optional[dict]:
+    p = Path(directory) / STATE
+    try:
+        data = json.loads(p.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        raise InputError(f"{p}: unreadable", hint="move it aside; `lcai sync` and `lcai status` still list the deployment") from None
+    return data if isinstance(data, dict) and isinstance(data.get("deployment_id"), str) else None
+
+
+def write_state(directory: Path, data: dict) -> None:
+    from .files import write_private
+
+    write_private(Path(directory) / STATE, json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def remove_local_files(directory: Optional[str], deployment_id: str) -> list[str]:
+    """Every file deploy wrote into the directory (state, connect.sh, root password), if the directory's state
+    names this deployment; ``.linode/`` goes too when nothing else is left in it."""
+    if not directory:
+        return []
+    d = Path(directory)
+    st = None
+    try:
+        st = read_state(d)
+    except InputError:
+        pass
+    if st is None or st.get("deployment_id") != deployment_id:
+        return []
+    removed = []
+    for rel in (STATE, ROOT_PASSWORD, CONNECT):
+        p = d / rel
+        try:
+            p.unlink()
+            removed.append(rel)
+        except FileNotFoundError:
+            pass
+    try:
+        (d / ".linode").rmdir()
+    except OSError:
+        pass
+    return removed
+
+
+def resolve(registry, deployment_id: Optional[str], directory: Optional[Path] = None) -> dict:
+    """The record an ID (or unique prefix) names; without an ID, the one the directory (default: the current
+    one) was deployed as. Links the record to the directory when it did not know it (after `lcai sync`)."""
+    if deployment_id:
+        return registry.find(deployment_id)
+    d = Path(directory or ".")
+    st = read_state(d)
+    if st is None:
+        raise InputError(f"give a deployment ID: {d.resolve()} holds no deployment ({STATE})",
+                         hint="`lcai status` lists deployments; run it inside a deployment directory to omit the ID")
+    dep = st["deployment_id"]
+    rec = registry.get(dep)
+    if rec is None:
+        raise InputError(f"{d / STATE} names deployment {dep}, which this machine's registry does not know",
+                         hint="`lcai sync` adopts deployments made on another machine")
+    if not rec.get("directory"):
+        rec = registry.update(dep, directory=str(d.resolve()))
+    return rec
+
+
+# ---------------------------------------------------------------- output
+
+
+class Progress:
+    """Phases on stderr with elapsed time (``[ 12.3s] booting``); a live spinner on a terminal (lcai_core.ui)."""
+
+    def __init__(self, echo: Optional[Callable[[str], None]] = None):
+        self.t0 = time.monotonic()
+        self._echo = echo
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.t0
+
+    def say(self, msg: str) -> None:
+        line = f"[{self.elapsed():6.1f}s] {msg}"
+        if self._echo is not None:
+            self._echo(line)
+        else:
+            print(line, file=sys.stderr, flush=True)
+
+
+def confirm(question: str, what: str) -> None:
+    """Ask on a terminal; refuse (exit 2) elsewhere. 'no' raises Cancelled (exit 1); Ctrl-C is an interrupt."""
+    if not sys.stdin.isatty():
+        raise InputError(f"{what}; confirm with --yes when not on a terminal")
+    import click
+
+    try:
+        ok = click.confirm(question, default=False, err=True)
+    except click.exceptions.Abort:
+        click.echo("", err=True)
+        raise KeyboardInterrupt from None
+    if not ok:
+        raise Cancelled("not confirmed: nothing was changed")
+
+
+# ---------------------------------------------------------------- create (steps, undone on failure)
+
+
+class StepRunner:
+    """Runs a provider's create steps, recording ``provider_state`` after each; undoes them on failure."""
+
+    def __init__(self, registry, deployment_id: str, say: Callable[[str], None], provider_name: str = ""):
+        self.reg, self.dep, self.say, self.provider_name = registry, deployment_id, say, provider_name
+        self.state: dict = {}
+        self.record_fields: dict = {}
+
+    def _take(self, fields: Optional[dict]) -> None:
+        for k, v in (fields or {}).items():
+            (self.record_fields if k in RECORD_FIELDS else self.state)[k] = v
+
+    def _save(self) -> None:
+        self.reg.update(self.dep, provider_state=dict(self.state), **self.record_fields)
+
+    def run(self, steps: list[Step]) -> None:
+        done: list[Step] = []
+        current: Optional[Step] = None
+        try:
+            for step in steps:
+                current = step
+                self._take(step.run(dict(self.state), self.say))
+                done.append(step)
+                self._save()
+            current = None
+        except KeyboardInterrupt as e:
+            e.lcai_reported = True  # type: ignore[attr-defined]
+            if self._complete_after_interrupt(steps, done, current):
+                self.say(f"interrupted: deployment {self.dep} exists and is tracked "
+                         f"(`lcai status {self.dep}`, `lcai destroy {self.dep}`)")
+                raise
+            self._undo(steps, done, current, "interrupted")
+            raise
+        except Exception as e:
+            self._undo(steps, done, current, "failed", error=e)
+            raise
+
+    def _complete_after_interrupt(self, steps: list[Step], done: list[Step], current: Optional[Step]) -> bool:
+        """Interrupted: did every step happen after all (the last create's reply was lost to Ctrl-C)?"""
+        try:
+            for step in steps[len(done):]:
+                found = step.find(dict(self.state))
+                if found is None:
+                    return False
+                self._take(found)
+            self._save()
+            return True
+        except Exception:  # cannot tell: undo decides below
+            return False
+
+    def _undo(self, steps: list[Step], done: list[Step], current: Optional[Step], why: str,
+              error: Optional[Exception] = None) -> None:
+        todo = list(done)
+        try:
+            if current is not None:
+                found = current.find(dict(self.state))
+                if found is not None:
+                    self._take(found)
+                    todo.append(current)
+            for step in reversed(todo):
+                step.undo(dict(self.state), self.say)
+        except Exception as e:  # cleanup must report, never hide, what is left
+            self.reg.update(self.dep, status="creating", provider_state=dict(self.state), **self.record_fields)
+            self.say(f"{why}: could not remove what was created ({type(e).__name__}: {e}); deployment {self.dep} "
+                     f"stays recorded: `lcai destroy {self.dep}` deletes what exists")
+            return
+        self.reg.remove(self.dep)
+        removed = f" ({', '.join(s.name for s in reversed(todo))} removed)" if todo else ""
+        self.say(f"{why}: nothing was created{removed}" if why == "interrupted" else
+                 f"{why}: nothing was left on {self.provider_name or 'the provider'}{removed}")
+
+
+# ---------------------------------------------------------------- wait until healthy
+
+
+def health_budget(health: Optional[dict]) -> float:
+    if not health:
+        return 0.0
+    return health["initial_delay_seconds"] + health["max_retries"] * (
+        health["interval_seconds"] + health["timeout_seconds"])
+
+
+def wait_ready(prov: Provider, registry, record: dict, prog: Progress, deadline: float) -> str:
+    """Wait until the machine runs, then until the app is healthy (from here when the app's port answers here,
+    else the instance's own result over SSH). Returns the health word ("healthy", "unknown" when it could not be
+    checked); raises LcaiError when it failed or timed out (the deployment stays tracked)."""
+    from . import health as H
+    from .remote import HEALTH_FILE, machine_state
+
+    dep = record["deployment_id"]
+    fields = prov.wait(record, prog.say, deadline) or {}
+    record.update(fields)
+    if fields:
+        registry.update(dep, **{k: v for k, v in fields.items() if k in RECORD_FIELDS})
+    poll = env_seconds("LCAI_POLL_INTERVAL", 5.0)
+    h = record.get("health")
+    ep = H.local_endpoint(prov, record) if h else None
+    ssh = prov.ssh(record)
+    if prov.phases_over_ssh or (h and ep is None):
+        if ssh is None:
+            return _unknown(registry, dep, prog, "the provider gives no SSH access to this deployment")
+        if h and ep is None:
+            why = ("exec check" if h.get("type") == "exec" else
+                   "no public port" if not record.get("external_port") else
+                   "the app port is open only to --app-from sources")
+            prog.say(f"health: read on the instance over SSH ({why}): {HEALTH_FILE}")
+        last_phase = last_detail = None
+        while True:
+            st = machine_state(ssh, timeout=30)
+            kind = st.result.kind
+            if kind == "auth":
+                return _unknown(registry, dep, prog,
+                                f"no SSH access to {ssh.describe()} ({st.result.problem()})")
+            phase = "waiting for SSH" if kind != "ok" else (f"cloud-init {st.cloud_init}" if st.cloud_init else None)
+            if phase and phase != last_phase:
+                prog.say(phase)
+                last_phase = phase
+            if st.cloud_init == "error":
+                registry.update(dep, health_status="unhealthy", health_detail="cloud-init reported an error")
+                raise LcaiError(f"cloud-init reported an error on deployment {dep}",
+                                hint=f"`lcai logs {dep}` shows which step failed; fix deploy.yml and run "
+                                     "`lcai deploy` again (it rebuilds the same machine)")
+            if kind == "ok" and not h and st.cloud_init in ("done", "disabled"):
+                prog.say("running (the template has no health check)")
+                return "unknown"
+            if kind == "ok" and h and ep is None and st.health:
+                state = st.health.get("state")
+                detail = str(st.health.get("detail") or "")
+                if state == "healthy":
+                    prog.say("healthy (the instance's own check)")
+                    registry.update(dep, health_status="healthy", health_detail="healthy on the instance",
+                                    health_source="instance")
+                    return "healthy"
+                if state == "unhealthy":
+                    registry.update(dep, health_status="unhealthy", health_detail=detail, health_source="instance")
+                    raise LcaiError(f"deployment {dep} is unhealthy: {detail or 'the health check gave up'}",
+                                    hint=f"it is tracked and running: `lcai logs {dep}`; fix deploy.yml and run "
+                                         "`lcai deploy` again")
+                line = f"health: waiting (attempt {st.health.get('attempt')}/{st.health.get('max_retries')}" + (
+                    f": {detail})" if detail else ")")
+                if line != last_detail:
+                    prog.say(line)
+                    last_detail = line
+            if kind == "ok" and ep is not None and st.cloud_init in ("done", "disabled"):
+                break
+            if time.monotonic() > deadline:
+                registry.update(dep, health_status="unknown" if not h else "unhealthy",
+                                health_detail=f"timed out ({last_phase})")
+                raise LcaiError(f"timed out waiting for deployment {dep} ({last_phase or 'no answer'})",
+                                hint=f"it is tracked: `lcai status {dep}`, `lcai logs {dep}`")
+            time.sleep(poll)
+    if not h:
+        prog.say("running (the template has no health check)")
+        return "unknown"
+    assert ep is not None
+    where = f"{h['type']} {ep.host}:{ep.port}{h.get('path') or '' if h['type'] == 'http' else ''}"
+    prog.say(f"health: checked from this machine ({where}) while cloud-init sets up the app")
+    detail = ""
+    while True:
+        ok, detail = H.probe_endpoint(ep, h)
+        if ok:
+            prog.say(f"healthy: {detail}")
+            registry.update(dep, health_status="healthy", health_detail=detail, health_source="this machine")
+            return "healthy"
+        if time.monotonic() > deadline:
+            registry.update(dep, health_status="unhealthy", health_detail=detail, health_source="this machine")
+            raise LcaiError(f"deployment {dep} did not become healthy in time: {detail}",
+                            hint=f"it is tracked and running: `lcai status {dep}`, `lcai logs {dep}`, "
+                                 f"or `lcai destroy {dep}`")
+        time.sleep(min(poll, h["interval_seconds"]))
+
+
+def _unknown(registry, dep: str, prog: Progress, why: str) -> str:
+    prog.say(f"health not checked: {why}; `lcai status {dep}` checks again")
+    registry.update(dep, health_status="unknown", health_detail=why)
+    return "unknown"
+
+
+# ---------------------------------------------------------------- destroy
+
+
+def destroy(host, registry, record: dict, say: Callable[[str], None]) -> list[str]:
+    """Delete the deployment's resources (provider), forget it, remove the local files deploy wrote.
+    Returns the local files removed."""
+    prov = provider_of(host, record)
+    prov.destroy(record, say)
+    if not record.get("untracked"):
+        registry.remove(record["deployment_id"])
+    return remove_local_files(record.get("directory"), record["deployment_id"])
+
+
+def sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
