@@ -98,10 +98,10 @@ def replicas(api):
     return insts, fw, port
 
 
-def nb_with_nodes(api, insts, port, **config):
+def nb_with_nodes(api, insts, app_port, **config):
     cfg = {"port": 80, "protocol": "http", "check": "http", "check_path": "/healthz", "check_interval": 5,
            "check_timeout": 3, "check_attempts": 2, **config,
-           "nodes": [{"label": f"rep-{k}", "address": f"{i['ipv4'][1]}:{port}"} for k, i in enumerate(insts)]}
+           "nodes": [{"label": f"rep-{k}", "address": f"{i['ipv4'][1]}:{app_port}"} for k, i in enumerate(insts)]}
     return api.ok("POST", "/nodebalancers", {"region": "us-ord", "label": "lcai-nb-web", "tags": ["lcai", "lcai-id:x1"],
                                              "client_conn_throttle": 5, "configs": [cfg]})
 
@@ -333,3 +333,39 @@ def test_through_linode_api4(api, replicas):
     assert client.nodebalancers()[0].id == nb.id
     nb.delete()
     assert api.ok("GET", "/nodebalancers")["results"] == 0
+
+
+def test_the_nodebalancer_address_serves_through_up_accepting_nodes(api, replicas):
+    insts, _, port = replicas
+    front = free_port()
+    nb = nb_with_nodes(api, insts, port, port=front)
+    cfg, nodes = nodes_of(api, nb)
+
+    def hit(path="/healthz"):
+        deadline = time.monotonic() + 3
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://{nb['ipv4']}:{front}{path}", timeout=2) as r:
+                    return r.status, r.headers.get("X-Sim-Backend")
+            except urllib.error.HTTPError as e:
+                return e.code, e.headers.get("X-Sim-Backend")
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.02)  # the clock opens the listener within a tick
+
+    assert {hit() for _ in range(6)} == {(200, "rep-0"), (200, "rep-1"), (200, "rep-2")}  # round robin
+    assert hit("/nope")[0] == 404  # the backend's own answer
+    base = f"/nodebalancers/{nb['id']}/configs/{cfg['id']}/nodes"
+    api.ok("PUT", f"{base}/{nodes[0]['id']}", {"mode": "drain"})
+    api.ctl("POST", f"/_sim/instances/{insts[1]['id']}/app", {"state": "unhealthy"})
+    assert {hit() for _ in range(4)} == {(200, "rep-2")}  # drained and DOWN nodes get no new requests
+    api.ok("PUT", f"{base}/{nodes[2]['id']}", {"mode": "backup"})
+    assert hit() == (200, "rep-2")  # no accept node is UP: the backup node serves
+    api.ctl("POST", f"/_sim/instances/{insts[1]['id']}/app", {"state": "healthy"})
+    assert {hit() for _ in range(3)} == {(200, "rep-1")}  # an accept node is UP again: the backup rests
+    api.ctl("POST", f"/_sim/instances/{insts[1]['id']}/app", {"state": "crashed"})
+    api.ctl("POST", f"/_sim/instances/{insts[2]['id']}/app", {"state": "crashed"})
+    assert hit() == (503, None)  # nothing UP to take a new request
+    state = api.ctl("GET", "/_sim/state")[1]
+    assert state["nodebalancers"][0]["listening"] == [front]

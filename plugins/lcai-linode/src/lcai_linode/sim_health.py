@@ -179,6 +179,7 @@ class App:
         self.servers: dict[int, ThreadingHTTPServer] = {}
         self.errors: dict[int, str] = {}
         self.lock = threading.Lock()
+        self.stopped = False
 
     # ---------------------------------------------------------------- what it answers
 
@@ -223,12 +224,17 @@ class App:
     # ---------------------------------------------------------------- listeners
 
     def sync(self) -> None:
-        for port in self.settings.ports():
-            want = self.serving(port)
-            if want and port not in self.servers and port not in self.errors:
-                self._listen(port)
-            elif not want and port in self.servers:
-                self._close(port)
+        # serving() takes the simulator's lock (through ready()): decide first, then act under this app's lock,
+        # which stop() also takes (callers of stop() hold the simulator's lock: never nest them the other way)
+        want = {port: self.serving(port) for port in self.settings.ports()}
+        with self.lock:  # one sync or stop at a time; never listen again once stopped
+            if self.stopped:
+                return
+            for port, serve in want.items():
+                if serve and port not in self.servers and port not in self.errors:
+                    self._listen(port)
+                elif not serve and port in self.servers:
+                    self._close(port)
 
     def _listen(self, port: int) -> None:
         app = self
@@ -268,8 +274,10 @@ class App:
             srv.server_close()
 
     def stop(self) -> None:
-        for port in list(self.servers):
-            self._close(port)
+        with self.lock:
+            self.stopped = True
+            for port in list(self.servers):
+                self._close(port)
 
     def describe(self) -> dict:
         return {"settings": self.settings.to_json(), "state": self.effective_state(), "crashes": self.crashes,

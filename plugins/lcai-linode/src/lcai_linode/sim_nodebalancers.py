@@ -12,6 +12,10 @@ listener, ``http`` a 2xx/3xx answer on ``check_path``, ``http_body`` that answer
 (a regular expression). ``check: none`` marks a node DOWN only when it refuses connections (passive checks).
 Each read re-evaluates the check, so status changes as soon as the app does (no check_interval delay).
 Fields the simulator does not know (newer API versions, SDK extras) are ignored, not refused.
+
+The NodeBalancer's ``ipv4`` (127.0.2.N in the simulator) answers HTTP on each config's port through its nodes
+(:class:`Front`): round robin over ``accept`` nodes that are UP, ``backup`` nodes only when none is, 503 when
+nothing is UP; the ``X-Sim-Backend`` header names the node that answered.
 """
 
 from __future__ import annotations
@@ -453,3 +457,123 @@ def rebuild_config(st: "State", nb: dict, cfg: dict, b: Any) -> dict:
         else:
             _store_node(st, nb, cfg, n)
     return public_config(st, nb, cfg)
+
+
+# ------------------------------------------------------------------ traffic: the NodeBalancer's own address
+
+NO_SERVER = b"<html><body><h1>503 Service Unavailable</h1>\nNo server is available to handle this request.\n</body></html>\n"
+
+
+class Front:
+    """Listens on a NodeBalancer's IPv4 (127.0.2.N in the simulator) on each config's port and hands each HTTP
+    request to a backend chosen as the NodeBalancer would: ``accept`` nodes that are UP (round robin; ``backup``
+    nodes only when no ``accept`` node is UP; never ``drain``/``reject`` nodes for new requests); 503 when none
+    is available. The backend's answer is its simulated app's answer (sim_health.App)."""
+
+    def __init__(self, st: "State", nb_id: int, ip: str):
+        import threading
+
+        self.st, self.nb_id, self.ip = st, nb_id, ip
+        self.servers: dict = {}
+        self.errors: dict = {}
+        self.turn = 0
+        self.lock = threading.Lock()
+        self.stopped = False
+
+    def pick(self, port: int) -> Optional[tuple]:
+        """(node, app) to serve a new request on port, or None (caller holds the simulator's lock)."""
+        st = self.st
+        nb = st.nodebalancers.get(self.nb_id)
+        cfg = next((c for c in (nb or {}).get("_configs", {}).values() if c["port"] == port), None)
+        if cfg is None:
+            return None
+        nodes = list(cfg["_nodes"].values())
+        up = [n for n in nodes if n["mode"] == "accept" and node_status(st, nb, cfg, n) == "UP"] or \
+             [n for n in nodes if n["mode"] == "backup" and node_status(st, nb, cfg, n) == "UP"]
+        if not up:
+            return None
+        self.turn += 1
+        node = up[self.turn % len(up)]
+        inst = st.instance_by_private_ip(node["address"].rpartition(":")[0])
+        return node, st.apps.get(inst["id"]) if inst else None
+
+    def answer(self, port: int, path: str) -> tuple[int, bytes, str, Optional[str]]:
+        with self.st.lock:
+            chosen = self.pick(port)
+            if chosen is None or chosen[1] is None:
+                return 503, NO_SERVER, "text/html", None
+            node, app = chosen
+            ans = app.answer(int(node["address"].rpartition(":")[2]), path)
+        if ans is None:
+            return 503, NO_SERVER, "text/html", node["label"]
+        return ans[0], ans[1], "application/json", node["label"]
+
+    def sync(self) -> None:
+        with self.st.lock:
+            nb = self.st.nodebalancers.get(self.nb_id)
+            want = {c["port"] for c in nb["_configs"].values()} if nb else set()
+        with self.lock:
+            if self.stopped:
+                return
+            for port in want - set(self.servers) - set(self.errors):
+                self._listen(port)
+            for port in set(self.servers) - want:
+                self._close(port)
+
+    def _listen(self, port: int) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        front = self
+
+        class H(BaseHTTPRequestHandler):
+            def do_GET(self):
+                code, body, ctype, backend = front.answer(port, self.path)
+                self.send_response(code)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                if backend:
+                    self.send_header("X-Sim-Backend", backend)
+                self.end_headers()
+                if self.command != "HEAD" and code not in (204, 304):
+                    self.wfile.write(body)
+
+            do_HEAD = do_GET
+
+            def log_message(self, *a):
+                pass
+
+        try:
+            srv = ThreadingHTTPServer((self.ip, port), H)
+        except OSError as e:
+            self.errors[port] = f"cannot serve NodeBalancer {self.nb_id} on {self.ip}:{port}: {e}"
+            return
+        srv.daemon_threads = True
+        self.servers[port] = srv
+        threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+
+    def _close(self, port: int) -> None:
+        srv = self.servers.pop(port, None)
+        if srv is not None:
+            srv.shutdown()
+            srv.server_close()
+
+    def stop(self) -> None:
+        with self.lock:
+            self.stopped = True
+            for port in list(self.servers):
+                self._close(port)
+
+
+def sync_fronts(st: "State") -> None:
+    """Clock step: a Front for every NodeBalancer (listening on its config ports), none for deleted ones."""
+    with st.lock:
+        for nid, nb in st.nodebalancers.items():
+            if nid not in st.nb_fronts:
+                st.nb_fronts[nid] = Front(st, nid, nb["ipv4"])
+        gone = [st.nb_fronts.pop(nid) for nid in list(st.nb_fronts) if nid not in st.nodebalancers]
+        fronts = list(st.nb_fronts.values())
+    for f in gone:
+        f.stop()
+    for f in fronts:
+        f.sync()

@@ -6,7 +6,8 @@ It also stands in for the booted machines: each instance gets a loopback IPv4 (1
 answers on 127.0.1.N: exactly the template's health path with the template's success code (read from the user
 data lcai rendered, see sim_health.py), 404 on other paths, or a TCP accept for a tcp check. NodeBalancers
 (sim_nodebalancers.py) check their nodes against the same app through the private address, from
-192.168.255.0/24, through the instance's Cloud Firewall.
+192.168.255.0/24, through the instance's Cloud Firewall, and serve HTTP on their own address (127.0.2.N) through
+the nodes that are UP.
 
   lcai-linode-sim --port 8111            # then LCAI_LINODE_API_URL=http://127.0.0.1:8111/v4 LINODE_TOKEN=sim-token
 
@@ -160,6 +161,8 @@ class State:
         with getattr(self, "lock", threading.RLock()):
             for app in getattr(self, "apps", {}).values():
                 app.stop()
+            for front in getattr(self, "nb_fronts", {}).values():
+                front.stop()
             self.instances: dict[int, dict] = {}
             self.firewalls: dict[int, dict] = {}
             self.nodebalancers: dict[int, dict] = {}
@@ -167,6 +170,7 @@ class State:
             self.faults: list[Fault] = []
             self.requests: list[dict] = []
             self.apps: dict[int, App] = {}
+            self.nb_fronts: dict[int, nbs.Front] = {}
             self.app_rules: list[dict] = []
             self.next_id = 40000000
             self.next_ip = 2
@@ -248,6 +252,8 @@ class State:
             apps = list(self.apps.values())
         for app in apps:  # outside the lock: a listener's handler thread takes it through ready()
             app.sync()
+        if self.serve_health:
+            nbs.sync_fronts(self)
 
     def private_ip(self, inst: dict) -> Optional[str]:
         return inst.get("_private")
@@ -267,7 +273,9 @@ class State:
                                    app=(self.apps[i["id"]].describe() if i["id"] in self.apps else None))
                               for i in self.instances.values()],
                 "firewalls": [_public_fw(f) for f in self.firewalls.values()],
-                "nodebalancers": [nbs.full(self, nb) for nb in self.nodebalancers.values()],
+                "nodebalancers": [dict(nbs.full(self, nb), listening=sorted(self.nb_fronts[nb["id"]].servers)
+                                       if nb["id"] in self.nb_fronts else [])
+                                  for nb in self.nodebalancers.values()],
                 "app_rules": self.app_rules,
                 "faults_left": sum(f.times for f in self.faults)}
 
