@@ -98,6 +98,9 @@ class DeployContext:
     container_port: Optional[int] = None
     features: tuple[str, ...] = ()
     secret_seed: bytes = field(default=b"", repr=False)
+    # True when the instance gets SSH keys for root: password logins are then turned off (ssh_pwauth: false,
+    # root by key only). False keeps the image's SSH settings (the root password is the only way in).
+    ssh_keys: bool = False
 
     def secret(self, name: str, length: int = 32) -> str:
         """A per-deployment secret, stable for this context (so plan and deploy agree), URL-safe."""
@@ -110,6 +113,11 @@ class DeployContext:
     @property
     def ubuntu_release(self) -> Optional[str]:
         m = re.match(r"^linode/ubuntu(\d\d\.\d\d)$", self.image)
+        return m.group(1) if m else None
+
+    @property
+    def debian_release(self) -> Optional[str]:
+        m = re.match(r"^linode/debian(\d+)$", self.image)
         return m.group(1) if m else None
 
 
@@ -158,6 +166,15 @@ class Runtime(Capability):
     def exec_probe(self, command: str) -> list[str]:
         return ["/bin/sh", "-c", command]
 
+    def running_check(self, app: "AppSpec") -> str:
+        """A shell condition, true once the app itself runs (the health wait's clock starts then)."""
+        return "systemctl is-active --quiet lcai-app.service"
+
+    def app_fragments(self, app: "AppSpec", ctx: DeployContext, deps: tuple[str, ...] = ()) -> "Fragments":
+        """Extra pieces the runtime needs for this app (users, units, packages). ``deps``: the units the app
+        requires that a unit of the runtime's may order after too (none of them orders after the app)."""
+        return Fragments()
+
 
 @define(frozen=True)
 class AppSpec:
@@ -171,6 +188,9 @@ class AppSpec:
     docker_args: tuple[str, ...]
     gpu: bool
     container_name: str = "app"
+    sandbox: bool = True  # native: dedicated user + systemd hardening (container.sandbox)
+    writable_paths: tuple[str, ...] = ()  # native sandbox: extra ReadWritePaths= (container.writable_paths)
+    devices: bool = False  # a capability needs the machine's devices (a GPU): no PrivateDevices=
 
 
 @define(frozen=True)
@@ -196,7 +216,13 @@ class Catalog:
 
     def add(self, cap: Capability, plugin: str) -> None:
         if not isinstance(cap, Capability) or not cap.name:
-            raise LcaiError(f"plugin {plugin}: register_capabilities got {cap!r}, expected a Capability with a name")
+            raise LcaiError(f"register_capabilities got {cap!r}, expected a Capability with a name")
+        if cap.config_class is not None:
+            import attrs
+
+            if not (isinstance(cap.config_class, type) and attrs.has(cap.config_class)):
+                raise LcaiError(f"capability {cap.name!r}: config_class {cap.config_class!r} is not an attrs class "
+                                "(lcai validates configs strictly through attrs + cattrs)")
         for n in (cap.name, *cap.aliases):
             if n in self.by_name or n in self.alias_of:
                 other = self.by_name[n].plugin if n in self.by_name else self.by_name[self.alias_of[n][0]].plugin

@@ -4,6 +4,35 @@ encoding and size accounting.
 Boot 1 (cloud-init): bootcmd → write_files → apt sources → packages (one index refresh) → deferred files →
 runcmd (daemon-reload, capability steps, enable units, start them unless a reboot is due) → power_state.
 Everything that must also happen after a reboot lives in systemd units, never in runcmd.
+
+runcmd runs as one /bin/sh script: every step goes through ``lcai_step``, which logs it, and on a failure
+names it on stderr (in /var/log/cloud-init-output.log, shown by ``lcai logs``), records it in
+/var/lib/lcai/failed-step and exits non-zero, so that cloud-init's final stage fails and ``cloud-init status``
+says ``error`` instead of ``done``.
+
+The unit graph (the same on every boot; on boot 1 runcmd enables the units and, without a reboot, starts them
+with ``--no-block``):
+
+    sysinit → lcai-metadata-guard ─┐ (Before docker/redis/postgres: nothing starts unguarded)
+    docker.service, redis, …  ─────┴─→ multi-user.target ─→ cloud-final.service (cloud-init's final stage)
+                                             │ After=
+              ┌──────────────────────────────┴───────────────┐
+              ▼                                              ▼
+    lcai-image-pull (docker; bounded, retried)     lcai-setup (once; TimeoutStartSec=setup.timeout_seconds)
+              └──────────────┬───────────────────────────────┘
+                             ▼ After= + Requires=
+                         lcai-app (Restart=always)
+                             ▼ After= + Wants= (not Requires=: a crash does not restart the wait)
+                         lcai-health (counts the app's restarts; result in /var/lib/lcai/health.json)
+                             ▼ After= + Requires= (runs only once the app is healthy)
+                         lcai-post-start (once; TimeoutStartSec=container.post_start_timeout_seconds)
+
+Every app unit is ``WantedBy=multi-user.target`` (started at boot) but ordered ``After=multi-user.target``:
+systemd then does not make the target wait for it (it adds target→unit ordering only when that makes no
+cycle), so multi-user.target, cloud-final.service, ``cloud-init status --wait`` and SSH logins never wait for
+an image pull, a setup script or a slow health check. The units the app requires (docker, redis, postgres, a
+GPU check) stay before the target, which is why the app's own units must all be after it: a unit before the
+target cannot order after one behind it.
 """
 
 from __future__ import annotations
@@ -21,7 +50,9 @@ from attrs import define, field
 from .capabilities import AppSpec, Command, DeployContext, Fragments, Resolved, Unit, WriteFile
 from .errors import InputError, LcaiError
 
-USER_DATA_LIMIT = 16384  # decoded bytes (the gzip stream when compressed): the stricter public limit
+USER_DATA_LIMIT = 16384  # decoded bytes (the gzip stream): linode/cluster-api-provider-linode's limit
+# Linode's OpenAPI spec, metadata.user_data: "Unencoded data must not exceed 65535 bytes, or about 16kb encoded"
+USER_DATA_B64_LIMIT = 16384  # characters of base64 (what the API receives)
 ENV_FILE = "/etc/lcai/app.env"
 LIB = "/usr/local/lib/lcai"
 STATE = "/var/lib/lcai"
@@ -29,6 +60,14 @@ APP_UNIT = "lcai-app.service"
 HEALTH_UNIT = "lcai-health.service"
 SETUP_UNIT = "lcai-setup.service"
 POST_START_UNIT = "lcai-post-start.service"
+# The docker runtime's image pull. Other units that need the app image (a GPU check running it) order
+# After=lcai-image-pull.service (and Requires= it); they must then be After=multi-user.target too.
+IMAGE_PULL_UNIT = "lcai-image-pull.service"
+METADATA_GUARD_UNIT = "lcai-metadata-guard.service"
+METADATA_V4 = "169.254.169.254"
+METADATA_V6 = "fd00:a9fe:a9fe::1"
+SSHD_DROP_IN = "/etc/ssh/sshd_config.d/00-lcai.conf"
+START_GRACE = 600  # seconds the health wait allows the app to get running before it counts as failed
 
 
 class ConflictError(LcaiError):
@@ -157,6 +196,8 @@ def interpolate(value: str, values: dict[str, str], where: str) -> str:
     return re.sub(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)\}", sub, value)
 
 
+
+
 @define(frozen=True)
 class Rendered:
     doc: dict
@@ -164,6 +205,7 @@ class Rendered:
     boot_plan: tuple
     env_names: tuple  # names only: values are never printed
     units: tuple
+    warnings: tuple = ()  # one line each, for plan/deploy to print (never a value)
 
     @property
     def gzipped(self) -> bytes:
@@ -177,17 +219,29 @@ class Rendered:
     def sizes(self) -> dict[str, int]:
         gz = self.gzipped
         return {"raw": len(self.text.encode()), "gzip": len(gz), "base64": len(base64.b64encode(gz)),
-                "limit": USER_DATA_LIMIT}
+                "limit": USER_DATA_LIMIT, "base64_limit": USER_DATA_B64_LIMIT}
 
     def check_size(self) -> None:
+        """Both public limits: the decoded (gzip) bytes and the base64 text the API receives."""
         s = self.sizes()
-        if s["gzip"] > USER_DATA_LIMIT:
+        if s["gzip"] > USER_DATA_LIMIT or s["base64"] > USER_DATA_B64_LIMIT:
             raise InputError(
-                f"user data is {s['gzip']} bytes gzipped ({s['raw']} raw); Linode accepts at most {USER_DATA_LIMIT}",
+                f"user data is too large: {s['gzip']} bytes gzipped (limit {USER_DATA_LIMIT}) and {s['base64']} "
+                f"characters base64-encoded (Linode's limit: about {USER_DATA_B64_LIMIT}); {s['raw']} bytes raw",
                 hint="shorten setup.script/setup.files, or install large payloads from a package instead")
 
 
-def _health_script(tpl, runtime, port: Optional[int]) -> Optional[str]:
+def _json_text(expr: str) -> str:
+    """Shell: ``expr`` made safe inside a JSON string (no quotes, backslashes, newlines; at most 300 chars)."""
+    return f"$(printf '%s' {expr} | tr -d '\\042\\134' | tr '\\n\\t' '  ' | cut -c1-300)"
+
+
+def health_timeout(h) -> int:
+    """TimeoutStartSec of the health unit: a backstop above the script's own bound."""
+    return START_GRACE + h.initial_delay_seconds + h.max_retries * (h.interval_seconds + h.timeout_seconds + 5) + 300
+
+
+def _health_script(tpl, runtime, app: AppSpec, port: Optional[int]) -> Optional[str]:
     h = tpl.container.health
     if h is None:
         return None
@@ -205,26 +259,72 @@ def _health_script(tpl, runtime, port: Optional[int]) -> Optional[str]:
         probe = (f"if timeout {h.timeout_seconds} {argv} >/dev/null 2>&1; then return 0; fi\n"
                  f"  detail=\"exec check failed\"\n  return 1")
     return f"""#!/bin/bash
-# lcai health wait: polls the app until healthy, with the template's settings. Failures during the
-# initial delay do not count against max_retries. Result: {STATE}/health.json (read by lcai status).
+# lcai health wait (template settings): the clock starts once the app runs; a crash loop or an app that does
+# not run ends it as unhealthy. Result and reason: {STATE}/health.json
 set -u
 initial_delay={h.initial_delay_seconds}
 interval={h.interval_seconds}
 max_retries={h.max_retries}
+max_restarts={h.max_restarts}
+start_grace=${{LCAI_START_GRACE:-{START_GRACE}}}
+app={APP_UNIT}
 state={STATE}/health.json
 mkdir -p {STATE}
+attempt=0
+restarts=0
 record() {{
-  printf '{{"state": "%s", "attempt": %d, "max_retries": %d, "detail": "%s", "time": %d}}\\n' \\
-    "$1" "$2" "$max_retries" "$3" "$(date +%s)" > "$state.tmp" && mv -f "$state.tmp" "$state"
+  printf '{{"state": "%s", "attempt": %d, "max_retries": %d, "restarts": %d, "detail": "%s", "time": %d}}\\n' \\
+    "$1" "$2" "$max_retries" "$restarts" "{_json_text('"$3"')}" "$(date +%s)" > "$state.tmp" && mv -f "$state.tmp" "$state"
+}}
+unhealthy() {{
+  record unhealthy "$attempt" "$1"
+  echo "lcai: app unhealthy: $1" >&2
+  exit 1
+}}
+show() {{
+  systemctl show -p "$1" --value "$app" 2>/dev/null
 }}
 probe() {{
   {probe}
 }}
-start=$(date +%s)
+running() {{
+  {runtime.running_check(app)}
+}}
+why_not_running() {{
+  for dep in $(show Requires); do
+    if systemctl is-failed --quiet "$dep" 2>/dev/null; then
+      echo "$dep failed (see journalctl -u $dep)"
+      return
+    fi
+  done
+  echo "see journalctl -u $app"
+}}
+restarts0=$(show NRestarts)
+waiting_since=$(date +%s)
+start=""
 failures=0
-attempt=0
 detail=""
 while :; do
+  n=$(show NRestarts)
+  restarts=$(( ${{n:-0}} - ${{restarts0:-0}} ))
+  if [ "$restarts" -ge "$max_restarts" ]; then
+    unhealthy "the app crashed and was restarted $restarts times (last exit status $(show ExecMainStatus)): a crash loop; see journalctl -u $app"
+  fi
+  active=$(show ActiveState)
+  case "$active" in
+    failed|inactive) unhealthy "the app is not running ($active): $(why_not_running)" ;;
+  esac
+  if [ -z "$start" ]; then
+    if running; then
+      start=$(date +%s)
+    elif [ $(( $(date +%s) - waiting_since )) -ge "$start_grace" ]; then
+      unhealthy "the app did not get running within ${{start_grace}}s ($active): $(why_not_running)"
+    else
+      record waiting "$attempt" "the app is starting ($active)"
+      sleep "$interval"
+      continue
+    fi
+  fi
   attempt=$((attempt + 1))
   if probe; then
     record healthy "$attempt" "ok"
@@ -244,31 +344,44 @@ done
 """
 
 
-def _script(text: str) -> str:
-    return text if text.startswith("#!") else "#!/bin/bash\n" + text
+_SHELLS = {"bash": "bash", "sh": "sh", "dash": "sh"}
 
 
-def app_fragments(tpl, runtime, ctx: DeployContext, env: dict[str, str],
-                  a: Assembled) -> tuple[Fragments, dict, list[str]]:
+def strict_script(text: str, step: str) -> str:
+    """The template's script, stopping at the first failing command (``set -euo pipefail``) and naming the
+    failure on stderr (the unit's journal). No shebang: bash. A non-shell shebang (python, …) is kept as is."""
+    first, _, rest = text.partition("\n")
+    offset = 1  # lines the prelude adds before the script's own line numbers
+    if not first.startswith("#!"):
+        first, rest, offset = "#!/bin/bash", text, 2
+    parts = first[2:].split()
+    interp = parts[0].rsplit("/", 1)[-1] if parts else ""
+    if interp == "env" and len(parts) > 1:
+        interp = parts[1].rsplit("/", 1)[-1]
+    shell = _SHELLS.get(interp)
+    if shell == "bash":
+        prelude = (f"set -euo pipefail; trap 'echo \"lcai: step {step} failed (exit $?) at line $((LINENO - {offset})): "
+                   f"$BASH_COMMAND\" >&2' ERR")
+    elif shell == "sh":  # dash has no ERR trap and (before 0.5.13) no pipefail
+        prelude = ("# shellcheck disable=SC3040\n"
+                   "set -eu; if (set -o pipefail) 2>/dev/null; then set -o pipefail; fi; "
+                   f"lcai_exit() {{ st=$?; [ \"$st\" -eq 0 ] || echo \"lcai: step {step} failed (exit $st)\" >&2; }}; "
+                   "trap lcai_exit EXIT")
+    else:
+        return text
+    return f"{first}\n{prelude}\n{rest}"
+
+
+def app_fragments(tpl, runtime, ctx: DeployContext, env: dict[str, str], a: Assembled,
+                  resolved: list[Resolved] = ()) -> tuple[Fragments, dict, list[str]]:
     """The app's own pieces: env file, app unit, setup/health/post-start units; plus the boot-plan lines of
     what those units do (they run after the reboot, when there is one)."""
     c = tpl.container
     files: list[WriteFile] = []
     units: list[Unit] = []
-    requires = ["network-online.target", *a.app_requires]
+    deps = list(a.app_requires)  # units the app requires (docker, redis, a GPU check, …)
 
     files.append(WriteFile(ENV_FILE, runtime.env_file_text(env), permissions="0600"))
-
-    s = tpl.setup
-    for sf in s.files:
-        files.append(WriteFile(sf.path, sf.content, permissions=sf.permissions, owner=sf.owner, defer=True))
-    if s.script:
-        files.append(WriteFile(f"{LIB}/setup", _script(s.script), permissions="0700"))
-        units.append(Unit(SETUP_UNIT, _oneshot_unit(
-            "lcai: the template's setup script (once per instance)", f"{LIB}/setup",
-            after=[r for r in requires if r != "network-online.target"] + ["network-online.target"],
-            marker=f"{STATE}/setup.done")))
-        requires.append(SETUP_UNIT)
 
     ports: list[tuple[str, int]] = []
     if c.internal_port is not None:
@@ -276,27 +389,44 @@ def app_fragments(tpl, runtime, ctx: DeployContext, env: dict[str, str],
             ports.append((str(c.external_port), c.internal_port))
         else:  # not public: reachable on the instance's loopback only (health checks, BuildWatch)
             ports.append((f"127.0.0.1:{c.internal_port}", c.internal_port))
-    command: tuple[str, ...] = ()
-    if c.command:
-        command = tuple(shlex.split(interpolate(c.command, env, "deploy.linode.container.command")))
-    app = AppSpec(image=c.image, command=command, env_file=ENV_FILE, ports=tuple(ports),
-                  volumes=tuple(c.volumes), docker_args=tuple(a.docker_args), gpu=a.gpu)
+    app = AppSpec(image=c.image, command=split_command(c.command, env), env_file=ENV_FILE, ports=tuple(ports),
+                  volumes=tuple(c.volumes), docker_args=tuple(a.docker_args), gpu=a.gpu, sandbox=c.sandbox,
+                  writable_paths=tuple(c.writable_paths),
+                  devices=any(r.capability.requires_gpu for r in resolved))
+
+    # the runtime's own pieces (the docker image pull, the native app's user); the pull may order after
+    # every dependency of the app that does not itself order after the pull (a GPU check that runs the image)
+    by_name = {u.name: u.content for u in a.units}
+    pull_deps = tuple(d for d in deps if not re.search(
+        rf"^(After|Requires|BindsTo|Requisite)=.*(?<![\w.-]){re.escape(IMAGE_PULL_UNIT)}", by_name.get(d, ""), re.M))
+    rt = runtime.app_fragments(app, ctx, pull_deps)
+    before_app = [u.name for u in rt.units if u.name == IMAGE_PULL_UNIT]
+
+    s = tpl.setup
+    for sf in s.files:
+        files.append(WriteFile(sf.path, sf.content, permissions=sf.permissions, owner=sf.owner, defer=True))
+    if s.script:
+        files.append(WriteFile(f"{LIB}/setup", strict_script(s.script, "setup.script"), permissions="0700"))
+        units.append(Unit(SETUP_UNIT, _oneshot_unit(
+            "lcai: the template's setup script (once per instance)", f"{LIB}/setup", after=deps,
+            marker=f"{STATE}/setup.done", timeout=s.timeout_seconds, network=True)))
+        before_app.append(SETUP_UNIT)
+
     argv = runtime.exec_start(app, ctx)
-    deps = " ".join(requires)
-    service_lines = runtime.service_lines(app, ctx)
+    requires = " ".join(dict.fromkeys([*deps, *before_app]))
     units.append(Unit(APP_UNIT, f"""[Unit]
 Description=lcai app {ctx.app_name} ({ctx.deployment_id}, env {ctx.env})
-After={deps}
+After={" ".join(dict.fromkeys(["network-online.target", "multi-user.target", *deps, *before_app]))}
 Wants=network-online.target
-Requires={" ".join(r for r in requires if r != "network-online.target")}
+Requires={requires}
 StartLimitIntervalSec=0
 
 [Service]
 Type=simple
-{service_lines}ExecStart={exec_line(argv)}
+{runtime.service_lines(app, ctx)}ExecStart={exec_line(argv)}
 Restart=always
 RestartSec=5
-TimeoutStartSec=infinity
+TimeoutStartSec=300
 
 [Install]
 WantedBy=multi-user.target
@@ -308,63 +438,159 @@ WantedBy=multi-user.target
     if h is not None and h.type != "exec":
         hp = h.port if h.port is not None else c.internal_port
         probe_port = c.external_port if (runtime.publishes_ports and hp == c.internal_port and c.external_port) else hp
-    health = _health_script(tpl, runtime, probe_port)
+    health = _health_script(tpl, runtime, app, probe_port)
     if health:
         files.append(WriteFile(f"{LIB}/health-wait", health, permissions="0755"))
         units.append(Unit(HEALTH_UNIT, f"""[Unit]
 Description=lcai: wait until {ctx.app_name} is healthy ({h.type} check)
-After={APP_UNIT}
-Requires={APP_UNIT}
+After=multi-user.target {APP_UNIT}
+Wants={APP_UNIT}
 
 [Service]
 Type=oneshot
 RemainAfterExit=yes
 ExecStart={LIB}/health-wait
-TimeoutStartSec=infinity
+TimeoutStartSec={health_timeout(h)}
 
 [Install]
 WantedBy=multi-user.target
 """))
     if c.post_start_script:
-        files.append(WriteFile(f"{LIB}/post-start", _script(c.post_start_script), permissions="0700"))
-        after = HEALTH_UNIT if health else APP_UNIT
+        files.append(WriteFile(f"{LIB}/post-start", strict_script(c.post_start_script, "post_start_script"),
+                               permissions="0700"))
         units.append(Unit(POST_START_UNIT, _oneshot_unit(
             "lcai: the template's post_start_script (once, after the app is healthy)", f"{LIB}/post-start",
-            after=[after], marker=f"{STATE}/post-start.done")))
+            after=[HEALTH_UNIT if health else APP_UNIT], marker=f"{STATE}/post-start.done",
+            timeout=c.post_start_timeout_seconds)))
     plan = [f"write the app's environment ({len(env)} variables) to {ENV_FILE} (0600)"]
+    plan += list(rt.boot_plan)
     if s.files:
         plan.append(f"write {len(s.files)} setup file(s) after packages are installed")
     later: list[str] = []  # done by systemd units: after the reboot when there is one
+    if IMAGE_PULL_UNIT in before_app:
+        later.append(f"pull {c.image} ({IMAGE_PULL_UNIT}: each attempt bounded, retried, result in "
+                     f"{STATE}/image-pull.json)")
     if s.script:
-        later.append("run the setup script once (lcai-setup.service), before the app")
+        later.append(f"run the setup script once ({SETUP_UNIT}, at most {s.timeout_seconds}s), before the app")
     later.append(f"start the app ({runtime.name}{', GPU' if a.gpu else ''}) as {APP_UNIT} after "
-                + ", ".join(r for r in requires if r != "network-online.target"))
+                 + ", ".join(d for d in dict.fromkeys([*deps, *before_app])))
     if health:
         later.append(f"wait for health: {h.type} {h.path if h.type == 'http' else ''} every {h.interval_seconds}s,"
-                     f" up to {h.max_retries} failures after {h.initial_delay_seconds}s ({HEALTH_UNIT})".replace("  ", " "))
+                     f" up to {h.max_retries} failures after {h.initial_delay_seconds}s from the app running, "
+                     f"or {h.max_restarts} app restarts ({HEALTH_UNIT})".replace("  ", " "))
     if c.post_start_script:
-        later.append(f"run post_start_script once the app is {'healthy' if health else 'started'}")
-    return Fragments(write_files=tuple(files), units=tuple(units), packages=("curl",) if health else (),
-                     boot_plan=tuple(plan)), env, later
+        later.append(f"run post_start_script once the app is {'healthy' if health else 'started'} "
+                     f"(at most {c.post_start_timeout_seconds}s)")
+    later.append("none of these holds up multi-user.target or cloud-init's final stage")
+    out = Fragments(write_files=(*rt.write_files, *files), units=(*rt.units, *units),
+                    packages=tuple(dict.fromkeys([*rt.packages, *(("curl",) if health else ())])),
+                    bootcmd=rt.bootcmd, boot_plan=tuple(plan))
+    return out, env, later
 
 
-def _oneshot_unit(description: str, script: str, after: list[str], marker: str) -> str:
-    return f"""[Unit]
-Description={description}
-After={" ".join(after)}
-Requires={" ".join(a for a in after if a != "network-online.target")}
-ConditionPathExists=!{marker}
+def split_command(command: Optional[str], env: dict[str, str]) -> tuple[str, ...]:
+    """container.command → argv: split first (shell-like quoting), then ``${NAME}`` in each argument, so a
+    value with spaces or quotes stays one argument and is never parsed."""
+    if not command:
+        return ()
+    try:
+        words = shlex.split(command)
+    except ValueError as e:
+        raise InputError(f"deploy.linode.container.command: cannot split into arguments: {e}") from None
+    return tuple(interpolate(w, env, "deploy.linode.container.command") for w in words)
+
+
+def command_warnings(tpl, provided: dict[str, str]) -> list[str]:
+    """Values from .env (or generated by a capability) used in container.command end up in ``ps``, the unit
+    file, ``systemctl status`` and ``docker inspect``: say so (secret variables are refused by the loader)."""
+    from .template import references
+
+    c = tpl.container
+    if not c.command:
+        return []
+    declared = {v.name for v in (*tpl.env.required, *tpl.env.optional)}
+    out = []
+    for name in references(c.command):
+        if name in declared or (name not in c.env and name not in provided):
+            out.append(f"deploy.linode.container.command uses ${{{name}}} from .env: its value is visible in ps, "
+                       "the unit file, systemctl status and docker inspect (fine for settings; pass anything "
+                       "sensitive through container.env)")
+        elif name in provided and name not in c.env:
+            out.append(f"deploy.linode.container.command uses ${{{name}}}, which a capability generates (it may "
+                       "hold a password): its value is visible in ps and the unit file; read it from the "
+                       "environment instead")
+    return out
+
+
+def _oneshot_unit(description: str, script: str, after: list[str], marker: str, timeout: int,
+                  network: bool = False) -> str:
+    order = (["network-online.target"] if network else []) + ["multi-user.target", *after]
+    lines = ["[Unit]", f"Description={description}", f"After={' '.join(dict.fromkeys(order))}"]
+    if network:
+        lines.append("Wants=network-online.target")
+    if after:
+        lines.append(f"Requires={' '.join(after)}")
+    lines += [f"ConditionPathExists=!{marker}", "", "[Service]", "Type=oneshot", "RemainAfterExit=yes",
+              "Environment=HOME=/root", f"ExecStart={script}", f"ExecStartPost=/usr/bin/touch {marker}",
+              f"TimeoutStartSec={timeout}", "", "[Install]", "WantedBy=multi-user.target"]
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------- the metadata guard
+
+GUARD_SCRIPT = f"""#!/bin/sh
+# lcai: only root on the host may read the metadata service (it serves the user data): packets the host
+# forwards (containers) are dropped before routing, local processes of other users are refused.
+set -eu
+guard() {{  # $1: iptables or ip6tables, $2: the address
+  if ! "$1" -t raw -C PREROUTING -d "$2" -j DROP 2>/dev/null; then
+    "$1" -t raw -I PREROUTING -d "$2" -j DROP
+  fi
+  if ! "$1" -C OUTPUT -d "$2" -m owner ! --uid-owner 0 -j REJECT 2>/dev/null; then
+    "$1" -I OUTPUT -d "$2" -m owner ! --uid-owner 0 -j REJECT
+  fi
+}}
+guard iptables {METADATA_V4}
+if ip6tables -t raw -S PREROUTING >/dev/null 2>&1; then
+  guard ip6tables {METADATA_V6}
+else
+  echo "lcai: ip6tables is not usable here (no IPv6): only {METADATA_V4} is guarded" >&2
+fi
+"""
+
+
+def guard_fragments() -> Fragments:
+    return Fragments(
+        packages=("iptables",),
+        write_files=(WriteFile(f"{LIB}/metadata-guard", GUARD_SCRIPT, permissions="0755"),),
+        units=(Unit(METADATA_GUARD_UNIT, f"""[Unit]
+Description=lcai: only root on this host may reach the metadata service
+Before=docker.service redis-server.service postgresql.service
 
 [Service]
 Type=oneshot
 RemainAfterExit=yes
-ExecStart={script}
-ExecStartPost=/usr/bin/touch {marker}
-TimeoutStartSec=infinity
+ExecStart={LIB}/metadata-guard
 
 [Install]
 WantedBy=multi-user.target
-""".replace("Requires=\n", "")
+"""),),
+        app_requires=(METADATA_GUARD_UNIT,),
+        boot_plan=(f"guard the metadata service ({METADATA_V4}, {METADATA_V6}): containers and non-root "
+                   "processes cannot read the user data",),
+    )
+
+
+SSHD_KEYS_ONLY = """# lcai: deployed with SSH keys: no password logins; root logs in by key only
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+PermitRootLogin prohibit-password
+"""
+
+STEP_FUNCTION = (
+    "lcai_step() { echo \"lcai: step: $*\"; \"$@\" && return 0; rc=$?; "
+    "echo \"lcai: step failed (exit $rc): $*\" >&2; mkdir -p " + STATE + "; "
+    "printf '%s (exit %s)\\n' \"$*\" \"$rc\" > " + STATE + "/failed-step; exit \"$rc\"; }")
 
 
 # ---------------------------------------------------------------- the document
@@ -373,11 +599,17 @@ WantedBy=multi-user.target
 def build(tpl, resolved: list[Resolved], ctx: DeployContext, env: dict[str, str]) -> Rendered:
     runtime = resolved[0].capability
     a = assemble([(r.name, r.capability.fragments(r.config, ctx)) for r in resolved])
+    a.add("lcai", guard_fragments())
     full_env = {**a.container_env, **env}
-    app, full_env, later = app_fragments(tpl, runtime, ctx, full_env, a)
+    app, full_env, later = app_fragments(tpl, runtime, ctx, full_env, a, resolved)
     a.add("app", app)
+    warnings = command_warnings(tpl, a.container_env)
 
     doc: dict[str, Any] = {"package_update": True, "package_upgrade": False}
+    if ctx.ssh_keys:
+        doc["ssh_pwauth"] = False
+        a.add("ssh", Fragments(write_files=(WriteFile(SSHD_DROP_IN, SSHD_KEYS_ONLY),),
+                               boot_plan=("SSH: keys only (no password logins; root by key)",)))
     if a.apt_sources:
         sources = {}
         for name, s in sorted(a.apt_sources.items()):
@@ -398,13 +630,15 @@ def build(tpl, resolved: list[Resolved], ctx: DeployContext, env: dict[str, str]
                             "owner": "root:root"})
     doc["write_files"] = write_files
     enable = [u.name for u in a.units if u.enable]
-    runcmd: list = [_Flow(["mkdir", "-p", STATE]), _Flow(["systemctl", "daemon-reload"])]
-    runcmd.extend(_cmd(c) for c in a.runcmd)
+    steps: list = [["mkdir", "-p", STATE], ["systemctl", "daemon-reload"]]
+    steps.extend(a.runcmd)
     if enable:
-        runcmd.append(_Flow(["systemctl", "enable", *enable]))
+        steps.append(["systemctl", "enable", *enable])
         if not a.reboot:
-            runcmd.append(_Flow(["systemctl", "start", "--no-block", *enable]))
-    doc["runcmd"] = runcmd
+            steps.append(["systemctl", "start", "--no-block", *enable])
+    if ctx.ssh_keys:
+        steps.append(["systemctl", "try-reload-or-restart", "ssh.service"])
+    doc["runcmd"] = [STEP_FUNCTION] + [_Flow(["lcai_step", *_argv(c)]) for c in steps]
     if a.reboot:
         doc["power_state"] = {"mode": "reboot", "delay": "now", "timeout": 1800, "condition": True,
                               "message": "lcai: rebooting once to load kernel drivers"}
@@ -412,11 +646,18 @@ def build(tpl, resolved: list[Resolved], ctx: DeployContext, env: dict[str, str]
               f"(app {ctx.app_name}, env {ctx.env})\n")
     text = header + dump_yaml(doc)
     plan = [line for _, line in a.boot_plan]
+    plan.append("every boot step is checked: a failing one stops runcmd, is named in the log, and "
+                "cloud-init status says error")
     if a.reboot:
         plan.append("reboot once (power_state); after it systemd starts everything in dependency order:")
     plan += later
     return Rendered(doc=doc, text=text, boot_plan=tuple(plan), env_names=tuple(sorted(full_env)),
-                    units=tuple(u.name for u in a.units))
+                    units=tuple(u.name for u in a.units), warnings=tuple(warnings))
+
+
+def _argv(c: Command) -> list[str]:
+    """A runcmd step as argv: a string step is run by /bin/sh -c."""
+    return ["sh", "-c", c] if isinstance(c, str) else list(c)
 
 
 class _Flow(list):

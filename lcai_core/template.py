@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 NAME_RE = re.compile(r"^[a-z][a-z0-9-]{1,61}[a-z0-9]$")
 ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+REF_RE = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)\}")  # ${NAME}; $$ is a literal $
 APT_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9+.-]+(=[A-Za-z0-9.+:~-]+)?$")
 IMAGE_RE = re.compile(r"^(linode|private)/[A-Za-z0-9._-]+$")
 DOCKER_REF_RE = re.compile(
@@ -33,6 +34,11 @@ OWNER_RE = re.compile(r"^[a-z_][a-z0-9_-]*(:[a-z_][a-z0-9_-]*)?$")
 PERM_RE = re.compile(r"^0?[0-7]{3,4}$")
 UNSAFE_PREFIXES = ("/proc", "/sys", "/dev", "/run/lcai", "/etc/lcai", "/var/lib/lcai", "/usr/local/lib/lcai",
                    "/var/lib/cloud", "/boot")
+
+
+def references(text: str) -> list[str]:
+    """The ``${NAME}`` references in ``text``, in order, once each (``$${X}`` is a literal, not a reference)."""
+    return list(dict.fromkeys(m.group(1) for m in REF_RE.finditer(text) if m.group(1)))
 
 
 @define(frozen=True)
@@ -61,6 +67,8 @@ class Health:
     interval_seconds: int = 10
     timeout_seconds: int = 5
     max_retries: int = 60
+    # app restarts (systemd NRestarts) during the wait before the app is reported unhealthy: a crash loop
+    max_restarts: int = 5
 
 
 @define(frozen=True)
@@ -72,7 +80,12 @@ class Container:
     volumes: tuple[str, ...] = ()
     env: dict[str, str] = field(factory=dict)
     post_start_script: Optional[str] = None
+    post_start_timeout_seconds: int = 1800
     health: Optional[Health] = None
+    # native runtime: run the app as the dedicated user lcai-app with systemd sandboxing (false: as root, no
+    # sandbox); writable_paths are the directories the sandboxed app may write besides /var/lib/lcai-app
+    sandbox: bool = True
+    writable_paths: tuple[str, ...] = ()
 
 
 @define(frozen=True)
@@ -102,6 +115,7 @@ class SetupFile:
 class Setup:
     script: Optional[str] = None
     files: tuple[SetupFile, ...] = ()
+    timeout_seconds: int = 1800
 
 
 @define(frozen=True)
@@ -262,8 +276,8 @@ def check(t: Template, doc: Document) -> list[Problem]:
             out.append(P(("capabilities", "packages", i), f"{pkg!r} is not a valid apt package name"))
 
     d = t.deploy
-    if d.target != "linode":
-        out.append(P(("deploy", "target"), f"unsupported target {d.target!r}; supported: linode"))
+    if not re.match(r"^[a-z][a-z0-9-]{0,31}$", d.target):
+        out.append(P(("deploy", "target"), f"expected a provider name like linode or local, got {d.target!r}"))
     lin = d.linode
     base = ("deploy", "linode")
     if not IMAGE_RE.match(lin.image):
@@ -309,6 +323,24 @@ def check(t: Template, doc: Document) -> list[Problem]:
             shlex.split(c.command)
         except ValueError as e:
             out.append(P(cb + ("command",), f"cannot split into arguments: {e}"))
+        secret = {v.name for v in (*t.env.required, *t.env.optional) if v.secret}
+        for name in references(c.command):
+            if name in secret:
+                out.append(P(cb + ("command",), f"uses the secret variable ${{{name}}}: a command line is visible "
+                             "in ps, systemctl status, docker inspect and the 0644 unit file; pass it in "
+                             f"container.env instead (e.g. env: {{API_KEY: \"${{{name}}}\"}}) and let the app read it "
+                             "from its environment"))
+    if not 0 < c.post_start_timeout_seconds <= 86400:
+        out.append(P(cb + ("post_start_timeout_seconds",), "must be between 1 and 86400"))
+    if t.capabilities.runtime != "native":
+        if not c.sandbox:
+            out.append(P(cb + ("sandbox",), "applies to the native runtime only (containers are isolated by Docker)"))
+        if c.writable_paths:
+            out.append(P(cb + ("writable_paths",), "applies to the native runtime only; use volumes with docker"))
+    for i, wp in enumerate(c.writable_paths):
+        why = safe_abs_path(wp)
+        if why:
+            out.append(P(cb + ("writable_paths", i), f"{wp!r} {why}"))
 
     h = c.health
     if h is not None:
@@ -328,7 +360,7 @@ def check(t: Template, doc: Document) -> list[Problem]:
             if not 100 <= code <= 599:
                 out.append(P(hb + ("success_codes", i), f"not an HTTP status code: {code}"))
         for key, lo, hi in (("initial_delay_seconds", 0, 86400), ("interval_seconds", 1, 3600),
-                            ("timeout_seconds", 1, 3600), ("max_retries", 1, 100000)):
+                            ("timeout_seconds", 1, 3600), ("max_retries", 1, 100000), ("max_restarts", 1, 1000)):
             v = getattr(h, key)
             if not lo <= v <= hi:
                 out.append(P(hb + (key,), f"must be between {lo} and {hi}, got {v}"))
@@ -342,6 +374,8 @@ def check(t: Template, doc: Document) -> list[Problem]:
             out.append(P(fb + ("permissions",), f"expected an octal string like '0644', got {fl.permissions!r}"))
         if not OWNER_RE.match(fl.owner):
             out.append(P(fb + ("owner",), f"expected user or user:group, got {fl.owner!r}"))
+    if not 0 < t.setup.timeout_seconds <= 86400:
+        out.append(P(("setup", "timeout_seconds"), "must be between 1 and 86400"))
     paths = [f.path for f in t.setup.files]
     for i, p in enumerate(paths):
         if p in paths[:i]:

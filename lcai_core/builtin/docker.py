@@ -1,29 +1,72 @@
-"""Runtime ``docker`` (Docker Engine from Ubuntu's docker.io) and feature ``docker-optimize``."""
+"""Runtime ``docker`` (Docker Engine from the distribution's docker.io) and feature ``docker-optimize``."""
 
 from __future__ import annotations
 
 import json
+import shlex
 from typing import ClassVar
 
 from attrs import define
 
 from ..capabilities import AppSpec, Capability, DeployContext, Fragments, Runtime, Unit, WriteFile
-from ..cloudinit import docker_env_file
+from ..cloudinit import IMAGE_PULL_UNIT, LIB, STATE, docker_env_file
 
-METADATA_GUARD = "lcai-metadata-guard.service"
-GUARD_SCRIPT = """#!/bin/sh
-# lcai: containers must not read the Linode metadata service (it serves this instance's user data,
-# which holds the app's environment). The host itself (cloud-init) keeps its access.
-set -eu
-rule="DOCKER-USER -d 169.254.169.254/32 -j DROP"
-# shellcheck disable=SC2086
-iptables -C $rule 2>/dev/null || iptables -I $rule
+PULL_ATTEMPTS = 4
+PULL_ATTEMPT_TIMEOUT = 1800  # seconds per `docker pull`: multi-GB images on a slow mirror
+PULL_FIRST_RETRY_DELAY = 15  # then x3: 15, 45, 135 s
+
+
+def image_pull_script(image: str) -> str:
+    """Pull ``image`` unless present: bounded per attempt, retried with backoff, result in image-pull.json."""
+    return f"""#!/bin/bash
+# lcai: pull the app image (bounded attempts, retried) before what needs it; result: {STATE}/image-pull.json
+set -u
+image={shlex.quote(image)}
+attempts={PULL_ATTEMPTS}
+per_attempt={PULL_ATTEMPT_TIMEOUT}
+delay=${{LCAI_PULL_RETRY_DELAY:-{PULL_FIRST_RETRY_DELAY}}}
+state={STATE}/image-pull.json
+mkdir -p {STATE}
+record() {{
+  printf '{{"state": "%s", "image": "%s", "attempt": %d, "attempts": %d, "detail": "%s", "time": %d}}\\n' \\
+    "$1" "$image" "$2" "$attempts" "$(printf '%s' "$3" | tr -d '\\042\\134' | tr '\\n\\t' '  ' | cut -c1-300)" \\
+    "$(date +%s)" > "$state.tmp" && mv -f "$state.tmp" "$state"
+}}
+if docker image inspect "$image" >/dev/null 2>&1; then
+  record present 0 "already on this machine"
+  exit 0
+fi
+out=""
+for attempt in $(seq 1 "$attempts"); do
+  record pulling "$attempt" "attempt $attempt of $attempts"
+  if out=$(timeout "$per_attempt" docker pull --quiet "$image" 2>&1); then
+    record pulled "$attempt" "$out"
+    echo "lcai: pulled $image (attempt $attempt of $attempts)"
+    exit 0
+  fi
+  rc=$?
+  [ "$rc" -eq 124 ] && out="timed out after ${{per_attempt}}s"
+  echo "lcai: pull of $image failed (attempt $attempt of $attempts): $out" >&2
+  if [ "$attempt" -lt "$attempts" ]; then
+    sleep "$delay"
+    delay=$((delay * 3))
+  fi
+done
+record failed "$attempts" "$out"
+echo "lcai: step image-pull failed: could not pull $image after $attempts attempts: $out" >&2
+exit 1
 """
+
+
+def pull_timeout() -> int:
+    """TimeoutStartSec of the pull unit: every attempt and every backoff, plus a minute."""
+    backoff = sum(PULL_FIRST_RETRY_DELAY * 3 ** i for i in range(PULL_ATTEMPTS - 1))
+    return PULL_ATTEMPTS * PULL_ATTEMPT_TIMEOUT + backoff + 60
 
 
 class Docker(Runtime):
     name = "docker"
-    summary = "Docker Engine (Ubuntu's docker.io) runs the app container under systemd"
+    summary = "Docker Engine (the distribution's docker.io) runs the app container under systemd"
     publishes_ports: ClassVar[bool] = True
 
     def check(self, config, template):
@@ -34,24 +77,33 @@ class Docker(Runtime):
     def fragments(self, config, ctx: DeployContext) -> Fragments:
         return Fragments(
             packages=("docker.io",),
-            write_files=(WriteFile("/usr/local/lib/lcai/metadata-guard", GUARD_SCRIPT, permissions="0755"),),
-            units=(Unit(METADATA_GUARD, """[Unit]
-Description=lcai: block containers from the metadata service
-After=docker.service
-Requires=docker.service
-PartOf=docker.service
+            runcmd=(("systemctl", "enable", "--now", "docker.service"),),
+            app_requires=("docker.service",),
+            boot_plan=("install Docker Engine (docker.io)",),
+        )
+
+    def app_fragments(self, app: AppSpec, ctx: DeployContext, deps: tuple[str, ...] = ()) -> Fragments:
+        """``lcai-image-pull.service``: the app (and e.g. a GPU check) order after it and require it."""
+        if not app.image:
+            return Fragments()
+        after = " ".join(dict.fromkeys(("network-online.target", "docker.service", "multi-user.target", *deps)))
+        requires = " ".join(dict.fromkeys(("docker.service", *deps)))
+        unit = f"""[Unit]
+Description=lcai: pull the app image {app.image} (bounded, retried)
+After={after}
+Wants=network-online.target
+Requires={requires}
 
 [Service]
 Type=oneshot
 RemainAfterExit=yes
-ExecStart=/usr/local/lib/lcai/metadata-guard
-
-[Install]
-WantedBy=multi-user.target
-"""),),
-            runcmd=(("systemctl", "enable", "--now", "docker.service"),),
-            app_requires=("docker.service", METADATA_GUARD),
-            boot_plan=("install Docker Engine (docker.io) and block containers from 169.254.169.254",),
+ExecStart={LIB}/image-pull
+TimeoutStartSec={pull_timeout()}
+"""
+        return Fragments(
+            write_files=(WriteFile(f"{LIB}/image-pull", image_pull_script(app.image), permissions="0755"),),
+            units=(Unit(IMAGE_PULL_UNIT, unit, enable=False),),
+            boot_plan=(),
         )
 
     def exec_start(self, app: AppSpec, ctx: DeployContext) -> list[str]:
@@ -70,14 +122,19 @@ WantedBy=multi-user.target
         return argv
 
     def service_lines(self, app: AppSpec, ctx: DeployContext) -> str:
+        # '-': after a crash the container is already gone (--rm), and that is not a failure of the stop
         return (f"ExecStartPre=-/usr/bin/docker rm -f {app.container_name}\n"
-                f"ExecStop=/usr/bin/docker stop -t 30 {app.container_name}\n")
+                f"ExecStop=-/usr/bin/docker stop -t 30 {app.container_name}\n")
 
     def env_file_text(self, env: dict[str, str]) -> str:
         return docker_env_file(env)
 
     def exec_probe(self, command: str) -> list[str]:
         return ["docker", "exec", "app", "sh", "-c", command]
+
+    def running_check(self, app: AppSpec) -> str:
+        return ("[ \"$(docker inspect -f '{{.State.Running}}' " + app.container_name
+                + " 2>/dev/null)\" = true ]")
 
 
 @define(frozen=True)

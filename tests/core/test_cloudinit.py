@@ -146,7 +146,8 @@ def test_oversized_user_data_refused():
 
     blob = base64.b64encode(os.urandom(30000)).decode()  # incompressible
     tpl = TPL + f"setup:\n  files:\n    - path: /opt/blob\n      content: {blob}\n"
-    with pytest.raises(InputError, match="Linode accepts at most 16384") as e:
+    with pytest.raises(InputError, match=r"user data is too large: \d+ bytes gzipped \(limit 16384\) and \d+ "
+                       r"characters base64-encoded \(Linode's limit: about 16384\)") as e:
         render_text(tpl)
     assert e.value.exit_code == 2
 
@@ -159,10 +160,11 @@ def test_setup_script_and_post_start_are_units_with_markers():
     setup_unit = paths["/etc/systemd/system/lcai-setup.service"]["content"]
     post_unit = paths["/etc/systemd/system/lcai-post-start.service"]["content"]
     assert "ConditionPathExists=!/var/lib/lcai/setup.done" in setup_unit
-    assert "After=lcai-health.service" in post_unit and "ConditionPathExists=!/var/lib/lcai/post-start.done" in post_unit
+    assert "After=multi-user.target lcai-health.service" in post_unit
+    assert "ConditionPathExists=!/var/lib/lcai/post-start.done" in post_unit
     app_unit = paths["/etc/systemd/system/lcai-app.service"]["content"]
     assert "lcai-setup.service" in app_unit.split("Requires=")[1].splitlines()[0]
-    assert paths["/usr/local/lib/lcai/setup"]["content"].startswith("#!/bin/bash\n")
+    assert paths["/usr/local/lib/lcai/setup"]["content"].startswith("#!/bin/bash\nset -euo pipefail; ")
 
 
 def test_native_runtime():
@@ -183,6 +185,7 @@ deploy:
     unit = next(w["content"] for w in r.doc["write_files"] if w["path"].endswith("lcai-app.service"))
     assert "ExecStart=/usr/bin/env python3.11 -m http.server 8000" in unit
     assert "EnvironmentFile=/etc/lcai/app.env" in unit and "docker" not in unit
+    assert "User=lcai-app" in unit and "ProtectSystem=strict" in unit
     env = next(w["content"] for w in r.doc["write_files"] if w["path"] == "/etc/lcai/app.env")
     assert env == 'X="a \\"b\\""\n'
     assert r.doc["apt"]["sources"]["deadsnakes"] == {"source": "ppa:deadsnakes/ppa"}

@@ -16,6 +16,7 @@ from lcai_core.testing import render_text, require_plugins, require_validators, 
 ROOT = Path(__file__).parents[2]
 BUNDLED = sorted(p.parent.name for p in (ROOT / "templates").glob("*/template.yml"))
 ENV = {"VLLM_API_KEY": "sk-test", "EMBEDDINGS_API_KEY": "key-test"}
+IMAGES = ("linode/ubuntu22.04", "linode/ubuntu24.04", "linode/debian12")
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -38,6 +39,17 @@ def test_bundled_template_through_the_cli(name, tmp_path, lcai_config_dir):
                        text=True)
     assert r.returncode == 0, r.stderr
     assert validate_user_data(ud.read_text()) == []
+
+
+@pytest.mark.parametrize("name", [n for n in BUNDLED if "gpu-nvidia" not in (
+    ROOT / "templates" / n / "template.yml").read_text().split("guidance:")[0].replace("# - gpu-nvidia", "")])
+def test_bundled_template_on_debian12(name):
+    """The same checks for every bundled template that can run on Debian 12, with its image swapped."""
+    text = (ROOT / "templates" / name / "template.yml").read_text()
+    require_plugins(*[f for f in ("redis", "postgresql", "buildwatch") if f in text])
+    assert "image: linode/ubuntu24.04" in text
+    r = render_text(text.replace("image: linode/ubuntu24.04", "image: linode/debian12"), dotenv=ENV)
+    assert validate_user_data(r.text) == []
 
 
 def _tpl(runtime: str, image: str, features: tuple[str, ...]) -> str:
@@ -67,8 +79,8 @@ def combinations():
     cat = get_host().catalog
     features = [n for n in cat.names("feature") if n != "apt-packages"]
     for runtime in cat.names("runtime"):
-        usable = [f for f in features if _usable(runtime, "linode/ubuntu24.04", f)]
-        for image in ("linode/ubuntu22.04", "linode/ubuntu24.04"):
+        for image in IMAGES:
+            usable = [f for f in features if _usable(runtime, image, f)]
             for k in range(len(usable) + 1):
                 for combo in itertools.combinations(usable, k):
                     yield runtime, image, combo
@@ -80,7 +92,7 @@ def test_every_combination_of_installed_capabilities():
     findings = validate_many(texts)
     bad = {f"{rt} {img} {'+'.join(c) or '-'}": f for (rt, img, c), f in zip(cases, findings) if f}
     assert not bad, bad
-    assert len(cases) >= 16
+    assert len(cases) >= 24 and {img for _, img, _ in cases} == set(IMAGES)
 
 
 def test_validators_catch_what_they_should():

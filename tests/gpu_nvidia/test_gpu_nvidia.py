@@ -53,7 +53,7 @@ def test_packages_key_and_driver_branch():
                              "https://nvidia.github.io/libnvidia-container/stable/deb/$(ARCH) /")
     key = files(r)[TOOLKIT_KEY_PATH]
     assert key["content"] == toolkit_key() and not key.get("defer") and TOOLKIT_KEY_PATH.endswith(".asc")
-    assert ["/usr/local/lib/lcai/gpu-driver-install"] in r.doc["runcmd"]
+    assert ["lcai_step", "/usr/local/lib/lcai/gpu-driver-install"] in r.doc["runcmd"]
     script = files(r)["/usr/local/lib/lcai/gpu-driver-install"]["content"]
     assert "nvidia-headless-580-server-open nvidia-utils-580-server" in script
     assert "DPkg::Lock::Timeout=600" in script
@@ -104,7 +104,10 @@ def test_boot_order_pull_overlaps_driver_install_then_one_reboot():
     # after the reboot systemd starts everything: units are enabled, not started in runcmd
     assert not any(c.startswith("systemctl start --no-block lcai-app") for c in cmds)
     pull = files(r)["/etc/systemd/system/lcai-image-pull.service"]["content"]
-    assert "ExecStart=/usr/bin/docker pull vllm/vllm-openai:v0.8.5" in pull and "[Install]" not in pull
+    assert "ExecStart=/usr/local/lib/lcai/image-pull" in pull and "[Install]" not in pull
+    verify = files(r)["/etc/systemd/system/lcai-gpu-verify.service"]["content"]
+    assert "After=docker.service lcai-image-pull.service multi-user.target" in verify
+    assert "Requires=docker.service lcai-image-pull.service" in verify
 
 
 def test_app_waits_for_gpu_verification_and_gets_the_gpu():

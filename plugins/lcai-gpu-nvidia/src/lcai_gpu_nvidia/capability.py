@@ -147,10 +147,13 @@ class GpuNvidia(Capability):
         verify += "smi=$(printf '%s' \"$smi\" | head -n 1)\nrecord true verified \"$smi\"\n"
         files = [WriteFile("/usr/local/lib/lcai/gpu-verify", verify, permissions="0755"),
                  WriteFile(INSTALL_SCRIPT, INSTALL.replace("@DRIVERS@", " ".join(drivers)), permissions="0755")]
+        # runs the app image: after lcai-core's image pull, and so (like every unit after it) after
+        # multi-user.target, which must not wait for a pull
+        pull = f" {PULL_UNIT} multi-user.target" if docker and ctx.container_image else ""
         units = [Unit(VERIFY_UNIT, f"""[Unit]
 Description=lcai: verify the NVIDIA GPU (nvidia-smi) before the app starts
-After={"docker.service" if docker else "systemd-modules-load.service"}
-{"Requires=docker.service" if docker else ""}
+After={"docker.service" + pull if docker else "systemd-modules-load.service"}
+{"Requires=docker.service" + pull.replace(" multi-user.target", "") if docker else ""}
 
 [Service]
 Type=oneshot
@@ -181,20 +184,7 @@ WantedBy=multi-user.target
                        ("systemctl", "restart", "docker.service")]
             plan.append("add NVIDIA's Container Toolkit apt source (its key ships in lcai-gpu-nvidia, fingerprint "
                         f"{TOOLKIT_KEY_FINGERPRINT}) and configure Docker's nvidia runtime")
-            if ctx.container_image:
-                units.append(Unit(PULL_UNIT, f"""[Unit]
-Description=lcai: pull the app image while the GPU driver installs
-After=docker.service network-online.target
-Wants=network-online.target
-Requires=docker.service
-
-[Service]
-Type=oneshot
-ExecStart=/usr/bin/docker pull {ctx.container_image}
-Restart=on-failure
-RestartSec=15
-TimeoutStartSec=infinity
-""", enable=False))
+            if ctx.container_image:  # lcai-image-pull.service comes from lcai-core's docker runtime
                 runcmd.append(("systemctl", "start", "--no-block", PULL_UNIT))
                 plan.append(f"start pulling {ctx.container_image} in the background")
         runcmd.append((INSTALL_SCRIPT,))
