@@ -378,12 +378,18 @@ class Host:
 
 
 _host: Optional[Host] = None
+#: where the default host reports plugin problems as they are found (the CLI sets it to stderr)
+report_warning: Optional[Callable[[str], None]] = None
 
 
 def get_host() -> Host:
     global _host
     if _host is None:
         _host = Host()
+        _host.on_warning = report_warning
+        if report_warning is not None:
+            for w in _host.warnings:
+                report_warning(w)
     return _host
 
 

@@ -44,18 +44,17 @@ class LazyCommand(click.Command):
 class Root(click.Group):
     def __init__(self, *a, **kw):
         super().__init__(*a, **kw)
-        self._plugins_loaded = False
+        self._plugins_loaded = None
 
     def _load_plugins(self) -> None:
-        if self._plugins_loaded:
-            return
-        self._plugins_loaded = True
+        """Plugins' commands, once per plugin host (tests run many hosts in one process)."""
         from ..plugins import get_host
 
         host = get_host()
-        for w in host.warnings:
-            click.echo(f"warning: {w}", err=True)
-        host.on_warning = lambda w: click.echo(f"warning: {w}", err=True)
+        if self._plugins_loaded is host:
+            return
+        self._plugins_loaded = host
+        self.commands.clear()  # core commands are not kept here (they resolve lazily)
         host.add_commands(self, reserved=tuple(CORE_COMMANDS))
 
     def list_commands(self, ctx):
@@ -108,6 +107,11 @@ def main(argv: list[str] | None = None) -> int:
 
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args or os.environ.get("LCAI_DEBUG", "") not in ("", "0")
+    from .. import plugins
+
+    plugins.report_warning = _warn
+    if plugins._host is not None:
+        plugins._host.on_warning = _warn
     try:
         rc = cli.main(args=args, prog_name="lcai", standalone_mode=False)
         return rc if isinstance(rc, int) else 0  # click returns Exit codes instead of raising them here
@@ -161,6 +165,10 @@ def main(argv: list[str] | None = None) -> int:
         click.echo(f"error: internal error: {type(e).__name__}: {e}", err=True)
         click.echo("hint: run again with --debug for the traceback, and report it", err=True)
         return 1
+
+
+def _warn(message: str) -> None:
+    click.echo(f"warning: {message}", err=True)
 
 
 def _plugin_of(e: BaseException):

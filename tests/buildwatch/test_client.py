@@ -41,8 +41,8 @@ exec sh -c "$*"
     while agent.status()["events_seen"] < 3:
         assert time.monotonic() < deadline
         time.sleep(0.02)
-    Registry().update("abcd1234", create=True, app="web", env="default", ipv4="127.0.1.9", linode_id=1,
-                      status="running", features=["buildwatch"])
+    Registry().update("abcd1234", create=True, app="web", env="default", address="127.0.1.9", provider="linode",
+                      provider_state={"linode_id": 1}, status="running", features=["buildwatch"])
     yield agent
     agent.shutdown()
     docker.stop()
@@ -69,7 +69,7 @@ def test_status_section_lists_issues(remote_env):
 def test_unreachable_instance_is_reported_not_fatal(remote_env):
     from lcai_buildwatch.client import issues_section
 
-    title, lines = issues_section({"deployment_id": "zz", "ipv4": "127.0.1.250"})
+    title, lines = issues_section({"deployment_id": "zz", "address": "127.0.1.250"})
     assert lines == ["unreachable: ssh: connect to host 127.0.1.250 port 22: Connection refused"]
 
 

@@ -99,11 +99,20 @@ def test_bad_input_is_one_line_no_traceback_exit_2(tmp_path):
     assert "Traceback" in r.stderr
 
 
-def test_usage_errors_exit_2():
+def test_usage_errors_exit_2(tmp_path):
     r = lcai("plan", "--nope")
     assert r.returncode == 2 and "No such option" in r.stderr and "--nope" in r.stderr
-    r = lcai("deploy", env={"LCAI_DISABLE_PLUGINS": "lcai-linode"})
-    assert r.returncode == 2 and "pip install lcai-linode" in r.stderr
+    r = lcai("deploy", "--yes", "--timeout", "-5")
+    assert r.returncode == 2 and "--timeout" in r.stderr
+    r = lcai("deploy", "--ssh-from", "10.0.0.0/33", "--yes")
+    assert r.returncode == 2 and "--ssh-from '10.0.0.0/33': not an IP address or network" in r.stderr
+    assert "Traceback" not in r.stderr
+    r = lcai("init", "embeddings-python", "--directory", str(tmp_path / "svc"))
+    assert r.returncode == 0, r.stderr
+    (tmp_path / "svc" / ".env").write_text("EMBEDDINGS_API_KEY=x\n")
+    r = lcai("deploy", "-d", str(tmp_path / "svc"), env={"LCAI_DISABLE_PLUGINS": "lcai-linode"})
+    assert r.returncode == 2 and "no provider named 'linode' is installed" in r.stderr, r.stderr
+    assert "pip install lcai-linode" in r.stderr
 
 
 def test_init_then_plan_writes_exact_cloud_config(capsys, tmp_path):

@@ -107,8 +107,10 @@ def test_duplicate_capability_names_are_refused():
             register(Hello())
 
     host = Host(load_entry_points=False, extra_plugins=(A(), B()))
-    with pytest.raises(LcaiError, match="registered by both"):
-        host.catalog
+    assert list(host.catalog.by_name).count("hello") == 1  # the first keeps the name
+    broken = [p for p in host.plugins if p.status == "broken"]
+    assert [p.name for p in broken] == ["B"] and "registered by both A and B" in broken[0].error
+    assert any("registered by both" in w for w in host.warnings)
 
 
 def test_registration_order_does_not_change_results():

@@ -112,7 +112,7 @@ async def test_sort_and_refresh_picks_up_new_and_vanished(sim_rows):
         apps = [app.row_by_id(i)["app"] for i in table_ids(app)]
         assert apps == sorted(apps)
         victim = app.rows[0]
-        sim_rows.state.instances.pop(victim["linode_id"])  # deleted behind lcai's back
+        sim_rows.state.instances.pop(victim["provider_state"]["linode_id"])  # deleted behind lcai's back
         await pilot.press("r")
         await settle(pilot, app, refreshes=2)
         assert app.row_by_id(victim["deployment_id"])["live_status"] == "vanished"

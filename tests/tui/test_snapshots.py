@@ -5,34 +5,39 @@ import pytest
 
 from lcai_core import hookimpl
 from lcai_core.plugins import Host
-from lcai_core.providers import Provider
+from lcai_core.providers import Listing, Provider
 from lcai_core.registry import Registry
 
 NOW = 1_767_000_000.0  # 2025-12-29 09:20:00 UTC
 ROWS = [
     {"deployment_id": "a1b2c3d4", "app": "llm-api", "env": "prod", "region": "us-ord", "type": "g2-gpu-rtx4000a1-s",
      "live_status": "running", "health_status": "healthy", "created_at": "2025-12-29T07:20:00Z", "price_hourly": 0.52,
-     "ipv4": "192.0.2.10", "external_port": 80, "linode_id": 101, "label": "lcai-llm-api-prod-a1b2c3d4",
+     "address": "192.0.2.10", "external_port": 80, "provider": "linode", "provider_state": {"linode_id": 101},
+     "label": "lcai-llm-api-prod-a1b2c3d4",
      "template": "llm-api", "features": ["gpu-nvidia", "buildwatch"]},
     {"deployment_id": "e5f6g7h8", "app": "embeddings", "env": "staging", "region": "de-fra-2",
      "type": "g6-dedicated-4", "live_status": "booting", "health_status": None, "created_at": "2025-12-29T09:18:30Z",
-     "price_hourly": 0.108, "ipv4": "192.0.2.11", "external_port": 8080, "linode_id": 102},
+     "price_hourly": 0.108, "address": "192.0.2.11", "external_port": 8080, "provider": "linode",
+     "provider_state": {"linode_id": 102}},
     {"deployment_id": "z9y8x7w6", "app": "old-job", "env": "prod", "region": "us-mia", "type": "g6-standard-2",
      "live_status": "vanished", "health_status": "unhealthy", "created_at": "2025-12-20T09:20:00Z",
-     "price_hourly": 0.036, "linode_id": 99},
+     "price_hourly": 0.036, "provider": "linode", "provider_state": {"linode_id": 99}},
 ]
 
 
 class FakeProvider(Provider):
     name = "linode"
 
-    def deployment_rows(self, records):
-        return [dict(r) for r in ROWS], "api"
+    def configured(self):
+        return True
 
-    def probe(self, record):
-        return True, "http://192.0.2.10/health -> HTTP 200"
+    def rows(self, records):
+        return Listing([dict(r) for r in ROWS], "api")
 
-    def destroy_deployment(self, record, say=lambda m: None):
+    def detail(self, record):
+        return [("instance", record["provider_state"]["linode_id"])]
+
+    def destroy(self, record, say=lambda m: None):
         say("deleted")
 
 
@@ -68,8 +73,14 @@ async def _settled(pilot):
     raise AssertionError("did not settle")
 
 
-def test_dashboard_snapshot(app, snap_compare):
-    assert snap_compare(app, terminal_size=(110, 24), run_before=_settled)
+def test_dashboard_snapshot_80x24(app, snap_compare):
+    """The essential columns (ID, APP, STATUS, HEALTH, AGE) fit a classic terminal; TYPE, REGION, $/H hide."""
+    assert snap_compare(app, terminal_size=(80, 24), run_before=_settled)
+
+
+def test_dashboard_snapshot_wide(app, snap_compare):
+    """Every column at full width."""
+    assert snap_compare(app, terminal_size=(150, 24), run_before=_settled)
 
 
 def test_detail_snapshot(app, snap_compare):

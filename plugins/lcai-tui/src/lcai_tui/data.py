@@ -42,6 +42,9 @@ class DataSource:
         rows, listings = list_all(self.host, self.registry.all())
         if not listings:
             return rows, "registry (no provider installed or configured)"
+        unreached = [f"{n}: {lst.source}" for n, lst in listings if not lst.reached]
+        if unreached:  # the app warns when the source is not live
+            return rows, "registry (" + "; ".join(unreached) + ")"
         return rows, "; ".join(f"{n}: {lst.source}" for n, lst in listings)
 
     def destroy(self, row: dict) -> list[str]:
