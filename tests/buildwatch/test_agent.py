@@ -198,14 +198,75 @@ def test_metrics(docker, make_agent):
     assert get(make_agent(enable_metrics=False), "/metrics")[0] == 404
 
 
+def _non_loopback_address():
+    """An address of this machine outside 127.0.0.0/8 (the agent must demand a token there), if it has one."""
+    import socket
+
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.connect(("192.0.2.1", 9))  # no packet is sent: this only picks the outgoing interface
+            addr = s.getsockname()[0]
+    except OSError:
+        addr = ""
+    if not addr or addr.startswith("127."):
+        pytest.skip("no non-loopback IPv4 address on this machine")
+    return addr
+
+
 def test_non_loopback_bind_requires_a_token(docker, make_agent, tmp_path):
+    addr = _non_loopback_address()
     with pytest.raises(SystemExit, match="no token"):
-        make_agent(bind="127.0.0.2")
+        make_agent(bind=addr)
     (tmp_path / "token").write_text("s3cret-token\n")
-    a = make_agent(bind="127.0.0.2")
+    a = make_agent(bind=addr)
     assert get(a, "/status")[0] == 401
     assert get(a, "/status", token="wrong")[0] == 401
     assert get(a, "/status", token="s3cret-token")[0] == 200
+
+
+@pytest.mark.parametrize("bind", ["127.0.0.1", "127.0.0.2", "127.1.2.3", "::1"])
+def test_every_loopback_address_is_local_no_token(docker, make_agent, bind):
+    """Only the instance itself reaches a loopback address: no token is written for it, none is demanded."""
+    if bind == "::1" and not __import__("socket").has_ipv6:
+        pytest.skip("no IPv6")
+    docker.script = [event("start", BASE)]
+    a = make_agent(bind=bind)  # the token file does not exist
+    assert a.token is None
+    assert until(a, "/status", lambda b: b["state"] == "running")["events_seen"] == 1
+
+
+@pytest.mark.parametrize("daemon,minimum,expected", [
+    ("1.41", "1.12", "v1.41"),   # Docker 20.10: at most 1.41
+    ("1.43", "1.12", "v1.43"),   # Docker 24
+    ("1.52", "1.44", "v1.51"),   # Docker 29: refuses clients below 1.44; ours is capped at what it knows
+])
+def test_api_version_negotiated_with_the_daemon(tmp_path, make_agent, daemon, minimum, expected):
+    """GET /version first, then the lower of the daemon's ApiVersion and the agent's: every request afterwards
+    carries that prefix and the daemon accepts it (the fake refuses versions outside its range, as dockerd)."""
+    fd = FakeDocker(str(tmp_path / f"d{daemon}.sock"), api_version=daemon, min_api_version=minimum).start()
+    try:
+        fd.script = [event("start", BASE), event("die", BASE + 30, exitCode=3)]
+        a = make_agent(docker_socket=fd.socket_path)
+        status = until(a, "/status", lambda b: b["events_seen"] == 2)
+        assert status["docker_api"] == expected and status["reconnects"] <= 1
+        assert fd.requested[0] == "/version"
+        assert fd.requested[1].startswith(f"/{expected}/events")
+        assert kinds(until(a, "/issues", lambda b: b["history"])) == ["nonzero_exit"]
+    finally:
+        fd.stop()
+
+
+def test_a_pinned_version_the_daemon_refuses_is_renegotiated(tmp_path, make_agent):
+    """An agent configured with v1.41 against Docker 29 (minimum 1.44): the daemon's 400 makes it negotiate."""
+    fd = FakeDocker(str(tmp_path / "d29.sock"), api_version="1.52", min_api_version="1.44").start()
+    try:
+        fd.script = [event("start", BASE)]
+        a = make_agent(docker_socket=fd.socket_path, api_version="v1.41")  # what the agent used to pin
+        status = until(a, "/status", lambda b: b["events_seen"] == 1)
+        assert status["docker_api"] == "v1.51"
+        assert fd.requested[0].startswith("/v1.41/events") and "/version" in fd.requested
+    finally:
+        fd.stop()
 
 
 def test_query_cli_reads_the_local_api(docker, make_agent, tmp_path, capsys):

@@ -1,8 +1,7 @@
 """The buildwatch capability: the agent ships inside the user data, the unit is hardened, validators pass."""
 
-import base64
-import gzip
 import json
+from pathlib import Path
 
 import pytest
 
@@ -17,7 +16,7 @@ capabilities:
     - {feature}
 deploy:
   linode:
-    image: linode/ubuntu24.04
+    image: {image}
     container:
       image: nginx:1.27
       internal_port: 80
@@ -25,8 +24,8 @@ deploy:
 """
 
 
-def render(feature="buildwatch", **kw):
-    return render_text(TPL.format(feature=feature), **kw)
+def render(feature="buildwatch", image="linode/ubuntu24.04", **kw):
+    return render_text(TPL.format(feature=feature, image=image), **kw)
 
 
 def test_agent_shipped_in_user_data_never_downloaded():
@@ -34,10 +33,11 @@ def test_agent_shipped_in_user_data_never_downloaded():
 
     r = render()
     f = written(r)["/usr/local/bin/build-watcher"]
-    assert f["encoding"] == "gz+b64" and f["permissions"] == "0755"
-    shipped = gzip.decompress(base64.b64decode(f["content"])).decode()
-    assert shipped == shipped_agent_source()
-    compile(shipped, "build-watcher", "exec")
+    # plain text, compressed once by the user data's own gzip (not gzip+base64 inside the gzip)
+    assert "encoding" not in f and f["permissions"] == "0755"
+    assert f["content"] == shipped_agent_source() and f["content"].startswith("#!/usr/bin/env python3\n")
+    assert "\n  content: |\n    #!/usr/bin/env python3\n" in r.text  # a YAML literal block, readable on the instance
+    compile(f["content"], "build-watcher", "exec")
     assert "curl" not in json.dumps(r.doc["runcmd"]) and "wget" not in json.dumps(r.doc)
 
 
@@ -70,6 +70,45 @@ def test_bad_config(cfg, msg):
     assert any(msg in x for x in e.value.lines())
 
 
-def test_validators_pass():
+@pytest.mark.parametrize("image", ["linode/ubuntu22.04", "linode/ubuntu24.04", "linode/debian12"])
+def test_validators_pass(image):
     require_validators()
-    assert validate_user_data(render().text) == []
+    assert validate_user_data(render(image=image).text) == []
+
+
+def test_shipped_agent_runs_as_shipped(tmp_path):
+    """The stripped text that lands in /usr/local/bin/build-watcher, run as a program: usage, and a query."""
+    import subprocess
+    import sys
+
+    agent = tmp_path / "build-watcher"
+    agent.write_text(written(render())["/usr/local/bin/build-watcher"]["content"])
+    r = subprocess.run([sys.executable, str(agent), "--config", str(tmp_path / "none.json"), "query", "status"],
+                       capture_output=True, text=True, timeout=30, env={"PATH": "/usr/bin:/bin"})
+    assert r.returncode == 1 and "the agent is not answering on 127.0.0.1:9090" in r.stderr
+
+
+LLM_API = Path(__file__).resolve().parents[2] / "templates" / "llm-api" / "template.yml"
+
+
+def _sizes(text):
+    import base64
+    import gzip
+
+    gz = gzip.compress(text.encode(), 9, mtime=0)
+    return len(gz), len(base64.b64encode(gz))
+
+
+def test_agent_compressed_once_is_smaller_than_gzip_base64_inside_gzip():
+    """The same user data with the agent as gz+b64 (as lcai shipped it before) is larger, gzip and base64."""
+    import base64
+    import gzip
+
+    from lcai_buildwatch.capability import shipped_agent_source
+
+    text = render().text
+    twice = base64.b64encode(gzip.compress(shipped_agent_source().encode(), 9, mtime=0)).decode()
+    block = "".join(f"    {line}\n" if line else "\n" for line in shipped_agent_source().splitlines())
+    old = text.replace("content: |\n" + block, f"content: {twice}\n  encoding: gz+b64\n")
+    assert old != text
+    assert _sizes(text)[0] < _sizes(old)[0] and _sizes(text)[1] < _sizes(old)[1]

@@ -1,10 +1,9 @@
-"""Capability ``buildwatch``: installs the agent from the deployment's own user data (gzip+base64 in
-write_files — never downloaded from a URL at boot), its config, a hardened systemd unit and logrotate."""
+"""Capability ``buildwatch``: installs the agent from the deployment's own user data (plain text in write_files,
+so the user data's own gzip compresses it once — never downloaded from a URL at boot), its config, a hardened
+systemd unit and logrotate."""
 
 from __future__ import annotations
 
-import base64
-import gzip
 import ipaddress
 import json
 from functools import lru_cache
@@ -32,8 +31,10 @@ class BuildWatchConfig:
 
 
 def shipped_agent_source() -> str:
-    """The agent as shipped: its source with docstrings and comments removed (a third smaller), shebang kept."""
+    """The agent as shipped: its source with docstrings and comments removed, indented one space per level and
+    without blank lines (a third smaller; Python only needs consistent indentation), shebang kept."""
     import ast
+    import re
 
     src = resources.files("lcai_buildwatch").joinpath("agent.py").read_text(encoding="utf-8")
     tree = ast.parse(src)
@@ -42,21 +43,26 @@ def shipped_agent_source() -> str:
         if isinstance(body, list) and body and isinstance(body[0], ast.Expr) \
                 and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str):
             node.body = body[1:] or [ast.Pass()]
-    return "#!/usr/bin/env python3\n# BuildWatch agent (lcai-buildwatch); full source: lcai_buildwatch/agent.py\n" \
-        + ast.unparse(tree) + "\n"
+    # ast.unparse writes every string on one line (escapes, no multi-line literals): leading spaces are indentation
+    lines = [re.sub(r"^(    )+", lambda m: " " * (len(m.group(0)) // 4), line)
+             for line in ast.unparse(tree).splitlines() if line.strip()]
+    return "#!/usr/bin/env python3\n# BuildWatch agent (lcai-buildwatch)\n" + "\n".join(lines) + "\n"
 
 
 @lru_cache(maxsize=1)
 def agent_payload() -> str:
-    """The shipped agent, gzipped and base64-encoded for cloud-init's ``encoding: gz+b64``."""
-    return base64.b64encode(gzip.compress(shipped_agent_source().encode(), compresslevel=9, mtime=0)).decode()
+    """The shipped agent as write_files content: plain text. Linode gzips nothing itself; lcai gzips the whole
+    user data once, and an agent already gzipped and base64-encoded inside it would be compressed twice (the
+    base64 costs a third more and compresses worse)."""
+    return shipped_agent_source()
 
 
 class BuildWatch(Capability):
     name = "buildwatch"
     summary = "BuildWatch agent: OOM kills, crash loops, non-zero exits, slow starts, failing health, GPU checks"
     config_class = BuildWatchConfig
-    images = ("linode/ubuntu22.04", "linode/ubuntu24.04")  # python3 >= 3.10 on the image
+    # python3 >= 3.10 on the image: 3.10 on Ubuntu 22.04, 3.12 on 24.04, 3.11 on Debian 12
+    images = ("linode/ubuntu22.04", "linode/ubuntu24.04", "linode/debian12")
     order = 60
 
     def check(self, config: BuildWatchConfig, template) -> list:
@@ -85,8 +91,8 @@ class BuildWatch(Capability):
                "state_dir": "/var/lib/lcai", "token_file": TOKEN_PATH, "slow_start_s": config.slow_start_seconds,
                "crash_loop_deaths": config.crash_loop_deaths}
         files = [
-            WriteFile(AGENT_PATH, agent_payload(), permissions="0755", encoding="gz+b64"),
-            WriteFile(CONFIG_PATH, json.dumps(cfg, indent=2) + "\n"),
+            WriteFile(AGENT_PATH, agent_payload(), permissions="0755"),
+            WriteFile(CONFIG_PATH, json.dumps(cfg, separators=(",", ":")) + "\n"),
             WriteFile("/etc/logrotate.d/build-watcher", f"""{LOG_DIR}/*.jsonl {{
     daily
     rotate {config.log_retention_days}

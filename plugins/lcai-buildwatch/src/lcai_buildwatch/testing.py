@@ -1,7 +1,9 @@
 """A fake Docker Engine API on a unix socket, for testing BuildWatch without Docker.
 
 Serves ``/_ping``, ``/version``, ``/containers/{id}/json`` (404 JSON for removed ``--rm`` containers) and
-``/events`` as chunked newline-delimited JSON honouring ``since``. Scripted events are served to every
+``/events`` as chunked newline-delimited JSON honouring ``since``. Like dockerd it answers ``/version`` with its
+``ApiVersion`` and ``MinAPIVersion`` (``api_version``/``min_api_version``, default 1.43/1.24) and refuses a
+``/v1.NN`` prefix outside that range with Docker's own 400 message; ``requested`` records every path asked for. Scripted events are served to every
 connection from ``since``; ``drop_after=N`` closes the first stream abruptly after N events (no terminating
 chunk), to test reconnects; raw ``garbage`` lines can be mixed in.
 """
@@ -28,8 +30,10 @@ def event(action: str, t: float, name: str = "app", cid: Optional[str] = None, *
 
 
 class FakeDocker:
-    def __init__(self, socket_path: str):
+    def __init__(self, socket_path: str, api_version: str = "1.43", min_api_version: str = "1.24"):
         self.socket_path = socket_path
+        self.api_version, self.min_api_version = api_version, min_api_version
+        self.requested: list[str] = []
         self.script: list = []  # dicts (events) or bytes (raw lines)
         self.containers: dict[str, dict] = {}
         self.drop_after: Optional[int] = None
@@ -54,12 +58,24 @@ class FakeDocker:
             def do_GET(self):
                 url = urlparse(self.path)
                 path = url.path
+                fake.requested.append(path)
                 if path.startswith("/v1."):
-                    path = "/" + path.split("/", 2)[2]
+                    asked, path = path.split("/", 2)[1:]
+                    path = "/" + path
+                    v = tuple(int(x) for x in asked[1:].split("."))
+                    low, high = (tuple(int(x) for x in s.split(".")) for s in (fake.min_api_version, fake.api_version))
+                    if v < low:
+                        return self._json(400, {"message": f"client version {asked[1:]} is too old. Minimum supported "
+                                                           f"API version is {fake.min_api_version}, please upgrade "
+                                                           "your client to a newer version"})
+                    if v > high:
+                        return self._json(400, {"message": f"client version {asked[1:]} is too new. Maximum supported "
+                                                           f"API version is {fake.api_version}"})
                 if path == "/_ping":
                     return self._json(200, "OK")
                 if path == "/version":
-                    return self._json(200, {"ApiVersion": "1.43", "Version": "24.0.7"})
+                    return self._json(200, {"ApiVersion": fake.api_version, "MinAPIVersion": fake.min_api_version,
+                                            "Version": "fake"})
                 if path.startswith("/containers/") and path.endswith("/json"):
                     cid = path.split("/")[2]
                     info = fake.containers.get(cid)
