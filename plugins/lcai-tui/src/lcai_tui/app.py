@@ -21,7 +21,36 @@ from .data import DataSource
 COLUMNS = [("id", "ID"), ("app", "APP"), ("env", "ENV"), ("region", "REGION"), ("type", "TYPE"),
            ("status", "STATUS"), ("health", "HEALTH"), ("age", "AGE"), ("price", "$/H")]
 # fixed widths: DataTable then skips measuring every cell (500 rows: ~380 ms → see bench/tui.py)
-WIDTHS = {"id": 8, "app": 20, "env": 10, "region": 12, "type": 20, "status": 18, "health": 9, "age": 5, "price": 6}
+WIDTHS = {"id": 8, "app": 20, "env": 10, "region": 12, "type": 20, "status": 19, "health": 9, "age": 5, "price": 6}
+# narrower terminals: the essential columns shrink to these widths and always show; the others hide, the
+# least useful first (TYPE, then REGION, then $/H, then ENV)
+ESSENTIAL = {"id": 8, "app": 10, "status": 12, "health": 9, "age": 5}
+OPTIONAL = ("env", "price", "region", "type")  # shown in this order as the width allows
+CELL_PADDING = 2  # DataTable's default cell_padding of 1 on each side
+SCROLLBAR = 2
+
+
+def layout(width: int) -> list[tuple[str, int]]:
+    """The columns (key, width) that fit ``width`` terminal columns, in COLUMNS order: the essential ones at
+    their minimum, STATUS at full width (``running (untracked)``), the optional ones while they fit at full
+    width, then the slack goes to APP."""
+    avail = width - SCROLLBAR
+    widths = dict(ESSENTIAL)
+    used = sum(w + CELL_PADDING for w in widths.values())
+
+    def grow(k: str) -> None:
+        nonlocal used
+        more = max(0, min(WIDTHS[k] - widths[k], avail - used))
+        widths[k] += more
+        used += more
+
+    grow("status")
+    for k in OPTIONAL:
+        if used + WIDTHS[k] + CELL_PADDING <= avail:
+            widths[k] = WIDTHS[k]
+            used += WIDTHS[k] + CELL_PADDING
+    grow("app")
+    return [(k, widths[k]) for k, _ in COLUMNS if k in widths]
 STATUS_STYLE = {"running": "green", "vanished": "bold red", "offline": "red", "provisioning": "yellow",
                 "booting": "yellow", "creating?": "yellow"}
 
@@ -42,16 +71,22 @@ def cells(row: dict, now: float) -> dict:
     return out
 
 
+HELP_KEYS = [
+    ("j / down", "next row (detail, logs: scroll)"), ("k / up", "previous row (detail, logs: scroll)"),
+    ("g / home", "first row"), ("G / end", "last row"), ("enter", "open a deployment"),
+    ("/", "filter (esc clears)"), ("s", "sort by the next column (or click a header)"), ("r", "refresh now"),
+    ("l", "logs of the selected deployment"), ("h", "re-check health (detail)"), ("c", "copy the endpoint (detail)"),
+    ("ctrl+d", "destroy, after confirmation (y / n)"), ("esc", "back, close, clear the filter"),
+    ("?", "this help"), ("q", "quit (in help: close)"),
+]
+
+
 class HelpScreen(ModalScreen):
     BINDINGS = [Binding("escape,question_mark,q", "dismiss", "close")]
 
     def compose(self) -> ComposeResult:
-        keys = [("enter", "open a deployment"), ("/", "filter (esc clears)"), ("s", "sort by the next column"),
-                ("r", "refresh now"), ("l", "logs of the selected deployment"), ("h", "re-check health (detail)"),
-                ("c", "copy the endpoint (detail)"), ("ctrl+d", "destroy, after confirmation"), ("esc", "back"),
-                ("?", "this help"), ("q", "quit")]
         yield Vertical(Static("[b]lcai tui — keys[/b]"),
-                       Static("\n".join(f"  [b]{k:<8}[/b] {v}" for k, v in keys)), id="help")
+                       Static("\n".join(f"  [b]{escape(k):<9}[/b] {v}" for k, v in HELP_KEYS)), id="help")
 
 
 class ConfirmDestroy(ModalScreen[bool]):
@@ -80,8 +115,15 @@ class ConfirmDestroy(ModalScreen[bool]):
         self.dismiss(event.button.id == "yes")
 
 
+VIM_SCROLL = [Binding("j", "scroll('down')", "down", show=False), Binding("k", "scroll('up')", "up", show=False)]
+
+
 class LogsScreen(Screen):
-    BINDINGS = [Binding("escape", "app.pop_screen", "back")]
+    BINDINGS = [Binding("escape", "app.pop_screen", "back"), *VIM_SCROLL]
+
+    def action_scroll(self, direction: str) -> None:
+        log = self.query_one(RichLog)
+        log.scroll_down() if direction == "down" else log.scroll_up()
 
     def __init__(self, row: dict, interval: float):
         super().__init__()
@@ -115,7 +157,11 @@ class LogsScreen(Screen):
 class DetailScreen(Screen):
     BINDINGS = [Binding("escape", "app.pop_screen", "back"), Binding("h", "health", "re-check health"),
                 Binding("c", "copy", "copy endpoint"), Binding("l", "logs", "logs"),
-                Binding("ctrl+d", "destroy", "destroy")]
+                Binding("ctrl+d", "destroy", "destroy"), *VIM_SCROLL]
+
+    def action_scroll(self, direction: str) -> None:
+        box = self.query_one("#detail", VerticalScroll)
+        box.scroll_down() if direction == "down" else box.scroll_up()
 
     def __init__(self, row: dict):
         super().__init__()
@@ -191,7 +237,21 @@ class Dashboard(Screen):
     AUTO_FOCUS = "#deployments"
     BINDINGS = [Binding("slash", "filter", "filter"), Binding("s", "sort", "sort"), Binding("r", "refresh", "refresh"),
                 Binding("l", "logs", "logs"), Binding("ctrl+d", "destroy", "destroy"),
-                Binding("escape", "clear_filter", "clear filter", show=False)]
+                Binding("escape", "clear_filter", "clear filter", show=False),
+                Binding("j", "move('down')", "down", show=False), Binding("k", "move('up')", "up", show=False),
+                Binding("g", "move('top')", "first", show=False), Binding("G", "move('bottom')", "last", show=False)]
+
+    def action_move(self, where: str) -> None:
+        table = self.query_one(DataTable)
+        if where == "down":
+            table.action_cursor_down()
+        elif where == "up":
+            table.action_cursor_up()
+        elif table.row_count:
+            table.move_cursor(row=0 if where == "top" else table.row_count - 1)
+
+    def on_resize(self, event) -> None:
+        self.app.fit_columns(event.size.width)
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -201,9 +261,7 @@ class Dashboard(Screen):
         yield Footer()
 
     def on_mount(self) -> None:
-        table = self.query_one(DataTable)
-        for key, label in COLUMNS:
-            table.add_column(label, key=key, width=WIDTHS[key])
+        self.app.fit_columns(self.app.size.width)
         self.query_one("#filter", Input).display = False
         self.app.refresh_rows()  # the first load, once the columns exist
 
@@ -289,6 +347,7 @@ class LcaiApp(App):
         self.refreshes = 0
         self._shown_keys: list[str] = []
         self._shown_cells: dict[str, dict] = {}
+        self.columns: list[tuple[str, int]] = []  # what the table shows now: layout(width)
 
     def on_mount(self) -> None:
         self.push_screen(Dashboard())
@@ -310,13 +369,29 @@ class LcaiApp(App):
         self.call_from_thread(self._apply_rows, rows, source)
 
     def _apply_rows(self, rows: list[dict], source: str) -> None:
-        changed = rows != self.rows or source != self.source
         self.rows, self.source = rows, source
         self.refreshes += 1
-        if source.startswith("registry"):
+        if "registry" in source:
             self.notify(f"showing the local registry: {source}", severity="warning", timeout=4)
-        if changed:  # an unchanged refresh (the usual case) costs no redraw
-            self.render_rows()
+        # always: the AGE column moves on even when nothing else changed (only changed cells are redrawn)
+        self.render_rows()
+
+    def fit_columns(self, width: int) -> None:
+        """Show the columns that fit ``width`` (see :func:`layout`); rebuilds the table only when they change."""
+        try:
+            table = self.get_screen_dashboard().query_one(DataTable)
+        except LookupError:
+            return
+        cols = layout(width)
+        if cols == self.columns and table.columns:
+            return
+        self.columns = cols
+        labels = dict(COLUMNS)
+        table.clear(columns=True)
+        for key, w in cols:
+            table.add_column(labels[key], key=key, width=w)
+        self._shown_keys = []  # the next render adds every row again
+        self.render_rows()
 
     def visible_rows(self) -> list[dict]:
         return [r for r, _ in self._visible()]
@@ -358,13 +433,13 @@ class LcaiApp(App):
             # same rows in the same order: touch only the cells that changed (a status, a health, an age)
             for r, c in pairs:
                 old = self._shown_cells.get(r["deployment_id"], {})
-                for k, _ in COLUMNS:
+                for k, _ in self.columns:
                     if old.get(k) != c[k]:
                         table.update_cell(r["deployment_id"], k, c[k])
         else:
             table.clear()
             for r, c in pairs:
-                table.add_row(*[c[k] for k, _ in COLUMNS], key=r["deployment_id"])
+                table.add_row(*[c[k] for k, _ in self.columns], key=r["deployment_id"])
         self._shown_keys = keys
         self._shown_cells = {r["deployment_id"]: c for r, c in pairs}
         if selected is not None:
