@@ -28,7 +28,8 @@ from typing import Callable, Optional
 from .errors import InputError, LcaiError
 from .providers import Listing, Provider, Spec, Step
 
-STATE = ".linode/state.json"          # the directory's link to its deployment (0600: holds the secret seed)
+STATE = ".linode/state.json"          # this machine's state of the directory's deployment (0600: the secret seed)
+LINK = ".lcai-deployment"             # the directory's link to its deployment, no secrets: safe to commit
 ROOT_PASSWORD = ".linode/root-password"
 CONNECT = "connect.sh"
 ANYWHERE = ("0.0.0.0/0", "::/0")
@@ -185,20 +186,30 @@ def _configured(prov: Provider) -> bool:
 
 
 def read_state(directory: Path) -> Optional[dict]:
-    p = Path(directory) / STATE
-    try:
-        data = json.loads(p.read_text())
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError):
-        raise InputError(f"{p}: unreadable", hint="move it aside; `lcai sync` and `lcai status` still list the deployment") from None
-    return data if isinstance(data, dict) and isinstance(data.get("deployment_id"), str) else None
+    """The directory's deployment: ``.linode/state.json`` (this machine's, with the seed), else the committed
+    link ``.lcai-deployment`` (another machine deployed it: ``lcai sync`` adopts it)."""
+    for rel in (STATE, LINK):
+        p = Path(directory) / rel
+        try:
+            data = json.loads(p.read_text())
+        except FileNotFoundError:
+            continue
+        except NotADirectoryError:
+            return None
+        except (OSError, ValueError):
+            raise InputError(f"{p}: unreadable",
+                             hint="move it aside; `lcai sync` and `lcai status` still list the deployment") from None
+        if isinstance(data, dict) and isinstance(data.get("deployment_id"), str):
+            return data
+    return None
 
 
 def write_state(directory: Path, data: dict) -> None:
     from .files import write_private
 
     write_private(Path(directory) / STATE, json.dumps(data, indent=2, sort_keys=True) + "\n")
+    link = {k: data.get(k) for k in ("deployment_id", "provider", "label", "app", "env", "region", "created_at")}
+    (Path(directory) / LINK).write_text(json.dumps(link, indent=2) + "\n")
 
 
 def remove_local_files(directory: Optional[str], deployment_id: str) -> list[str]:
@@ -215,7 +226,7 @@ def remove_local_files(directory: Optional[str], deployment_id: str) -> list[str
     if st is None or st.get("deployment_id") != deployment_id:
         return []
     removed = []
-    for rel in (STATE, ROOT_PASSWORD, CONNECT):
+    for rel in (STATE, LINK, ROOT_PASSWORD, CONNECT):
         p = d / rel
         try:
             p.unlink()

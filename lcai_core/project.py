@@ -31,11 +31,14 @@ def new_deployment_id() -> str:
     return secrets.choice(string.ascii_lowercase) + "".join(secrets.choice(alphabet) for _ in range(7))
 
 
-def pending(directory: Path, create: bool = True) -> Optional[dict]:
+def pending(directory: Path, create: bool = True, deployment_id: Optional[str] = None) -> Optional[dict]:
+    """The pending plan (id + secret seed), created on first use; ``deployment_id`` pins the id (a directory
+    linked to a live deployment whose seed stayed on another machine)."""
     p = directory / PENDING
     try:
         data = json.loads(p.read_text())
-        if isinstance(data, dict) and isinstance(data.get("deployment_id"), str) and data.get("secret_seed"):
+        if isinstance(data, dict) and isinstance(data.get("deployment_id"), str) and data.get("secret_seed") and (
+                deployment_id is None or data["deployment_id"] == deployment_id):
             return data
     except FileNotFoundError:
         pass
@@ -43,7 +46,7 @@ def pending(directory: Path, create: bool = True) -> Optional[dict]:
         raise InputError(f"{p}: unreadable; delete it to start a fresh plan") from None
     if not create:
         return None
-    data = {"deployment_id": new_deployment_id(), "secret_seed": secrets.token_hex(32)}
+    data = {"deployment_id": deployment_id or new_deployment_id(), "secret_seed": secrets.token_hex(32)}
     write_private(p, json.dumps(data) + "\n")
     return data
 
@@ -97,12 +100,18 @@ def prepare(directory: str | os.PathLike, host, app: Optional[str] = None, env_n
                          hint=f"cp {d / '.env.example'} {env_path} and fill it in")
     else:
         dotenv = {}
+    pinned = None
     if (deployment_id is None or secret_seed is None) and not new:
         st = deployed_state(d)
         if st is not None:
             deployment_id, secret_seed = st["deployment_id"], bytes.fromhex(st["secret_seed"])
+        else:
+            from .lifecycle import read_state
+
+            link = read_state(d)  # linked (e.g. cloned from git) without this machine's seed: same id, new seed
+            pinned = link["deployment_id"] if link else None
     if deployment_id is None or secret_seed is None:
-        p = pending(d)
+        p = pending(d, deployment_id=pinned)
         deployment_id, secret_seed = p["deployment_id"], bytes.fromhex(p["secret_seed"])
     ctx = context_for(tpl, resolved, deployment_id, secret_seed, app=app, env_name=env_name, region=region,
                       type_=type_)

@@ -109,7 +109,8 @@ def _deploy(directory: Path, wait: bool, yes: bool, target: Optional[str], new: 
     if live is not None:
         rec = reg.get(dep_id)
         if rec is not None:
-            _redeploy(prov, reg, rec, spec, desired, prog, wait, yes, deadline, directory, tpl, host)
+            _redeploy(prov, reg, rec, spec, desired, prog, wait, yes, deadline, directory, tpl,
+                      _seed_of(Path(directory), dep_id, p))
             return
 
     prog.say(f"preflight ({prov.name}): {ctx.type} in {ctx.region}, image {ctx.image}")
@@ -222,7 +223,7 @@ def _summary(prov, rec: dict, d: Path, tpl) -> None:
 
 
 def _redeploy(prov, reg, rec: dict, spec, desired: dict, prog, wait: bool, yes: bool, deadline: float,
-              directory: Path, tpl, host) -> None:
+              directory: Path, tpl, seed: str) -> None:
     from .. import lifecycle as L
 
     dep_id = rec["deployment_id"]
@@ -281,6 +282,15 @@ def _redeploy(prov, reg, rec: dict, spec, desired: dict, prog, wait: bool, yes: 
                      health_status=None, health_detail=None, rebuilt_at=_now(),
                      **{k: v for k, v in fields.items() if k == "address"}, **desired)
     prog.say(f"rebuild started ({len(changes)} change{'s' if len(changes) != 1 else ''})")
+    L.write_state(Path(directory), {"deployment_id": dep_id, "provider": prov.name, "secret_seed": seed,
+                                    "label": rec.get("label"), "app": rec.get("app"), "env": rec.get("env"),
+                                    "region": rec.get("region"), "type": rec.get("type"), "address": rec.get("address"),
+                                    "external_port": rec.get("external_port"), "created_at": rec.get("created_at")})
+    try:
+        (Path(directory) / ".linode" / "pending.json").unlink()
+    except FileNotFoundError:
+        pass
+    _write_connect(Path(directory), prov, rec)
     if wait:
         try:
             L.wait_ready(prov, reg, dict(rec), prog, deadline)

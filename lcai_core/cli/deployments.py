@@ -139,7 +139,7 @@ def _status_one(host, reg, rows, listings, key: str, as_json: bool) -> None:
     if prov is None:
         result = H.Health(None, f"provider {row.get('provider')!r} is not installed", "none")
     elif live not in ("running", None) and not str(live).startswith("running"):
-        result = H.Health(None, f"not checked: the machine is {live}", "none")
+        result = H.Health(None, f"the machine is {live}", "none")
     else:
         result = H.check(prov, row)
     row["health_live"] = {"ok": result.ok, "detail": result.detail, "source": result.source}

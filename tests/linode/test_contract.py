@@ -105,8 +105,8 @@ def test_directory_is_context_and_destroy_leaves_it_as_init_made_it(sim, lcai, f
     assert f"destroyed {dep}" in out
     assert sorted(p.name for p in d.iterdir()) == sorted(made_by_init + [".env"])
     assert sim.state()["instances"] == [] and sim.state()["firewalls"] == []
-    code, out, err = lcai("status")
-    assert code == 2 and "give a deployment ID" not in err or "holds no deployment" in err
+    code, out, err = lcai("status")  # the directory holds no deployment any more: status lists them all
+    assert code == 0 and "no deployments" in out
 
 
 # ---------------------------------------------------------------- redeploy = rebuild
@@ -249,3 +249,32 @@ def test_provider_from_the_docs_works_through_core(toycloud, lcai, fake_ssh, tmp
     assert code == 0, err
     assert json.loads(toycloud.read_text()) == {} and Registry().all() == {}
     assert sorted(p.name for p in d.iterdir()) == ["deploy.yml"]
+
+
+def test_directory_link_survives_a_second_machine(sim, svc, lcai, fake_ssh, tmp_path, monkeypatch):
+    assert lcai("deploy", "-d", svc, "--yes", "--wait")[0] == 0
+    dep = deployed_id(svc)
+    assert json.loads((svc / ".lcai-deployment").read_text())["deployment_id"] == dep
+    assert "secret" not in (svc / ".lcai-deployment").read_text()
+    # machine 2: a clone of the directory (.linode/ is git-ignored, the link is not) and an empty registry
+    import shutil
+
+    shutil.rmtree(svc / ".linode")
+    (svc / "connect.sh").unlink()
+    monkeypatch.setenv("LCAI_CONFIG_DIR", str(tmp_path / "machine2"))
+    monkeypatch.chdir(svc)
+    code, out, err = lcai("status")
+    assert code == 2 and f"names deployment {dep}" in err and "lcai sync" in err
+    code, out, err = lcai("sync")
+    assert code == 0 and "adopted 1" in out
+    rec = Registry().get(dep)
+    assert rec["directory"] == str(svc) and rec["provider_state"]["linode_id"]
+    fake_ssh.health("healthy", "ok")
+    code, out, err = lcai("status")  # no template known here: health comes from the instance
+    assert code == 0, err
+    assert dep in out and "ok: healthy on the instance" in out, out
+    # a redeploy from machine 2 rebuilds the same instance (same id, new seed) and keeps the link
+    inst = sim.state()["instances"][0]["id"]
+    code, out, err = lcai("deploy", "--yes")
+    assert code == 0, err
+    assert [i["id"] for i in sim.state()["instances"]] == [inst] and deployed_id(svc) == dep
