@@ -543,11 +543,12 @@ GUARD_SCRIPT = f"""#!/bin/sh
 # forwards (containers) are dropped before routing, local processes of other users are refused.
 set -eu
 guard() {{  # $1: iptables or ip6tables, $2: the address
-  if ! "$1" -t raw -C PREROUTING -d "$2" -j DROP 2>/dev/null; then
-    "$1" -t raw -I PREROUTING -d "$2" -j DROP
+  if ! "$1" -t raw -C PREROUTING ! -i lo -d "$2" -j DROP 2>/dev/null; then
+    "$1" -t raw -I PREROUTING ! -i lo -d "$2" -j DROP
   fi
-  if ! "$1" -C OUTPUT -d "$2" -m owner ! --uid-owner 0 -j REJECT 2>/dev/null; then
-    "$1" -I OUTPUT -d "$2" -m owner ! --uid-owner 0 -j REJECT
+  # NEW only: kernel-sent packets of root's connections (no socket owner) and ICMP errors pass
+  if ! "$1" -C OUTPUT -d "$2" -m conntrack --ctstate NEW -m owner ! --uid-owner 0 -j REJECT 2>/dev/null; then
+    "$1" -I OUTPUT -d "$2" -m conntrack --ctstate NEW -m owner ! --uid-owner 0 -j REJECT
   fi
 }}
 guard iptables {METADATA_V4}
