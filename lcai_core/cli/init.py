@@ -44,6 +44,13 @@ def init(template: str, directory: Path | None, force: bool) -> None:
     doc = load_file(entry.path)
     tpl = parse_template(doc)  # structure only: a missing plugin should not block init
     d = directory or Path(template)
+    if entry.source.startswith("path "):  # a template folder or file given by path: deploy beside it
+        d = directory or Path(entry.name)
+        if d.resolve() == Path(entry.folder).resolve():
+            if directory is not None:
+                raise InputError(f"{d} is the template's own folder; give the deployment a folder of its own",
+                                 hint=f"lcai init {template} --directory ./{entry.name}-deploy")
+            d = Path(f"{entry.name}-deploy")
     target = d / "deploy.yml"
     if target.exists() and not force:
         raise InputError(f"{target} already exists", hint="use --force to overwrite it, or pick another --directory")

@@ -317,3 +317,24 @@ def test_under_linode_cli_build_suggestions_say_linode_cli_build(capsys, tmp_pat
     out, _ = capsys.readouterr()
     assert f"  linode-cli build plan --directory {tmp_path / 'svc'}" in out and "lcai plan" not in out
     assert ui.prog() == "lcai"  # restored for anything that runs next in this process
+
+
+def test_init_takes_a_template_folder_or_file_by_path(capsys, tmp_path, monkeypatch):
+    """Trying a template before installing it: `lcai init ./folder` or `lcai init path/template.yml`."""
+    import shutil
+
+    src = tmp_path / "my-template"
+    shutil.copytree(Path(__file__).resolve().parents[2] / "templates" / "chat-agent", src)
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run(capsys, "init", "./my-template")
+    assert code == 0, err
+    assert (tmp_path / "my-template-deploy" / "deploy.yml").read_text() == (src / "template.yml").read_text()
+    assert "path ./my-template" in out
+    code, out, err = run(capsys, "init", str(src / "template.yml"), "--directory", "svc2")
+    assert code == 0, err
+    assert (tmp_path / "svc2" / "deploy.yml").is_file()
+    code, out, err = run(capsys, "init", "./nowhere")
+    assert code == 2 and "no template named './nowhere'" in err and "by path" in err
+    (tmp_path / "empty").mkdir()
+    code, out, err = run(capsys, "init", "./empty")
+    assert code == 2 and "holds no template.yml" in err
