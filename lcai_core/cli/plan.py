@@ -53,7 +53,8 @@ def plan(directory: Path, cloud_config: Path | None, app, env_name, region, type
     click.echo(f"  capabilities: {t.capabilities.runtime}" + "".join(f", {f}" for f in ctx.features))
     click.echo(f"  environment:  {', '.join(p.rendered.env_names) or '(none)'}  (values not shown)")
     pct = 100 * sizes["gzip"] / sizes["limit"]
-    click.echo(f"  user data:    {sizes['raw']} B raw, {sizes['gzip']} B gzip ({pct:.0f}% of {sizes['limit']}), "
+    share = ui.style(f"{pct:.0f}% of {sizes['limit']}", "bold red" if pct >= 100 else ("yellow" if pct >= 80 else ""))
+    click.echo(f"  user data:    {sizes['raw']} B raw, {sizes['gzip']} B gzip ({share}), "
                f"{sizes['base64']} B base64")
     click.echo("boot plan:")
     for i, line in enumerate(p.rendered.boot_plan, 1):
