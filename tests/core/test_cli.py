@@ -338,3 +338,22 @@ def test_init_takes_a_template_folder_or_file_by_path(capsys, tmp_path, monkeypa
     (tmp_path / "empty").mkdir()
     code, out, err = run(capsys, "init", "./empty")
     assert code == 2 and "holds no template.yml" in err
+
+
+def test_skips_for_missing_system_tools_are_summarised_in_one_line(tmp_path):
+    """lcai_core.testing (a pytest plugin): after the run, one line names the tests skipped because a system
+    tool is missing and the packages that provide them."""
+    (tmp_path / "test_x.py").write_text(
+        "import pytest\n"
+        "def test_redis():\n    pytest.skip('redis-server not installed (apt-get install redis-server)')\n"
+        "def test_pg():\n    pytest.skip('needs root and PostgreSQL server binaries')\n"
+        "def test_units():\n    pytest.skip('validators missing: systemd-analyze (apt-get install systemd)')\n"
+        "@pytest.mark.skip(reason='not about tools')\ndef test_other():\n    pass\n"
+        "def test_ok():\n    pass\n")
+    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path / "test_x.py")],
+                       capture_output=True, text=True, cwd=tmp_path, timeout=120,
+                       env={k: v for k, v in os.environ.items() if k != "CI"})
+    lines = [x for x in r.stdout.splitlines() if x.startswith("skipped for missing system tools")]
+    assert r.returncode == 0 and lines == [
+        "skipped for missing system tools: test_x.py::test_pg (postgresql); test_x.py::test_redis (redis-server); "
+        "test_x.py::test_units (systemd) — get them with: sudo apt-get install postgresql redis-server systemd"], r.stdout
