@@ -13,7 +13,7 @@ Root file systems come from the Debian archive only:
   ``REDIS_URL`` and ``DATABASE_URL`` from its environment.
 
 Built images are cached by a hash of their recipe under ``$LCAI_TEST_CACHE`` (default
-``~/.cache/lcai-test``): blobs in ``blobs/sha256/``, one JSON record per recipe in ``images/``. A second run
+``/var/cache/lcai-test``, or ``~/.cache/lcai-test`` when that is not writable): blobs in ``blobs/sha256/``, one JSON record per recipe in ``images/``. A second run
 finds the record and builds nothing.
 """
 
@@ -46,7 +46,22 @@ HERE = Path(__file__).resolve().parent
 
 
 def cache_dir() -> Path:
-    d = Path(os.environ.get("LCAI_TEST_CACHE") or Path.home() / ".cache" / "lcai-test")
+    """``$LCAI_TEST_CACHE``, else ``/var/cache/lcai-test`` when this user can write there, else
+    ``~/.cache/lcai-test`` of the user's real home (from the password database: tests point ``$HOME`` at a
+    temporary directory, and the cache must outlive a test run)."""
+    env = os.environ.get("LCAI_TEST_CACHE")
+    if env:
+        d = Path(env)
+    else:
+        d = Path("/var/cache/lcai-test")
+        try:
+            d.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            pass
+        if not os.access(d, os.W_OK):
+            import pwd
+
+            d = Path(pwd.getpwuid(os.getuid()).pw_dir) / ".cache" / "lcai-test"
     d.mkdir(parents=True, exist_ok=True)
     return d
 

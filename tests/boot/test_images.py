@@ -225,9 +225,9 @@ def services(tmp_path):
     as_pg = ["runuser", "-u", "postgres", "--"]
     try:
         subprocess.run([*as_pg, _pg_bin("initdb"), "-D", f"{d}/data", "-U", "postgres", "--auth-local=trust",
-                        "--auth-host=scram-sha-256"], check=True, capture_output=True)
+                        "--auth-host=scram-sha-256", "--no-sync"], check=True, capture_output=True)
         subprocess.run([*as_pg, _pg_bin("pg_ctl"), "-D", f"{d}/data", "-l", f"{d}/log", "-w", "-o",
-                        f"-p {pport} -k {d} -c listen_addresses=127.0.0.1", "start"], check=True, capture_output=True)
+                        f"-p {pport} -k {d} -c listen_addresses=127.0.0.1 -c fsync=off", "start"], check=True, capture_output=True)
         sql = f"CREATE ROLE app LOGIN PASSWORD '{ppass}'; CREATE DATABASE appdb OWNER app;"
         subprocess.run([*as_pg, "psql", "-h", str(d), "-p", str(pport), "-v", "ON_ERROR_STOP=1", "-c", sql.split(";")[0],
                         "-c", sql.split(";")[1]], check=True, capture_output=True)

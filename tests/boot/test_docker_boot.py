@@ -1,0 +1,278 @@
+"""Boot tests (docker runtime): lcai's exact user data run by real cloud-init and systemd in a local Debian 12
+VM (the ``local`` provider), app images from the registry on 127.0.0.1 (no public registry), every check made
+from outside the VM (HTTP through the forwarded port, or SSH).
+
+Run: ``pytest -m boot tests/boot`` (one VM at a time; minutes each under TCG). Each test prints its boot
+timeline on stderr."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import urllib.parse
+from pathlib import Path
+
+import pytest
+import yaml
+
+import oci
+import vmboot
+from vmboot import boot, http_get, log, wait_for
+
+pytestmark = pytest.mark.boot
+
+ROOT = Path(__file__).resolve().parents[2]
+HEALTH_TIMEOUT = float(os.environ.get("LCAI_BOOT_HEALTH_TIMEOUT", "900"))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def image_ready():
+    from lcai_core.plugins import Host
+
+    vmboot.need(Host().providers.get("local") is not None, "the local provider (plugins/lcai-local) is not installed")
+    vmboot.ensure_image()
+
+
+def secret_value(prefix: str) -> str:
+    """A value long and random enough that finding it anywhere is a leak, not a coincidence."""
+    return f"{prefix}-{secrets.token_hex(12)}"
+
+
+# ---------------------------------------------------------------- checks shared by every boot
+
+
+def cloud_init_done(vm) -> dict:
+    """Wait until cloud-init finished; it must say ``done`` and list no errors."""
+    def probe():
+        r = vm.python(vmboot.CLOUD_INIT_RESULT)
+        if r.returncode != 0:
+            return False, r.stderr[-300:]
+        out = json.loads(r.stdout)
+        finished = out["result"] is not None
+        return finished, out
+    out = wait_for("cloud-init to finish (/run/cloud-init/result.json)", probe, HEALTH_TIMEOUT)
+    assert "status: done" in out["status"], f"cloud-init status:\n{out['status']}"
+    assert out["result"]["v1"]["errors"] == [], f"cloud-init errors: {out['result']['v1']['errors']}"
+    return out
+
+
+def wait_healthy(vm, path: str, external: bool) -> dict:
+    """The app answers ``path`` with 200: from this machine through the forwarded port when the app has a
+    public port, else on the VM; and lcai's health wait recorded ``healthy``."""
+    if external:
+        url = vm.app_url(path)
+        assert url, "the provider reports no app endpoint for a public port"
+
+        def probe():
+            status, body = http_get(url)
+            return status == 200, f"HTTP {status}: {body[:200]!r}"
+    else:
+        port = vm.record.get("internal_port")
+
+        def probe():
+            r = vm.sh(f"curl -sS -o /dev/null -w '%{{http_code}}' --max-time 5 http://127.0.0.1:{port}{path}",
+                      check=False)
+            return r.stdout.strip() == "200", r.stdout + r.stderr[-200:]
+    wait_for(f"the app to answer {path} with 200", probe, HEALTH_TIMEOUT)
+
+    def recorded():
+        r = vm.sh("cat /var/lib/lcai/health.json", check=False)
+        return '"healthy"' in r.stdout, r.stdout.strip() or r.stderr.strip()
+    return json.loads(wait_for("lcai-health to record healthy", recorded, 120))
+
+
+def units_active(vm) -> None:
+    """Every unit lcai wrote is active (oneshots stay active: RemainAfterExit)."""
+    units = list(vm.rendered.units)
+    r = vm.sh("systemctl is-active " + " ".join(units), check=False)
+    states = dict(zip(units, r.stdout.split()))
+    bad = {u: s for u, s in states.items() if s != "active"}
+    if bad:
+        logs = vm.sh("journalctl -b --no-pager -o short -n 40 " + " ".join(f"-u {u}" for u in bad), check=False).stdout
+        raise AssertionError(f"units not active: {bad}\n{logs[-3000:]}")
+
+
+def env_file_private(vm) -> None:
+    r = vm.sh("stat -c '%a %U %G' /etc/lcai/app.env")
+    assert r.stdout.split() == ["600", "root", "root"], r.stdout
+
+
+def no_leaks(vm, values: dict[str, str]) -> None:
+    """No value appears in any process's arguments, unit file, the journal or a world-readable file.
+    The values go to the VM on stdin; only their names come back."""
+    names = list(values)
+    r = vm.python(vmboot.LEAK_SCAN, stdin="\n".join(values[n] for n in names) + "\n", timeout=600)
+    assert r.returncode == 0, r.stderr[-1000:]
+    found = {where: [names[i] for i in idx] for where, idx in json.loads(r.stdout).items()}
+    assert found == {}, f"secret values found on the machine: {found}"
+
+
+def metadata_blocked_for_containers(vm, image_ref: str, fetch: list[str]) -> None:
+    """A server on 169.254.169.254 (routed like Linode's metadata service) answers the host but not a
+    container; the same server at 169.254.1.2 answers the container (so the block is the guard's)."""
+    vm.sh(vmboot.METADATA_SERVER, timeout=120)
+    host = vm.sh("curl -sS --max-time 5 http://169.254.169.254/", check=False)
+    assert host.stdout.strip() == "metadata-ok", f"the host cannot reach the stand-in metadata server: {host.stderr}"
+
+    def from_container(url):
+        import shlex
+
+        return vm.sh(f"docker run --rm --entrypoint {shlex.quote(fetch[0])} {shlex.quote(image_ref)} "
+                     + " ".join(shlex.quote(a) for a in fetch[1:]) + " " + shlex.quote(url), check=False, timeout=120)
+    control = from_container("http://169.254.1.2/")
+    assert control.returncode == 0 and "metadata-ok" in control.stdout, \
+        f"a container cannot reach 169.254.1.2 either (network broken, not the guard): {control.stderr[-500:]}"
+    blocked = from_container("http://169.254.169.254/")
+    assert blocked.returncode != 0 and "metadata-ok" not in blocked.stdout, "a container read 169.254.169.254"
+
+
+# ---------------------------------------------------------------- docker + redis + postgres + buildwatch
+
+
+DEPS_TEMPLATE = """\
+name: deps-test
+version: 0.1.0
+capabilities:
+  runtime: docker
+  features:
+    - docker-optimize
+    - redis
+    - postgresql
+    - buildwatch
+    - {{name: test-registry, config: {{port: {port}}}}}
+deploy:
+  target: local
+  linode:
+    image: linode/debian12
+    container:
+      image: {ref}
+      internal_port: 8080
+      external_port: 8080
+      env:
+        APP_MODE: boot-test
+      health: {{type: http, path: /healthz, initial_delay_seconds: 10, interval_seconds: 3, max_retries: 200}}
+env:
+  required:
+    - name: APP_SECRET
+      description: a secret only the app may see
+      secret: true
+"""
+
+
+def test_docker_redis_postgres_buildwatch_with_the_deps_app(test_host, registry):
+    image = oci.deps_app_image(8080, "/healthz")
+    ref = registry.push(image, "lcai/deps-app", image.digest[7:19])
+    dotenv = {"APP_SECRET": secret_value("app-secret")}
+    with boot(test_host, DEPS_TEMPLATE.format(port=registry.port, ref=ref), dotenv, "deps-test") as vm:
+        env = vmboot_env(vm)
+        health = wait_healthy(vm, "/healthz", external=True)
+        status, body = http_get(vm.app_url("/healthz"))
+        result = json.loads(body)
+        log(f"deps app: {result} (lcai health: {health})")
+        db = urllib.parse.urlsplit(env["DATABASE_URL"])
+        assert result["postgres"]["user"] == db.username and result["postgres"]["database"] == db.path.lstrip("/")
+        # the token the app reports is really in the machine's Redis and PostgreSQL
+        redis = vm.sh("redis-cli -u \"$(sed -n 's/^REDIS_URL=//p' /etc/lcai/app.env | sed 's/host.docker.internal/"
+                      "127.0.0.1/')\" --no-auth-warning GET lcai-deps-test")
+        assert redis.stdout.strip() == result["token"]
+        pg = vm.sh(f"runuser -u postgres -- psql -d {db.path.lstrip('/')} -tAc 'select token from lcai_deps_test'")
+        assert result["token"] in pg.stdout.split()
+        cloud_init_done(vm)
+        units_active(vm)
+        env_file_private(vm)
+        # docker-optimize reached the daemon; BuildWatch watches the running container
+        logcfg = json.loads(vm.sh("docker inspect app --format '{{json .HostConfig.LogConfig}}'").stdout)
+        assert logcfg == {"Type": "json-file", "Config": {"max-file": "3", "max-size": "10m"}}, logcfg
+        bw = json.loads(vm.sh("curl -sS --max-time 5 http://127.0.0.1:9090/status").stdout)
+        assert bw["state"] == "running" and bw["container"] == "app", bw
+        no_leaks(vm, {"APP_SECRET": dotenv["APP_SECRET"],
+                      "redis password": urllib.parse.unquote(urllib.parse.urlsplit(env["REDIS_URL"]).password),
+                      "postgres password": urllib.parse.unquote(db.password)})
+        metadata_blocked_for_containers(vm, ref, ["python3", "-c", "import sys, urllib.request; "
+                                                  "print(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())"])
+
+
+def vmboot_env(vm) -> dict[str, str]:
+    """The app's environment as rendered (docker's literal NAME=value env file)."""
+    from lcai_core.testing import app_env
+
+    return app_env(vm.rendered)
+
+
+# ---------------------------------------------------------------- bundled templates with a stand-in image
+
+#: programs of the real image a template's scripts call (the stand-in logs their arguments and succeeds)
+STANDIN_COMMANDS = {"chat-agent": ("ollama",)}
+NO_GPU = ("chat-agent", "embeddings-python", "ml-pipeline")
+
+
+def standin_template(name: str, registry) -> tuple[str, dict, str]:
+    """The bundled template with its container image swapped for a stand-in serving the same port and health
+    path, its Linode image for debian12 (the image the local provider builds), plus the test registry."""
+    doc = yaml.safe_load((ROOT / "templates" / name / "template.yml").read_text())
+    c = doc["deploy"]["linode"]["container"]
+    h = c["health"]
+    port = h.get("port") or c["internal_port"]
+    image = oci.standin_image(port, h["path"], commands=STANDIN_COMMANDS.get(name, ()))
+    ref = registry.push(image, f"lcai/standin-{name}", image.digest[7:19])
+    c["image"] = ref
+    doc["deploy"]["linode"]["image"] = "linode/debian12"
+    doc["capabilities"]["features"].append({"name": "test-registry", "config": {"port": registry.port}})
+    dotenv = {v["name"]: secret_value(v["name"].lower()) for v in doc.get("env", {}).get("required", [])}
+    return yaml.safe_dump(doc, sort_keys=False), dotenv, ref
+
+
+@pytest.mark.parametrize("name", NO_GPU)
+def test_bundled_template_with_a_standin_image(name, test_host, registry):
+    text, dotenv, ref = standin_template(name, registry)
+    doc = yaml.safe_load(text)
+    c = doc["deploy"]["linode"]["container"]
+    with boot(test_host, text, dotenv, name) as vm:
+        wait_healthy(vm, c["health"]["path"], external=bool(c.get("external_port")))
+        cloud_init_done(vm)
+        if c.get("post_start_script"):
+            def post_started():
+                r = vm.sh("systemctl is-active lcai-post-start.service", check=False)
+                return r.stdout.strip() in ("active", "failed"), r.stdout.strip()
+            wait_for("the post-start script to finish", post_started, 300)
+        units_active(vm)
+        env_file_private(vm)
+        if name == "chat-agent":  # post_start_script ran `ollama pull "$OLLAMA_MODEL"` in the container
+            out = vm.sh("journalctl -b --no-pager -o cat -u lcai-post-start.service").stdout
+            assert "stand-in ollama: pull llama3.2:3b" in out, out[-1000:]
+        no_leaks(vm, dotenv)
+        metadata_blocked_for_containers(vm, ref, ["wget", "-q", "-T", "5", "-O", "-"])
+
+
+# ---------------------------------------------------------------- cloud-init does not wait for the app
+
+
+SLOW_HEALTH = """\
+name: slow-health
+version: 0.1.0
+capabilities:
+  runtime: docker
+  features:
+    - {{name: test-registry, config: {{port: {port}}}}}
+deploy:
+  target: local
+  linode:
+    image: linode/debian12
+    container:
+      image: {ref}
+      internal_port: 8080
+      external_port: 8080
+      health: {{type: exec, command: test -f /tmp/ready, initial_delay_seconds: 5, interval_seconds: 2, max_retries: 1000}}
+"""
+
+
+def test_cloud_init_is_done_while_a_slow_health_check_still_waits(test_host, registry):
+    image = oci.standin_image(8080, "/")
+    ref = registry.push(image, "lcai/standin-slow", image.digest[7:19])
+    with boot(test_host, SLOW_HEALTH.format(port=registry.port, ref=ref), {}, "slow-health") as vm:
+        cloud_init_done(vm)
+        r = vm.sh("cat /var/lib/lcai/health.json", check=False)
+        assert '"waiting"' in r.stdout, f"health is not waiting while cloud-init is done: {r.stdout!r}"
+        vm.sh("docker exec app touch /tmp/ready")
+        wait_healthy(vm, "/", external=True)
