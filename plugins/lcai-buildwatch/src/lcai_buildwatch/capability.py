@@ -46,7 +46,7 @@ def shipped_agent_source() -> str:
     # ast.unparse writes every string on one line (escapes, no multi-line literals): leading spaces are indentation
     lines = [re.sub(r"^(    )+", lambda m: " " * (len(m.group(0)) // 4), line)
              for line in ast.unparse(tree).splitlines() if line.strip()]
-    return "#!/usr/bin/env python3\n# BuildWatch agent (lcai-buildwatch)\n" + "\n".join(lines) + "\n"
+    return "#!/usr/bin/env python3\n" + "\n".join(lines) + "\n"
 
 
 @lru_cache(maxsize=1)
@@ -114,8 +114,6 @@ Wants=docker.service network-online.target
 
 [Service]
 Type=simple
-Environment=BUILD_DEPLOYMENT_ID={ctx.deployment_id}
-Environment=BUILD_APP_NAME={ctx.app_name}
 ExecStart=/usr/bin/python3 {AGENT_PATH} --config {CONFIG_PATH} run
 Restart=always
 RestartSec=2

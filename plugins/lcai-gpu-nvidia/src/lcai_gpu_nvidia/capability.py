@@ -10,8 +10,8 @@ shows the module built for the next kernel, and ``apt-mark hold`` on the driver'
 upgrades never leave a new library beside the loaded old module). It then waits for the pull and cloud-init
 reboots once (``power_state``).
 Boot 2: ``lcai-gpu-verify.service`` runs ``nvidia-smi`` on the host, creates the ``/dev/char`` links for the
-NVIDIA devices (``nvidia-ctk system create-dev-char-symlinks``; a udev rule does it again whenever the driver
-binds) so a ``systemctl daemon-reload`` does not cut running containers off the GPU, runs ``nvidia-smi`` in a
+NVIDIA devices (``nvidia-ctk system create-dev-char-symlinks``, at every boot, as NVIDIA's workaround says) so
+a ``systemctl daemon-reload`` does not cut running containers off the GPU, runs ``nvidia-smi`` in a
 container, records the result in /var/lib/lcai/gpu.json, and the app unit starts only after it succeeded.
 """
 
@@ -26,9 +26,8 @@ from attrs import define
 from lcai_core.capabilities import AptSource, Capability, DeployContext, Fragments, Unit, WriteFile
 
 TOOLKIT_KEY_FINGERPRINT = "C95B321B61E88C1809C4F759DDCAE044F796ECB0"
-TOOLKIT_KEY_PATH = "/etc/apt/keyrings/lcai-nvidia-container-toolkit.asc"
+TOOLKIT_KEY_PATH = "/etc/apt/keyrings/lcai-nvidia-container-toolkit.gpg"
 INSTALL_SCRIPT = "/usr/local/lib/lcai/gpu-driver-install"
-DEV_CHAR_RULE = "/etc/udev/rules.d/71-nvidia-dev-char.rules"
 VERIFY_UNIT = "lcai-gpu-verify.service"
 PULL_UNIT = "lcai-image-pull.service"
 
@@ -50,40 +49,46 @@ def toolkit_key() -> str:
     return resources.files("lcai_gpu_nvidia").joinpath("keys/nvidia-container-toolkit.asc").read_text(encoding="ascii")
 
 
+def toolkit_key_b64() -> str:
+    """The same key as a binary keyring, base64-encoded for write_files' ``encoding: b64``: the armor's body
+    without line breaks, headers and checksum (smaller in the user data than the armored text)."""
+    lines = toolkit_key().strip().splitlines()
+    body = lines[lines.index("") + 1:-1]  # after the armor headers' blank line, before the END line
+    return "".join(x for x in body if not x.startswith("="))
+
+
 RECORD = """out=/var/lib/lcai/gpu.json
 mkdir -p /var/lib/lcai
 record() {
   printf '{"ok": %s, "stage": "%s", "time": %d, "detail": "%s"}\\n' "$1" "$2" "$(date +%s)" \\
     "$(printf '%s' "$3" | tr -d '\\042\\134' | tr '\\n' ' ' | cut -c1-400)" > "$out.tmp" && mv -f "$out.tmp" "$out"
 }
+fail() {
+  record false "$1" "$2"
+  echo "lcai: GPU $1 failed: $2" >&2
+  exit 1
+}
 """
 
 INSTALL = """#!/bin/sh
 # lcai: install the NVIDIA driver (DKMS) for the kernel that boots next, check DKMS built it, hold it.
 set -u
-""" + RECORD + """fail() {
-  record false install "$1"
-  echo "lcai: NVIDIA driver install failed: $1" >&2
-  exit 1
-}
-running=$(uname -r)
-# the kernel that boots next is the newest installed one (GRUB's default), maybe newer than the running one
+""" + RECORD + """running=$(uname -r)
+# the kernel that boots next: the newest installed one (GRUB's default), maybe newer than the running one
 next=$(for k in /boot/vmlinuz-*; do [ -e "$k" ] && echo "${k#/boot/vmlinuz-}"; done | sort -V | tail -n 1)
 next=${next:-$running}
 headers="linux-headers-$running"
 [ "$next" = "$running" ] || headers="$headers linux-headers-$next"
 # shellcheck disable=SC2086
 DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends -o DPkg::Lock::Timeout=600 \\
-  $headers @DRIVERS@ || fail "apt-get install $headers @DRIVERS@ exited $?"
+  $headers @DRIVERS@ || fail install "apt-get install $headers @DRIVERS@ exited $?"
 built=$(dkms status -k "$next" 2>&1)
-printf '%s\\n' "$built" | grep -Eq '^nvidia[^:]*: installed' || fail "DKMS did not build the NVIDIA module for $next: $built"
-# unattended upgrades must not replace the driver's libraries under the loaded module (NVML: version mismatch)
+printf '%s\\n' "$built" | grep -Eq '^nvidia[^:]*: installed' || fail install "DKMS did not build the NVIDIA module for $next: $built"
+# unattended upgrades must not put new driver libraries beside the loaded module (NVML version mismatch)
 held=$(dpkg-query -W -f '${binary:Package} ${source:Package}\\n' | awk '$2 ~ /^nvidia-graphics-drivers/ {print $1}')
-[ -n "$held" ] || fail "no installed package comes from nvidia-graphics-drivers"
+[ -n "$held" ] || fail install "no installed package comes from nvidia-graphics-drivers"
 # shellcheck disable=SC2086
-apt-mark hold $held >/dev/null || fail "apt-mark hold failed"
-# shellcheck disable=SC2086
-echo "lcai: NVIDIA driver built by DKMS for kernel $next (running $running); held:" $held
+apt-mark hold $held || fail install "apt-mark hold $held failed"
 """
 
 VERIFY_SCRIPT = """#!/bin/sh
@@ -93,26 +98,14 @@ if grep -q '"stage": "install"' /var/lib/lcai/gpu.json 2>/dev/null; then
   echo "lcai: the NVIDIA driver install failed on the first boot: $(cat /var/lib/lcai/gpu.json)" >&2
   exit 1
 fi
-""" + RECORD + """if ! smi=$(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>&1); then
-  record false host "$smi"
-  echo "lcai: nvidia-smi failed on the host: $smi" >&2
-  exit 1
-fi
+""" + RECORD + """smi=$(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>&1) || fail host "$smi"
 """
 
 # keep containers on the GPU across `systemctl daemon-reload` (nvidia-container-toolkit issues 48 and 1227)
-DEV_CHAR = """if ! l=$(nvidia-ctk system create-dev-char-symlinks --create-all 2>&1); then
-  record false dev-char "$l"
-  echo "lcai: could not create the /dev/char links for the NVIDIA devices: $l" >&2
-  exit 1
-fi
+DEV_CHAR = """l=$(nvidia-ctk system create-dev-char-symlinks --create-all 2>&1) || fail dev-char "$l"
 """
 
-VERIFY_CONTAINER = """if ! c=$(docker run --rm --gpus all --entrypoint nvidia-smi {image} -L 2>&1); then
-  record false container "$c"
-  echo "lcai: the GPU is not usable from containers: $c" >&2
-  exit 1
-fi
+VERIFY_CONTAINER = """c=$(docker run --rm --gpus all --entrypoint nvidia-smi {image} -L 2>&1) || fail container "$c"
 """
 
 
@@ -169,13 +162,9 @@ WantedBy=multi-user.target
         packages: list = []
         plan = []
         if docker:
-            # the key is a plain file apt reads through signed-by (apt reads armored .asc keyrings itself): no key
-            # server at boot, and no gpg needed on the image (cloud-init's `key:` runs `gpg --dearmor`)
-            files.append(WriteFile(TOOLKIT_KEY_PATH, toolkit_key()))
-            files.append(WriteFile(DEV_CHAR_RULE, "# lcai: /dev/char links for the NVIDIA devices whenever the driver "
-                                   "binds (nvidia-container-toolkit#48)\nACTION==\"add\", "
-                                   "DEVPATH==\"/bus/pci/drivers/nvidia\", RUN+=\"/usr/bin/nvidia-ctk system "
-                                   "create-dev-char-symlinks --create-all\"\n"))
+            # the key is a plain binary keyring file apt reads through signed-by: no key server at boot, and no gpg
+            # needed on the image (cloud-init's `key:` runs `gpg --dearmor`)
+            files.append(WriteFile(TOOLKIT_KEY_PATH, toolkit_key_b64(), encoding="b64"))
             sources = (AptSource("nvidia-container-toolkit",
                                  f"deb [signed-by={TOOLKIT_KEY_PATH}] "
                                  "https://nvidia.github.io/libnvidia-container/stable/deb/$(ARCH) /"),)
