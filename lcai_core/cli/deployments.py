@@ -256,7 +256,8 @@ def sync() -> None:
     host, reg = _host_and_registry()
     records = reg.all()
     counts = {"adopted": 0, "updated": 0, "vanished": 0}
-    total = 0
+    total = synced = 0
+    failed: list[tuple[str, LcaiError]] = []
     for name, prov in sorted(L.providers(host).items()):
         mine = {k for k, r in records.items() if (r.get("provider") or "linode") == name}
         if not mine and not L._configured(prov):
@@ -264,8 +265,9 @@ def sync() -> None:
         try:
             found = prov.discover()
         except LcaiError as e:
-            _say(f"warning: {name}: {e.message}; its deployments were not synced")
+            failed.append((name, e))
             continue
+        synced += 1
         total += len(found)
         by_dep = {r["deployment_id"]: r for r in found}
 
@@ -297,8 +299,15 @@ def sync() -> None:
         st = None
     if st and reg.get(st["deployment_id"]) and not reg.get(st["deployment_id"]).get("directory"):
         reg.update(st["deployment_id"], directory=str(Path(".").resolve()))
-    click.echo(f"sync: {total} deployment(s) found; adopted {counts['adopted']}, updated {counts['updated']}, "
-               f"marked vanished {counts['vanished']}")
+    if synced or not failed:
+        click.echo(f"sync: {total} deployment(s) found; adopted {counts['adopted']}, updated {counts['updated']}, "
+                   f"marked vanished {counts['vanished']}")
+    for name, e in failed[1:]:
+        _say(f"error: {name}: {e.message}")
+    if failed:
+        name, e = failed[0]
+        e.message = f"{name}: {e.message} (its deployments were not synced)" if len(failed) > 1 or synced else e.message
+        raise e
 
 
 # ---------------------------------------------------------------- logs

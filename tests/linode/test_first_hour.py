@@ -1,0 +1,142 @@
+"""What a new user meets in the first hour with the deployment commands: one clear line for every error (exit 2
+bad input, 1 runtime failure, never a traceback), retries said as they happen, nothing left behind."""
+
+import re
+import time
+
+import pytest
+
+from lcai_core.registry import Registry
+
+
+def one_error(err: str) -> str:
+    assert "Traceback" not in err and "internal error" not in err, err
+    errors = [x for x in err.splitlines() if x.startswith("error:")]
+    assert len(errors) == 1, err
+    return errors[0]
+
+
+def test_rejected_token_is_one_line_everywhere(sim, svc, lcai, monkeypatch):
+    assert lcai("deploy", "-d", svc, "--yes")[0] == 0
+    dep = next(iter(Registry().all()))
+    monkeypatch.setenv("LINODE_TOKEN", "wrong")
+    for args in (("destroy", dep, "--yes"), ("sync",)):
+        code, out, err = lcai(*args)
+        assert code == 2, (args, err)
+        assert "the Linode API rejected the token (401)" in one_error(err) and "wrong" not in err
+    code, out, err = lcai("status")  # the registry is still shown, and it says why the API was not used
+    assert code == 0 and dep in out
+    assert "warning: linode was not reached" in err and "rejected the token (401)" in err
+    code, out, err = lcai("status", dep)
+    assert code == 0 and "rejected the token" in out + err
+    assert Registry().get(dep) is not None  # nothing lost
+
+
+def test_unreachable_local_api_fails_fast_naming_the_url(sim, svc, lcai, monkeypatch):
+    monkeypatch.setenv("LCAI_LINODE_API_URL", "http://127.0.0.1:9/v4")
+    monkeypatch.setenv("LCAI_RETRY_DELAY", "1")
+    t0 = time.monotonic()
+    code, out, err = lcai("deploy", "-d", svc, "--yes")
+    assert time.monotonic() - t0 < 5
+    line = one_error(err)
+    assert code == 1 and "http://127.0.0.1:9/v4" in line and "connection refused" in line
+    assert Registry().all() == {}
+    # an empty registry and no API: not a silent "no deployments"
+    code, out, err = lcai("status")
+    assert code == 0 and "no deployments" in out and "warning: linode was not reached" in err
+
+
+def test_retries_are_said_as_they_happen(sim, svc, lcai):
+    sim.fault(method="GET", path="/profile$", status=503, reason="Service Unavailable", times=2)
+    code, out, err = lcai("deploy", "-d", svc, "--yes")
+    assert code == 0, err
+    retries = [x for x in err.splitlines() if x.startswith("retrying: checking the token")]
+    assert len(retries) == 2 and "HTTP 503" in retries[0] and "attempt 1/6" in retries[0]
+
+
+def test_bad_options_refused_before_any_request(sim, svc, lcai):
+    for args, words in ((("--timeout", "-5"), "--timeout"), (("--ssh-from", "banana"), "--ssh-from 'banana'"),
+                        (("--ssh-from", "10.0.0.0/33"), "10.0.0.0/33"), (("--app-from", "1.2.3"), "--app-from")):
+        sim.clear_requests()
+        code, out, err = lcai("deploy", "-d", svc, "--yes", *args)
+        assert code == 2 and words in err, (args, err)
+        assert sim.requests() == []
+    # a bare address is one host
+    code, out, err = lcai("deploy", "-d", svc, "--yes", "--ssh-from", "203.0.113.7", "--app-from", "2001:db8::1")
+    assert code == 0, err
+    rules = sim.state()["firewalls"][0]["rules"]["inbound"]
+    assert rules[0]["addresses"] == {"ipv4": ["203.0.113.7/32"]}
+    assert rules[1]["addresses"] == {"ipv6": ["2001:db8::1/128"]}
+    assert "open to the whole internet" not in err
+
+
+def test_plain_http_to_the_whole_internet_is_said(sim, svc, lcai):
+    code, out, err = lcai("deploy", "-d", svc, "--yes")
+    assert code == 0 and "open to the whole internet" in err and "--app-from" in err
+
+
+class Tty:
+    def __init__(self, answer):
+        self.answer = answer
+
+    def isatty(self):
+        return True
+
+    def readline(self):
+        if self.answer is KeyboardInterrupt:
+            raise KeyboardInterrupt
+        return self.answer
+
+
+@pytest.mark.parametrize("answer,code,words", [("n\n", 1, "not confirmed: nothing was changed"),
+                                               (KeyboardInterrupt, 130, "interrupted: nothing was created")])
+def test_declining_is_not_an_interrupt(sim, svc, lcai, monkeypatch, answer, code, words):
+    import builtins
+
+    monkeypatch.setattr("sys.stdin", Tty(answer))
+
+    def fake_input(prompt=""):
+        return Tty(answer).readline().rstrip("\n")
+
+    monkeypatch.setattr(builtins, "input", fake_input)
+    got, out, err = lcai("deploy", "-d", svc)
+    assert got == code and words in err, err
+    assert sim.state()["instances"] == [] and Registry().all() == {}
+    assert "^C" not in err and "aborted" not in err
+
+
+def test_purge_removes_what_is_left_of_a_vanished_deployment(sim, svc, lcai):
+    assert lcai("deploy", "-d", svc, "--yes")[0] == 0
+    sim.sim.state.instances.clear()  # deleted in the Cloud Manager; its firewall stays on the account
+    assert len(sim.state()["firewalls"]) == 1
+    code, out, err = lcai("destroy", "--purge")
+    assert code == 0 and "purged 1" in out and "firewall" in err
+    assert sim.state()["firewalls"] == [] and Registry().all() == {}
+
+
+def test_rough_edges(sim, svc, lcai, tmp_path):
+    assert lcai("deploy", "-d", svc, "--yes")[0] == 0
+    dep = next(iter(Registry().all()))
+    linode_id = Registry().get(dep)["provider_state"]["linode_id"]
+    # a Linode id where a deployment id belongs
+    code, out, err = lcai("destroy", str(linode_id), "--yes")
+    assert code == 2 and f"is the linode id of deployment {dep}" in one_error(err) and dep in err
+    # unknown region/type: the valid choices
+    text = (svc / "deploy.yml").read_text()
+    (svc / "deploy.yml").write_text(text.replace("region_default: us-ord", "region_default: us-nowhere"))
+    code, out, err = lcai("deploy", "-d", svc, "--yes", "--new")
+    assert code == 2 and "region us-nowhere does not exist" in err and "us-ord" in err.split("hint:")[1]
+    # status columns stay aligned with a long status
+    code, out, err = lcai("status")
+    header, *rows = out.splitlines()
+    assert all(row.index(dep) == 0 for row in rows)
+    col = header.index("STATUS")
+    assert all(re.match(r"\S", row[col:]) for row in rows)
+
+
+def test_logs_hint_when_deploy_saved_a_password(sim, svc, lcai, fake_ssh):
+    assert lcai("deploy", "-d", svc, "--yes")[0] == 0  # no ~/.ssh/*.pub: a root password was saved
+    fake_ssh.deny()
+    code, out, err = lcai("logs", "-d", svc)
+    assert code == 1 and "Permission denied" in one_error(err)
+    assert "saved a root password" in err and ".linode/root-password" in err
