@@ -113,6 +113,13 @@ class Docker:
 # ---------------------------------------------------------------- detection
 
 
+def parse(ev):
+    """(container id, attributes, action, time in seconds) of a Docker event message."""
+    actor = ev.get("Actor") or {}
+    return ((actor.get("ID") or ev.get("id") or ""), actor.get("Attributes") or {}, ev.get("Action") or ev.get("status")
+            or "", ev["timeNano"] / 1e9 if ev.get("timeNano") else float(ev.get("time") or time.time()))
+
+
 class Detector:
     """Turns container events into issues. Pure (no I/O): time comes from the events, or ``tick(now)``."""
 
@@ -155,15 +162,12 @@ class Detector:
         st["healthy"] = True
 
     def process(self, ev):
-        at = (ev.get("Actor") or {}).get("Attributes") or {}
-        name = at.get("name") or ""
+        cid, at, a, t = parse(ev)
+        cid, name = cid[:12], at.get("name") or ""
         want, dep = self.cfg["container"], self.cfg["deployment_id"]
         if name != want and not (dep and at.get("lcai.deployment") == dep):
             return
         name = name or want
-        a = ev.get("Action") or ev.get("status") or ""
-        t = ev["timeNano"] / 1e9 if ev.get("timeNano") else float(ev.get("time") or time.time())
-        cid = ((ev.get("Actor") or {}).get("ID") or ev.get("id") or "")[:12]
         st = self.st(name)
         evidence = [{"time": t, "action": a, "container_id": cid,
                      **{k: at[k] for k in ("exitCode", "signal") if k in at}}]
@@ -305,17 +309,14 @@ class Store:
         self.files[i].write(json.dumps(rec, separators=(",", ":")) + "\n")
 
     def add_event(self, ev):
-        actor = ev.get("Actor") or {}
-        at = actor.get("Attributes") or {}
-        a = ev.get("Action") or ev.get("status")
-        key = f"{ev.get('timeNano') or ev.get('time')}:{actor.get('ID') or ev.get('id')}:{a}"
+        cid, at, a, t = parse(ev)
+        key = f"{ev.get('timeNano') or ev.get('time')}:{cid}:{a}"
         with self.lock:
             if not self.remember(key):
                 self.counts["duplicates"] += 1
                 return False
-            t = ev["timeNano"] / 1e9 if ev.get("timeNano") else float(ev.get("time") or time.time())
-            rec = {"time": t, "action": a, "name": at.get("name"), "container_id": (actor.get("ID") or "")[:12],
-                   "key": key, **({"exitCode": at["exitCode"]} if "exitCode" in at else {})}
+            rec = {"time": t, "action": a, "name": at.get("name"), "container_id": cid[:12], "key": key,
+                   **({"exitCode": at["exitCode"]} if "exitCode" in at else {})}
             self.events.append(rec)
             self.counts["events"] += 1
             self.last_time = max(self.last_time or 0, t)
