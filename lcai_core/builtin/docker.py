@@ -86,13 +86,15 @@ class Docker(Runtime):
         """``lcai-image-pull.service``: the app (and e.g. a GPU check) order after it and require it."""
         if not app.image:
             return Fragments()
+        # after the app's other dependencies too (one may serve the image: a registry forwarder), wanting them
+        # without failing on them (a failed database must not stop the pull)
         after = " ".join(dict.fromkeys(("network-online.target", "docker.service", "multi-user.target", *deps)))
-        requires = " ".join(dict.fromkeys(("docker.service", *deps)))
+        wants = " ".join(dict.fromkeys(("network-online.target", *(d for d in deps if d != "docker.service"))))
         unit = f"""[Unit]
 Description=lcai: pull the app image {app.image} (bounded, retried)
 After={after}
-Wants=network-online.target
-Requires={requires}
+Wants={wants}
+Requires=docker.service
 
 [Service]
 Type=oneshot

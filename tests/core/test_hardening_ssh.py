@@ -1,0 +1,107 @@
+"""SSH with keys (issue 12, item 14): when the instance gets SSH keys (``DeployContext.ssh_keys``), password
+logins are off (cloud-init's ``ssh_pwauth: false``) and root logs in by key only, through a drop-in that wins
+over the image's own settings; without keys nothing changes (the root password is then the only way in).
+
+The drop-in is checked with OpenSSH's own ``sshd -T`` (the effective configuration) on Debian's default
+sshd_config followed by what a Linode image adds (``PermitRootLogin yes``, ``PasswordAuthentication yes``)."""
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import attrs
+import pytest
+
+from lcai_core.plugins import get_host
+from lcai_core.project import context_for, render
+from lcai_core.template import load_template_text
+from lcai_core.testing import validate_many, written
+
+TPL = """\
+name: keys
+deploy:
+  linode:
+    image: {image}
+    container:
+      image: nginx:1.27
+      internal_port: 80
+"""
+
+
+def render_with(ssh_keys: bool, image="linode/ubuntu24.04"):
+    host = get_host()
+    tpl = load_template_text(TPL.format(image=image), "template.yml", host.catalog)
+    resolved = host.catalog.resolve(tpl)
+    ctx = attrs.evolve(context_for(tpl, resolved, "t3stdepl", b"seed"), ssh_keys=ssh_keys)
+    return render(tpl, resolved, ctx, {})[1]
+
+
+def test_keys_turn_password_logins_off():
+    r = render_with(True)
+    assert r.doc["ssh_pwauth"] is False
+    dropin = written(r)["/etc/ssh/sshd_config.d/00-lcai.conf"]
+    assert "PermitRootLogin prohibit-password" in dropin["content"] and dropin["permissions"] == "0644"
+    assert r.doc["runcmd"][-1] == ["lcai_step", "systemctl", "try-reload-or-restart", "ssh.service"]
+
+
+def test_without_keys_nothing_changes():
+    r = render_with(False)
+    assert "ssh_pwauth" not in r.doc and "/etc/ssh/sshd_config.d/00-lcai.conf" not in written(r)
+    assert "ssh.service" not in str(r.doc["runcmd"])
+
+
+def test_default_context_has_no_keys():
+    from lcai_core.capabilities import DeployContext
+
+    assert DeployContext("d", "a").ssh_keys is False
+
+
+def test_keys_rendering_passes_the_validators():
+    from lcai_core.testing import require_validators
+
+    require_validators()
+    assert validate_many([render_with(True, img).text for img in
+                          ("linode/ubuntu22.04", "linode/ubuntu24.04", "linode/debian12")]) == [[], [], []]
+
+
+def sshd():
+    exe = os.environ.get("LCAI_TEST_SSHD") or shutil.which("sshd") or "/usr/sbin/sshd"
+    default = Path(exe).resolve().parents[1] / "share" / "openssh" / "sshd_config"
+    ok = Path(exe).is_file() and default.is_file() and shutil.which("ssh-keygen") and os.geteuid() == 0
+    if not ok:
+        msg = "needs root and OpenSSH's sshd with its default config (apt-get install openssh-server)"
+        if os.environ.get("CI"):
+            pytest.fail(msg)
+        pytest.skip(msg)
+    return exe, default
+
+
+def effective(exe, default, tmp_path, dropin):
+    d = tmp_path / "sshd_config.d"
+    d.mkdir()
+    if dropin is not None:
+        (d / "00-lcai.conf").write_text(dropin)
+    cfg = tmp_path / "sshd_config"
+    text = default.read_text()
+    assert "Include /etc/ssh/sshd_config.d/*.conf" in text
+    # the image's own settings come after the Include, as on Linode's images
+    cfg.write_text(text.replace("/etc/ssh/sshd_config.d/", f"{d}/") + "PermitRootLogin yes\nPasswordAuthentication yes\n")
+    key = tmp_path / "hostkey"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    Path("/run/sshd").mkdir(exist_ok=True)
+    p = subprocess.run([exe, "-T", "-f", str(cfg), "-h", str(key)], capture_output=True, text=True, timeout=30)
+    assert p.returncode == 0, p.stderr
+    return dict(line.split(" ", 1) for line in p.stdout.splitlines() if " " in line)
+
+
+def test_sshd_applies_the_drop_in_over_the_image_settings(tmp_path):
+    exe, default = sshd()
+    dropin = written(render_with(True))["/etc/ssh/sshd_config.d/00-lcai.conf"]["content"]
+    for sub in ("without", "with"):
+        (tmp_path / sub).mkdir()
+    without = effective(exe, default, tmp_path / "without", None)
+    assert without["permitrootlogin"] == "yes" and without["passwordauthentication"] == "yes"
+    got = effective(exe, default, tmp_path / "with", dropin)
+    assert got["permitrootlogin"] == "without-password"  # sshd's name for prohibit-password
+    assert got["passwordauthentication"] == "no" and got["kbdinteractiveauthentication"] == "no"
