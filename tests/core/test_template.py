@@ -159,3 +159,28 @@ def test_reserved_and_short_tags():
 def test_env_declared_twice_and_required_default():
     out = problems(BASE + "env:\n  required:\n    - name: A\n      default: x\n  optional:\n    - name: A\n")
     assert any("declared twice" in p for p in out) and any("required variable has no default" in p for p in out)
+
+
+@pytest.mark.parametrize("snippet,expected", [
+    ("      post_start_timeout_seconds: 0\n", "deploy.yml:12: deploy.linode.container.post_start_timeout_seconds: "
+                                              "must be between 1 and 86400"),
+    ("      health: {type: tcp, max_restarts: 0}\n", "deploy.yml:12: deploy.linode.container.health.max_restarts: "
+                                                    "must be between 1 and 1000, got 0"),
+    ("      sandbox: false\n", "deploy.yml:12: deploy.linode.container.sandbox: applies to the native runtime only "
+                               "(containers are isolated by Docker)"),
+])
+def test_hardening_fields_are_checked(snippet, expected):
+    assert problems(BASE + snippet) == [expected]
+
+
+def test_setup_timeout_is_checked():
+    assert problems(BASE + "setup:\n  timeout_seconds: 100000\n") == [
+        "deploy.yml:13: setup.timeout_seconds: must be between 1 and 86400"]
+
+
+def test_secret_in_command_is_refused_and_others_are_not():
+    env = "env:\n  required:\n    - name: KEY\n      secret: true\n  optional:\n    - name: MODEL\n"
+    out = problems(BASE + "      command: serve --key ${KEY} --model ${MODEL}\n" + env)
+    assert len(out) == 1 and out[0].startswith(
+        "deploy.yml:12: deploy.linode.container.command: uses the secret variable ${KEY}: a command line is visible")
+    load_template_text(BASE + "      command: serve --model ${MODEL} --lit $${KEY}\n" + env, "deploy.yml")
