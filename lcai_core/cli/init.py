@@ -49,7 +49,7 @@ def init(template: str, directory: Path | None, force: bool) -> None:
         if d.resolve() == Path(entry.folder).resolve():
             if directory is not None:
                 raise InputError(f"{d} is the template's own folder; give the deployment a folder of its own",
-                                 hint=f"lcai init {template} --directory ./{entry.name}-deploy")
+                                 hint=ui.cmd(f"init {template} --directory ./{entry.name}-deploy"))
             d = Path(f"{entry.name}-deploy")
     target = d / "deploy.yml"
     if target.exists() and not force:
@@ -68,7 +68,7 @@ def init(template: str, directory: Path | None, force: bool) -> None:
         raise ui.fs_error(e, d if e.filename is None or Path(e.filename) == d else e.filename,
                           action="create") from None
     missing = host.catalog.check_template(tpl, doc)
-    click.echo(f"{ui.style('created', 'green')} {d}/ from template {tpl.name} {tpl.version} ({entry.source})")
+    click.echo(f"{ui.style('created', 'green')} {d}/ from template {tpl.name} {tpl.version}, {entry.source}")
     click.echo("next:")
     if tpl.env.required:
         click.echo(f"  cp {d}/.env.example {d}/.env   # then set {', '.join(v.name for v in tpl.env.required)}")

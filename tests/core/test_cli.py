@@ -245,6 +245,12 @@ def test_gitignore_from_init_covers_every_secret_file(capsys, tmp_path):
     assert code == 0 and "keep it out of version control" in out
 
 
+def test_init_says_where_the_template_came_from_without_double_parentheses(capsys, tmp_path):
+    code, out, _ = run(capsys, "init", "chat-agent", "-d", str(tmp_path / "svc"))
+    assert code == 0 and out.splitlines()[0] == f"created {tmp_path / 'svc'}/ from template chat-agent 0.1.0, " \
+        "bundled (lcai-core)"
+
+
 def test_init_adds_missing_lines_to_an_existing_gitignore(capsys, tmp_path):
     svc = tmp_path / "svc"
     svc.mkdir()
