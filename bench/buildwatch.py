@@ -2,13 +2,14 @@
 (targets: >= 5 000 events/s, <= 30 MB). Runs the agent's real pipeline (JSON parse, de-duplication, JSON-lines
 log, detection) in a fresh process, without Docker or HTTP.
 
-  python bench/buildwatch.py [--events 100000]
+  python bench/buildwatch.py [--events 100000]     # runs the agent as shipped in the user data
 """
 
 import argparse
 import json
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -56,9 +57,15 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--events", type=int, default=100_000)
     n = ap.parse_args().events
-    agent_file = ROOT / "plugins" / "lcai-buildwatch" / "src" / "lcai_buildwatch" / "agent.py"
-    r = subprocess.run([sys.executable, "-c", CHILD, str(n), str(agent_file)], capture_output=True, text=True,
-                       check=True)
+    # the agent exactly as shipped in the user data (stripped, one-space indents), as it runs on the instance
+    sys.path.insert(0, str(ROOT / "plugins" / "lcai-buildwatch" / "src"))
+    from lcai_buildwatch.capability import shipped_agent_source
+
+    with tempfile.TemporaryDirectory() as d:
+        agent_file = Path(d) / "build-watcher.py"
+        agent_file.write_text(shipped_agent_source())
+        r = subprocess.run([sys.executable, "-c", CHILD, str(n), str(agent_file)], capture_output=True, text=True,
+                           check=True)
     d = json.loads(r.stdout)
     print(f"events processed        {d['seen']:>10,} (of {d['events']:,} generated)")
     print(f"throughput              {d['per_s']:>10,.0f} events/s   (target >= 5,000)")

@@ -205,7 +205,8 @@ class Detector:
                 self.report("nonzero_exit", name, t, f"{name} exited with code {code}"
                             + ("" if run is None else f" after {run:.0f}s"), evidence)
             w = self.cfg["crash_loop_window_s"]
-            quick = [d for d in st["deaths"] if d[0] >= t - w and (d[1] is None or d[1] < self.cfg["crash_loop_min_run_s"])]
+            quick = [d for d in st["deaths"]
+                     if d[0] >= t - w and (d[1] is None or d[1] < self.cfg["crash_loop_min_run_s"])]
             if len(quick) >= self.cfg["crash_loop_deaths"] and not st["stopping"]:
                 self.report("crash_loop", name, t, f"{name} died {len(quick)} times in {w // 60} minutes (crash loop)",
                             evidence)
@@ -295,7 +296,8 @@ class Store:
                 if target is self.events:
                     self.remember(rec.get("key"))
                     self.last_time = max(self.last_time or 0, rec.get("time") or 0)
-        self.files = [open(os.path.join(d, f), "a", encoding="utf-8", buffering=1) for f in ("events.jsonl", "issues.jsonl")]
+        self.files = [open(os.path.join(d, f), "a", encoding="utf-8", buffering=1)
+                      for f in ("events.jsonl", "issues.jsonl")]
 
     def remember(self, key):
         if key in self.seen:
@@ -474,9 +476,8 @@ class Agent:
                     return self.send(400, {"error": "bad query"})
                 self.send(404, {"error": "not found"}) if body is None else self.send(200, body)
 
-        srv = type("S", (http.server.ThreadingHTTPServer,), {"daemon_threads": True,
-                                                             "address_family": socket.AF_INET6 if ":" in self.cfg["bind"]
-                                                             else socket.AF_INET})
+        family = socket.AF_INET6 if ":" in self.cfg["bind"] else socket.AF_INET
+        srv = type("S", (http.server.ThreadingHTTPServer,), {"daemon_threads": True, "address_family": family})
         self.httpd = srv((self.cfg["bind"], int(self.cfg["port"])), H)
         return self.httpd
 
@@ -507,7 +508,9 @@ class Agent:
 
 
 def query(cfg, what, limit, since):
-    path = f"/events?limit={limit}" + (f"&since={since}" if since is not None else "") if what == "events" else f"/{what}"
+    path = f"/{what}"
+    if what == "events":
+        path += f"?limit={limit}" + (f"&since={since}" if since is not None else "")
     host = "127.0.0.1" if cfg["bind"] in ("0.0.0.0", "::") else cfg["bind"]
     conn = http.client.HTTPConnection(host, int(cfg["port"]), timeout=10)
     token = read_text(cfg["token_file"])
