@@ -15,6 +15,7 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, DataTable, Footer, Header, Input, Label, RichLog, Static
 
 from lcai_core.registry import age
+from lcai_core.ui import status_style
 
 from .data import DataSource
 
@@ -51,8 +52,6 @@ def layout(width: int) -> list[tuple[str, int]]:
             used += WIDTHS[k] + CELL_PADDING
     grow("app")
     return [(k, widths[k]) for k, _ in COLUMNS if k in widths]
-STATUS_STYLE = {"running": "green", "vanished": "bold red", "offline": "red", "provisioning": "yellow",
-                "booting": "yellow", "creating?": "yellow"}
 
 
 def cells(row: dict, now: float) -> dict:
@@ -66,8 +65,8 @@ def cells(row: dict, now: float) -> dict:
              "age": age(row.get("created_at"), now),
              "price": f"{price:.3f}" if isinstance(price, (int, float)) else "-"}
     out = {k: Text(str(v)) for k, v in plain.items()}
-    out["status"] = Text(shown, style=STATUS_STYLE.get(status, ""))
-    out["health"] = Text(health, style={"healthy": "green", "unhealthy": "red"}.get(health, ""))
+    out["status"] = Text(shown, style=status_style(status))  # the same colours as the CLI (lcai_core.ui)
+    out["health"] = Text(health, style=status_style(health))
     return out
 
 
