@@ -27,7 +27,7 @@ def plan(directory: Path, cloud_config: Path | None, app, env_name, region, type
     try:
         p = prepare(directory, host, app=app, env_name=env_name, region=region, type_=type_)
     except OSError as e:  # e.g. .linode/pending.json in a directory we may not write
-        raise ui.fs_error(e, action="write") from None
+        raise ui.fs_error(e, action="access") from None
     if cloud_config is not None:
         try:
             write_private(cloud_config, p.rendered.text)
