@@ -308,7 +308,7 @@ while :; do
   n=$(show NRestarts)
   restarts=$(( ${{n:-0}} - ${{restarts0:-0}} ))
   if [ "$restarts" -ge "$max_restarts" ]; then
-    unhealthy "the app crashed and was restarted $restarts times (last exit status $(show ExecMainStatus)): a crash loop; see journalctl -u $app"
+    unhealthy "crash loop: the app restarted $restarts times (last exit status $(show ExecMainStatus)); see journalctl -u $app"
   fi
   active=$(show ActiveState)
   case "$active" in
@@ -334,9 +334,7 @@ while :; do
     failures=$((failures + 1))
   fi
   if [ "$failures" -ge "$max_retries" ]; then
-    record unhealthy "$attempt" "$detail"
-    echo "lcai: app unhealthy after $attempt attempts: $detail" >&2
-    exit 1
+    unhealthy "$detail (after $attempt attempts)"
   fi
   record waiting "$attempt" "$detail"
   sleep "$interval"
@@ -538,15 +536,16 @@ def _oneshot_unit(description: str, script: str, after: list[str], marker: str, 
 
 # ---------------------------------------------------------------- the metadata guard
 
+# raw PREROUTING (not lo): packets the host forwards (containers, other namespaces) are dropped before routing;
+# OUTPUT: new connections of any user but root are refused (NEW only: kernel-sent packets of root's connections
+# have no socket owner, and ICMP errors must pass)
 GUARD_SCRIPT = f"""#!/bin/sh
-# lcai: only root on the host may read the metadata service (it serves the user data): packets the host
-# forwards (containers) are dropped before routing, local processes of other users are refused.
+# lcai: only root on this host may reach the metadata service (it serves the user data)
 set -eu
 guard() {{  # $1: iptables or ip6tables, $2: the address
   if ! "$1" -t raw -C PREROUTING ! -i lo -d "$2" -j DROP 2>/dev/null; then
     "$1" -t raw -I PREROUTING ! -i lo -d "$2" -j DROP
   fi
-  # NEW only: kernel-sent packets of root's connections (no socket owner) and ICMP errors pass
   if ! "$1" -C OUTPUT -d "$2" -m conntrack --ctstate NEW -m owner ! --uid-owner 0 -j REJECT 2>/dev/null; then
     "$1" -I OUTPUT -d "$2" -m conntrack --ctstate NEW -m owner ! --uid-owner 0 -j REJECT
   fi
@@ -590,8 +589,8 @@ PermitRootLogin prohibit-password
 
 STEP_FUNCTION = (
     "lcai_step() { echo \"lcai: step: $*\"; \"$@\" && return 0; rc=$?; "
-    "echo \"lcai: step failed (exit $rc): $*\" >&2; mkdir -p " + STATE + "; "
-    "printf '%s (exit %s)\\n' \"$*\" \"$rc\" > " + STATE + "/failed-step; exit \"$rc\"; }")
+    "echo \"lcai: step failed (exit $rc): $*\" >&2; echo \"$* (exit $rc)\" > " + STATE + "/failed-step; "
+    "exit $rc; }")
 
 
 # ---------------------------------------------------------------- the document

@@ -111,7 +111,7 @@ def test_http_wrong_status_is_unhealthy_after_max_retries(tmp_path, server, mach
     srv, handler = server
     handler.code = 503
     r = run(script(tmp_path, srv.server_port), machine)
-    assert r.returncode == 1 and "unhealthy after 2 attempts: HTTP 503 from /ready" in r.stderr
+    assert r.returncode == 1 and "lcai: app unhealthy: HTTP 503 from /ready (after 2 attempts)" in r.stderr
     s = state(tmp_path)
     assert s["state"] == "unhealthy" and s["max_retries"] == 2 and "HTTP 503" in s["detail"]
 
@@ -149,7 +149,7 @@ def test_crash_loop_is_unhealthy_with_the_reason(tmp_path, server, machine):
     assert r.returncode == 1
     s = state(tmp_path)
     assert s["state"] == "unhealthy" and s["restarts"] >= 3
-    assert "restarted" in s["detail"] and "exit status 1" in s["detail"] and "crash loop" in s["detail"]
+    assert s["detail"].startswith("crash loop: the app restarted") and "last exit status 1" in s["detail"]
 
 
 def test_restarts_before_the_wait_do_not_count(tmp_path, server, machine):
