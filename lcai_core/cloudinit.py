@@ -27,6 +27,9 @@ with ``--no-block``):
                              ▼ After= + Requires= (runs only once the app is healthy)
                          lcai-post-start (once; TimeoutStartSec=container.post_start_timeout_seconds)
 
+On boot 1 without a reboot, runcmd also starts lcai-setup and waits for it (a provisioning step: bounded by its
+timeout, its failure fails runcmd and so cloud-init); everything else is started with ``--no-block``.
+
 Every app unit is ``WantedBy=multi-user.target`` (started at boot) but ordered ``After=multi-user.target``:
 systemd then does not make the target wait for it (it adds target→unit ordering only when that makes no
 cycle), so multi-user.target, cloud-final.service, ``cloud-init status --wait`` and SSH logins never wait for
@@ -469,7 +472,8 @@ WantedBy=multi-user.target
         later.append(f"pull {c.image} ({IMAGE_PULL_UNIT}: each attempt bounded, retried, result in "
                      f"{STATE}/image-pull.json)")
     if s.script:
-        later.append(f"run the setup script once ({SETUP_UNIT}, at most {s.timeout_seconds}s), before the app")
+        later.append(f"run the setup script once ({SETUP_UNIT}, at most {s.timeout_seconds}s), before the app"
+                     + ("" if a.reboot else "; cloud-init waits for it and reports its failure"))
     later.append(f"start the app ({runtime.name}{', GPU' if a.gpu else ''}) as {APP_UNIT} after "
                  + ", ".join(d for d in dict.fromkeys([*deps, *before_app])))
     if health:
@@ -635,6 +639,10 @@ def build(tpl, resolved: list[Resolved], ctx: DeployContext, env: dict[str, str]
     if enable:
         steps.append(["systemctl", "enable", *enable])
         if not a.reboot:
+            if SETUP_UNIT in enable:
+                # provisioning: cloud-init waits for it (bounded by its TimeoutStartSec) and reports its failure;
+                # after a reboot (or with one due) it runs after multi-user.target like the rest
+                steps.append(["systemctl", "start", SETUP_UNIT])
             steps.append(["systemctl", "start", "--no-block", *enable])
     if ctx.ssh_keys:
         steps.append(["systemctl", "try-reload-or-restart", "ssh.service"])

@@ -49,7 +49,7 @@ def fake_bin(tmp_path, name, body):
 def run_runcmd(tmp_path, r, failing: str):
     """runcmd as cloud-init runs it, with systemctl/mkdir faked: the command ``failing`` exits 3."""
     log = tmp_path / "calls"
-    bindir = fake_bin(tmp_path, "systemctl", f'echo "systemctl $*" >> {log}\ncase "$*" in *{failing}*) exit 3 ;; esac\n')
+    bindir = fake_bin(tmp_path, "systemctl", f'echo "systemctl $*" >> {log}\ncase "$*" in *"{failing}"*) exit 3 ;; esac\n')
     script = shellify(r.doc["runcmd"]).replace("/var/lib/lcai", str(tmp_path / "state"))
     path = tmp_path / "runcmd"
     path.write_text(script)
@@ -73,6 +73,26 @@ def test_runcmd_succeeds_when_every_step_does(tmp_path):
     assert p.returncode == 0, p.stderr
     assert calls[-1].startswith("systemctl start --no-block") and "lcai: step: systemctl enable" in p.stdout
     assert not (tmp_path / "state" / "failed-step").exists()
+
+
+def test_a_failing_setup_script_fails_cloud_init_on_boot_1(tmp_path):
+    """Without a reboot, cloud-init waits for the setup unit (bounded by its timeout): its failure fails runcmd,
+    named, and the app is not started; the unit is after multi-user.target, so only cloud-init waits."""
+    r = render()
+    p, calls = run_runcmd(tmp_path, r, "start lcai-setup.service")
+    assert p.returncode == 3 and "lcai: step failed (exit 3): systemctl start lcai-setup.service" in p.stderr
+    assert calls[-1] == "systemctl start lcai-setup.service"
+    assert any("cloud-init waits for it" in line for line in r.boot_plan)
+
+
+def test_with_a_reboot_due_setup_runs_after_it():
+    from lcai_core.testing import require_plugins
+
+    require_plugins("gpu-nvidia")
+    r = render_text(TPL.format(setup="    echo one\n", post="").replace(
+        "  runtime: docker\n", "  runtime: docker\n  features: [gpu-nvidia]\n"))
+    assert not any(c[1:] == ["systemctl", "start", "lcai-setup.service"] for c in r.doc["runcmd"][1:])
+    assert "power_state" in r.doc
 
 
 def test_every_runcmd_step_is_checked():
