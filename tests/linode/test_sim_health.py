@@ -95,6 +95,7 @@ def api():
     s = Simulator(provision_s=0.05, boot_s=0.05, app_ready_s=0.05, tick_s=0.02).start()
     yield Client(s)
     s.stop()
+    assert s.state.internal_errors == []  # no simulator bug answered a 500
 
 
 def get(ip, port, path, timeout=2.0):

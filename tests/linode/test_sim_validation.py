@@ -42,6 +42,7 @@ def api():
     s = Simulator(provision_s=0.1, boot_s=0.1, app_ready_s=0.05).start()
     yield Client(s)
     s.stop()
+    assert s.state.internal_errors == []  # no simulator bug answered a 500
 
 
 def envelope_ok(body) -> bool:
@@ -302,3 +303,13 @@ def test_every_simulated_operation_exists_in_the_spec():
         for method, path in simulated:
             status, raw, _ = c.call(method, path, {} if method in ("POST", "PUT") else None)
             assert status not in (405, 501), (method, path, raw)
+
+
+def test_a_simulator_bug_answers_500_in_the_envelope_and_is_recorded():
+    with Simulator(provision_s=0, boot_s=0, serve_health=False) as s:
+        c = Client(s)
+        s.state.instances[1] = {"id": 1, "status": "running", "label": "broken", "tags": []}  # no addresses
+        status, body = c.json("GET", "/linode/instances/1/ips")
+        assert status == 500 and envelope_ok(body) and "internal error: KeyError" in body["errors"][0]["reason"]
+        assert len(s.state.internal_errors) == 1 and "KeyError" in s.state.internal_errors[0]
+        s.state.internal_errors.clear()

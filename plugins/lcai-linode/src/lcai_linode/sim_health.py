@@ -27,6 +27,21 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable, Optional
 
 HEALTH_SCRIPT_SUFFIX = "/health-wait"
+
+
+class Server(ThreadingHTTPServer):
+    """A threading HTTP server for the simulator: a client that goes away mid-request (a timeout, a reset) is
+    normal traffic, not an error to print; anything else is printed as usual."""
+
+    daemon_threads = True
+
+    def handle_error(self, request, client_address) -> None:
+        import sys
+
+        if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            return
+        super().handle_error(request, client_address)
+
 APP_STATES = ("healthy", "unhealthy", "crashed")
 
 
@@ -176,7 +191,7 @@ class App:
         self.state = "healthy"
         self.restart_at: Optional[float] = None
         self.crashes = 0
-        self.servers: dict[int, ThreadingHTTPServer] = {}
+        self.servers: dict[int, Server] = {}
         self.errors: dict[int, str] = {}
         self.lock = threading.Lock()
         self.stopped = False
@@ -259,7 +274,7 @@ class App:
                 pass
 
         try:
-            srv = ThreadingHTTPServer((self.ip, port), H)
+            srv = Server((self.ip, port), H)
         except OSError as e:
             self.errors[port] = f"cannot serve the app on {self.ip}:{port}: {e}"
             return

@@ -522,7 +522,9 @@ class Front:
 
     def _listen(self, port: int) -> None:
         import threading
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        from http.server import BaseHTTPRequestHandler
+
+        from .sim_health import Server
 
         front = self
 
@@ -544,7 +546,7 @@ class Front:
                 pass
 
         try:
-            srv = ThreadingHTTPServer((self.ip, port), H)
+            srv = Server((self.ip, port), H)
         except OSError as e:
             self.errors[port] = f"cannot serve NodeBalancer {self.nb_id} on {self.ip}:{port}: {e}"
             return

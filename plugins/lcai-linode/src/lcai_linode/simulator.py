@@ -41,13 +41,14 @@ import socket
 import sys
 import threading
 import time
+import traceback
 from datetime import datetime, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any, Optional
 from urllib.parse import parse_qs, urlparse
 
 from . import sim_nodebalancers as nbs
-from .sim_health import App, HealthSettings, decode_user_data, health_settings, settings_from_hint
+from .sim_health import App, HealthSettings, Server, decode_user_data, health_settings, settings_from_hint
 from .sim_validate import (check_authorized_keys, check_firewall_label, check_label, check_rules,
                            check_tags, error, is_int)
 
@@ -172,6 +173,7 @@ class State:
             self.apps: dict[int, App] = {}
             self.nb_fronts: dict[int, nbs.Front] = {}
             self.app_rules: list[dict] = []
+            self.internal_errors: list[str] = []
             self.next_id = 40000000
             self.next_ip = 2
             self.next_private = 0
@@ -277,6 +279,7 @@ class State:
                                        if nb["id"] in self.nb_fronts else [])
                                   for nb in self.nodebalancers.values()],
                 "app_rules": self.app_rules,
+                "internal_errors": self.internal_errors,
                 "faults_left": sum(f.times for f in self.faults)}
 
 
@@ -420,7 +423,13 @@ class Handler(BaseHTTPRequestHandler):
             if auth != f"Bearer {st.token}":
                 raise ApiError(401, "Invalid Token")
             with st.lock:
-                status, payload = self._route(method, api_path, query, body)
+                try:
+                    status, payload = self._route(method, api_path, query, body)
+                except ApiError:
+                    raise
+                except Exception as e:  # a simulator bug: answer as the API does (500), keep the trace for tests
+                    st.internal_errors.append(traceback.format_exc())
+                    raise ApiError(500, f"lcai-linode-sim internal error: {type(e).__name__}: {e}") from None
         except ApiError as e:
             if fault is not None and fault.when == "after" and self._fault(fault):
                 return
@@ -1031,7 +1040,7 @@ class Simulator:
     def __init__(self, port: int = 0, host: str = "127.0.0.1", tick_s: float = 0.05, **state_kw):
         self.state = State(**state_kw)
         handler = type("BoundHandler", (Handler,), {"state": self.state})
-        self.httpd = ThreadingHTTPServer((host, port), handler)
+        self.httpd = Server((host, port), handler)
         self.httpd.daemon_threads = True
         self.tick_s = tick_s
         self.thread: Optional[threading.Thread] = None
