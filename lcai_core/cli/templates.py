@@ -184,17 +184,24 @@ def install(path: str, force: bool) -> None:
         raise InputError(f"a user template named {t.name} is already installed at {dest}", hint="use --force to replace it")
     tmp = dest.with_name(f".{t.name}.installing")
     shutil.rmtree(tmp, ignore_errors=True)
-    tmp.parent.mkdir(parents=True, exist_ok=True)
-    if path.is_dir():
-        shutil.copytree(path, tmp, ignore=shutil.ignore_patterns(".env", ".linode", "__pycache__", ".git"))
-        if f.name != "template.yml":
-            (tmp / f.name).rename(tmp / "template.yml")
-    else:
-        tmp.mkdir()
-        shutil.copyfile(f, tmp / "template.yml")
-    if dest.exists():
-        shutil.rmtree(dest)
-    tmp.rename(dest)
+    try:
+        tmp.parent.mkdir(parents=True, exist_ok=True)
+        if path.is_dir():
+            shutil.copytree(path, tmp, ignore=shutil.ignore_patterns(".env", ".linode", "__pycache__", ".git"))
+            if f.name != "template.yml":
+                (tmp / f.name).rename(tmp / "template.yml")
+        else:
+            tmp.mkdir()
+            shutil.copyfile(f, tmp / "template.yml")
+        if dest.exists():
+            shutil.rmtree(dest)
+        tmp.rename(dest)
+    except OSError as e:
+        from .. import ui
+
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise ui.fs_error(e, dest.parent if e.filename is None or not str(e.filename).startswith(str(dest.parent))
+                          else e.filename, action="create") from None
     click.echo(f"installed {t.name} {t.version} to {dest}")
 
 
@@ -263,9 +270,15 @@ def scaffold_cmd(name, directory, from_, image, port, external_port, runtime, fe
     for f in features:
         if host.catalog.lookup(f) is None:
             raise InputError(host.catalog.unknown_message(f, "feature"))
-    written = scaffold(name, d, image=image or DEFAULT_IMAGE, port=port, external_port=external_port,
-                       runtime=runtime, features=tuple(features), description=description or "",
-                       health_path=health_path, from_template=src, force=force)
+    from .. import ui
+
+    try:
+        written = scaffold(name, d, image=image or DEFAULT_IMAGE, port=port, external_port=external_port,
+                           runtime=runtime, features=tuple(features), description=description or "",
+                           health_path=health_path, from_template=src, force=force)
+    except OSError as e:
+        raise ui.fs_error(e, d if e.filename is None or Path(e.filename) == d else e.filename,
+                          action="create") from None
     from ..template import load_template
 
     load_template(d / "template.yml", host.catalog)  # it validates as written
@@ -274,6 +287,4 @@ def scaffold_cmd(name, directory, from_, image, port, external_port, runtime, fe
         out.write_text(llm_instructions(host, name, d), encoding="utf-8")
         written.append(out)
     click.echo(f"created {d}/: " + ", ".join(p.name for p in written))
-    from .. import ui
-
     click.echo(f"next: edit {d}/template.yml, then {ui.cmd(f'templates validate {d}')}")

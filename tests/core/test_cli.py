@@ -363,3 +363,14 @@ def test_skips_for_missing_system_tools_are_summarised_in_one_line(tmp_path):
     assert r.returncode == 0 and lines == [
         "skipped for missing system tools: test_x.py::test_pg (postgresql); test_x.py::test_redis (redis-server); "
         "test_x.py::test_units (systemd) — get them with: sudo apt-get install postgresql redis-server systemd"], r.stdout
+
+
+def test_scaffold_and_install_filesystem_mistakes_are_one_line(capsys, tmp_path, monkeypatch):
+    f = tmp_path / "a-file"
+    f.write_text("")
+    code, _, err = run(capsys, "templates", "scaffold", "abc-d", "-d", str(f / "x"))
+    assert code == 2 and err.splitlines()[0] == f"error: {f}/x: {f} is a file, not a directory"
+    monkeypatch.setenv("LCAI_CONFIG_DIR", str(f))
+    root = Path(__file__).parents[2]
+    code, _, err = run(capsys, "templates", "install", str(root / "templates" / "chat-agent"))
+    assert code == 2 and err.splitlines()[0] == f"error: {f}/templates: {f} is a file, not a directory", err
