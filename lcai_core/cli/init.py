@@ -71,7 +71,11 @@ def init(template: str, directory: Path | None, force: bool) -> None:
     click.echo(f"{ui.style('created', 'green')} {d}/ from template {tpl.name} {tpl.version}, {entry.source}")
     click.echo("next:")
     if tpl.env.required:
-        click.echo(f"  cp {d}/.env.example {d}/.env   # then set {', '.join(v.name for v in tpl.env.required)}")
+        names = ", ".join(v.name for v in tpl.env.required)
+        if (d / ".env").exists():  # never suggest copying over the user's .env
+            click.echo(f"  $EDITOR {d}/.env   # make sure it sets {names} (see {d}/.env.example)")
+        else:
+            click.echo(f"  cp {d}/.env.example {d}/.env   # then set {names}")
     click.echo(f"  {ui.cmd(f'plan --directory {d} --cloud-config {d}/user-data.yaml')}")
     for p in missing:
         ui.warning(p.message)

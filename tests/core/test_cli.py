@@ -374,3 +374,13 @@ def test_scaffold_and_install_filesystem_mistakes_are_one_line(capsys, tmp_path,
     root = Path(__file__).parents[2]
     code, _, err = run(capsys, "templates", "install", str(root / "templates" / "chat-agent"))
     assert code == 2 and err.splitlines()[0] == f"error: {f}/templates: {f} is a file, not a directory", err
+
+
+def test_init_never_suggests_copying_over_an_existing_env(capsys, tmp_path):
+    svc = tmp_path / "svc"
+    code, out, _ = run(capsys, "init", "embeddings-python", "-d", str(svc))
+    assert code == 0 and f"  cp {svc}/.env.example {svc}/.env   # then set EMBEDDINGS_API_KEY" in out
+    (svc / ".env").write_text("EMBEDDINGS_API_KEY=mine\n")
+    code, out, _ = run(capsys, "init", "embeddings-python", "-d", str(svc), "--force")
+    assert code == 0 and "cp " not in out and f"$EDITOR {svc}/.env   # make sure it sets EMBEDDINGS_API_KEY" in out
+    assert (svc / ".env").read_text() == "EMBEDDINGS_API_KEY=mine\n"
