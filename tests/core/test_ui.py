@@ -97,8 +97,11 @@ def _pty_run(args, env):
 
     pid, fd = pty.fork()
     if pid == 0:  # the child: stdout and stderr are the pty
-        os.chdir(ROOT)
-        os.execve(sys.executable, [sys.executable, "-m", "lcai_core", *args], env)
+        try:
+            os.chdir(ROOT)
+            os.execve(sys.executable, [sys.executable, "-m", "lcai_core", *args], env)
+        finally:
+            os._exit(127)  # never return into pytest in the child
     data = b""
     while True:
         try:
