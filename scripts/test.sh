@@ -1,6 +1,8 @@
 #!/bin/sh
 # The test suite: bootstrap .venv, fetch the cloud-init validator (Debian's package, unpacked into
 # .cache/cloud-init; nothing installed system-wide), run pytest. Extra arguments go to pytest.
+# Tests that need a system tool which is not installed (redis-server, postgresql, systemd-analyze, …) skip, and
+# the run ends with one line naming them and the apt packages to install (.ci/run installs them all).
 set -eu
 cd "$(dirname "$0")/.."
 ./scripts/bootstrap.sh
