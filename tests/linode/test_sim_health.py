@@ -268,3 +268,22 @@ def test_app_rules_make_a_new_version_unhealthy_from_boot(api):
     api.wait_app(bad["id"])
     assert get(bad["ipv4"][0], port, "/healthz")[0] == 503
     assert api.ctl("DELETE", "/_sim/app-rules")[0] == 200
+
+
+def test_with_a_client_ip_the_firewall_decides_who_the_app_answers(api):
+    port = free_port()
+    rules = {"inbound_policy": "DROP", "outbound_policy": "ACCEPT", "inbound": [
+        {"action": "ACCEPT", "protocol": "TCP", "ports": "22", "addresses": {"ipv4": ["0.0.0.0/0"]}},
+        {"action": "ACCEPT", "protocol": "TCP", "ports": str(port), "addresses": {"ipv4": ["198.51.100.0/24"]}}]}
+    status, fw = api.call("POST", "/networking/firewalls", {"label": "lcai-fw-client", "rules": rules})
+    inst = api.create(rendered_b64(HTTP, port), firewall_id=fw["id"])
+    ip = inst["ipv4"][0]
+    api.wait_app(inst["id"])
+    assert get(ip, port, "/healthz")[0] == 204  # no client_ip: every request passes (the default)
+    assert api.ctl("POST", "/_sim/settings", {"client_ip": "203.0.113.7"})[1]["client_ip"] == "203.0.113.7"
+    assert get(ip, port, "/healthz") is None  # the firewall drops this machine
+    api.ctl("POST", "/_sim/settings", {"client_ip": "198.51.100.20"})
+    assert get(ip, port, "/healthz")[0] == 204
+    assert api.ctl("POST", "/_sim/settings", {"client_ip": "banana"})[0] == 400
+    api.ctl("POST", "/_sim/settings", {"client_ip": None})
+    assert get(ip, port, "/healthz")[0] == 204

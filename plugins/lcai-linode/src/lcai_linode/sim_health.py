@@ -186,8 +186,10 @@ class App:
     clock thread), so a stopped, booting or crashed app refuses connections as a real one would.
     """
 
-    def __init__(self, ip: str, settings: HealthSettings, ready: Callable[[], bool]):
+    def __init__(self, ip: str, settings: HealthSettings, ready: Callable[[], bool],
+                 allowed: Optional[Callable[[int], bool]] = None):
         self.ip, self.settings, self.ready = ip, settings, ready
+        self.allowed = allowed or (lambda port: True)  # whether the instance's firewall lets the user's machine in
         self.state = "healthy"
         self.restart_at: Optional[float] = None
         self.crashes = 0
@@ -256,8 +258,8 @@ class App:
 
         class H(BaseHTTPRequestHandler):
             def do_GET(self):
-                ans = app.answer(port, self.path)
-                if ans is None:
+                ans = app.answer(port, self.path) if app.allowed(port) else None
+                if ans is None:  # nothing serves, or the firewall drops the user's machine: no answer
                     self.close_connection = True
                     return
                 code, body = ans

@@ -18,6 +18,9 @@ Test-only control endpoints live under ``/_sim/`` (no token):
   ``POST /_sim/faults`` (a fault or a list), ``DELETE /_sim/faults``, ``POST /_sim/reset``,
   ``GET /_sim/state`` (instances with user_data, private IPs and app state, firewalls, nodebalancers,
   ``run_token``), ``GET /_sim/requests``,
+  ``GET|POST /_sim/settings`` ``{"client_ip": "203.0.113.7", "provision_s": 2, "boot_s": 2, "app_ready_s": 1}``
+  (``client_ip``: the user's internet address; when set, each instance's Cloud Firewall decides whether its
+  app answers on 127.0.1.N — an http check then sees no answer; a tcp connect still succeeds),
   ``GET|POST /_sim/instances/{id}/app`` ``{"state": "healthy"|"unhealthy"|"crashed", "restart_after_s": 2,
   "health": {"type": "http", "port": 8080, "path": "/health", "codes": [200]}}``,
   ``POST /_sim/app-rules`` ``[{"match": "<text in the decoded user data>", "state": "unhealthy"}]`` (the state an
@@ -42,6 +45,7 @@ import sys
 import threading
 import time
 import traceback
+import zlib
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler
 from typing import Any, Optional
@@ -50,7 +54,7 @@ from urllib.parse import parse_qs, urlparse
 from . import sim_nodebalancers as nbs
 from .sim_health import App, HealthSettings, Server, decode_user_data, health_settings, settings_from_hint
 from .sim_validate import (check_authorized_keys, check_firewall_label, check_label, check_rules,
-                           check_tags, error, is_int)
+                           check_tags, error, firewall_allows, is_int)
 
 USER_DATA_MAX = 65535  # spec: "Unencoded data must not exceed 65535 bytes"
 PRIVATE_NET = ipaddress.ip_network("192.168.128.0/17")  # spec (VPC subnet): Linode private IPv4 addresses
@@ -149,12 +153,15 @@ class Fault:
 class State:
     def __init__(self, token: str = "sim-token", provision_s: float = 2.0, boot_s: float = 2.0,
                  app_ready_s: float = 1.0, serve_health: bool = True, run_token: Optional[str] = None,
-                 shutdown_s: Optional[float] = None):
+                 shutdown_s: Optional[float] = None, client_ip: Optional[str] = None):
         self.token = token
         self.provision_s, self.boot_s, self.app_ready_s = provision_s, boot_s, app_ready_s
         self.shutdown_s = boot_s / 2 if shutdown_s is None else shutdown_s
         self.serve_health = serve_health
         self.run_token = run_token or secrets.token_hex(8)
+        # the address the user's machine has on the internet: when set, each instance's Cloud Firewall decides
+        # whether the app answers on 127.0.1.N (None: every request to 127.0.1.N passes, as before)
+        self.client_ip = client_ip
         self.lock = threading.RLock()
         self.reset()
 
@@ -238,7 +245,7 @@ class State:
         if settings is None:
             settings = health_settings(inst.get("_user_data"))
         iid = inst["id"]
-        app = App(inst["ipv4"][0], settings, lambda: self.app_ready(iid))
+        app = App(inst["ipv4"][0], settings, lambda: self.app_ready(iid), lambda port: self.public_allowed(iid, port))
         for rule in self.app_rules:
             if text is None:
                 text = decode_user_data(inst.get("_user_data"))
@@ -257,8 +264,11 @@ class State:
         if self.serve_health:
             nbs.sync_fronts(self)
 
-    def private_ip(self, inst: dict) -> Optional[str]:
-        return inst.get("_private")
+    def public_allowed(self, iid: int, port: int) -> bool:
+        """Whether the instance's firewall lets the user's machine (``client_ip``) reach this TCP port."""
+        with self.lock:
+            fw = self.firewall_of("linode", iid)
+            return self.client_ip is None or fw is None or firewall_allows(fw["rules"], self.client_ip, port)
 
     def instance_by_private_ip(self, ip: str) -> Optional[dict]:
         return next((i for i in self.instances.values() if i.get("_private") == ip), None)
@@ -476,6 +486,11 @@ class Handler(BaseHTTPRequestHandler):
                     return self._send(200, st.snapshot())
                 if path == "/_sim/requests" and method == "GET":
                     return self._send(200, st.requests)
+                if path == "/_sim/settings" and method in ("GET", "POST"):
+                    if method == "POST":
+                        self._control_settings(body)
+                    return self._send(200, {"client_ip": st.client_ip, "provision_s": st.provision_s,
+                                            "boot_s": st.boot_s, "app_ready_s": st.app_ready_s})
                 if path == "/_sim/app-rules" and method == "POST":
                     rules = body if isinstance(body, list) else [body]
                     for r in rules:
@@ -500,6 +515,21 @@ class Handler(BaseHTTPRequestHandler):
         except ApiError as e:
             return self._send(e.status, {"errors": e.errors})
         self._send(404, {"errors": [{"reason": "Not found"}]})
+
+    def _control_settings(self, body: Any) -> None:
+        st = self.state
+        if not isinstance(body, dict):
+            raise ApiError(400, "body must be an object")
+        if "client_ip" in body:
+            try:
+                st.client_ip = str(ipaddress.ip_address(body["client_ip"])) if body["client_ip"] else None
+            except ValueError:
+                raise ApiError(400, "client_ip must be an IP address or null", "client_ip") from None
+        for k in ("provision_s", "boot_s", "app_ready_s"):
+            if k in body:
+                if not isinstance(body[k], (int, float)) or body[k] < 0:
+                    raise ApiError(400, f"{k} must be a number of seconds", k)
+                setattr(st, k, float(body[k]))
 
     def _control_app(self, inst: dict, body: Any) -> None:
         st = self.state
@@ -969,7 +999,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def _rules_record(self, fid: int, rules: dict, version: int) -> dict:
         rec = {"inbound": [], "outbound": [], **rules, "version": version}
-        rec["fingerprint"] = f"{(hash(json.dumps(rules, sort_keys=True)) ^ fid) & 0xffffffff:08x}"
+        rec["fingerprint"] = f"{zlib.crc32(json.dumps(rules, sort_keys=True).encode()):08x}"  # a 32-bit hash
         return rec
 
     def _create_firewall(self, b: Any) -> dict:
@@ -1091,13 +1121,16 @@ def main(argv: Optional[list] = None) -> None:
     ap.add_argument("--provision-seconds", type=float, default=2.0)
     ap.add_argument("--boot-seconds", type=float, default=2.0)
     ap.add_argument("--app-ready-seconds", type=float, default=1.0)
+    ap.add_argument("--client-ip", default=None,
+                    help="the address your machine has on the internet: instances' firewalls then decide whether "
+                         "their apps answer you (default: every request passes)")
     a = ap.parse_args(argv)
     if not 0 <= a.port <= 65535:
         print(f"lcai-linode-sim: --port {a.port}: must be 0-65535", file=sys.stderr)
         raise SystemExit(2)
     try:
         sim = Simulator(a.port, token=a.token, provision_s=a.provision_seconds, boot_s=a.boot_seconds,
-                        app_ready_s=a.app_ready_seconds, run_token=a.run_token)
+                        app_ready_s=a.app_ready_seconds, run_token=a.run_token, client_ip=a.client_ip)
     except OSError as e:
         why = "the port is in use (another simulator or service?)" if e.errno == errno.EADDRINUSE else \
             (e.strerror or str(e))
