@@ -135,6 +135,36 @@ def test_settings_from_the_rendered_tcp_and_exec_checks_and_none():
     assert (s.type, s.public_ports) == (None, [port])
 
 
+PRIVATE = """\
+name: web
+version: 1.0.0
+capabilities:
+  runtime: {runtime}
+deploy:
+  linode:
+    image: linode/ubuntu24.04
+    container:
+{container}
+      internal_port: {port}
+{external}
+      health: {{type: http, path: /healthz}}
+"""
+
+
+def test_a_port_not_published_is_not_reachable_from_outside():
+    from lcai_core.testing import render_text
+
+    port = free_port()
+    docker = render_text(PRIVATE.format(runtime="docker", container="      image: nginx:1.27", port=port,
+                                        external=""))
+    s = health_settings(docker.user_data_b64)
+    assert (s.type, s.port, s.public_ports) == ("http", port, [])  # published on the instance's 127.0.0.1 only
+    native = render_text(PRIVATE.format(runtime="native", container=f"      command: python3 -m http.server {port}",
+                                        port=port, external=f"      external_port: {port}"))
+    s = health_settings(native.user_data_b64)
+    assert (s.type, s.port, s.public_ports) == ("http", port, [port])  # a host process binds every address
+
+
 SCRIPT = """#!/bin/bash
 # lcai health wait
 probe() {

@@ -51,14 +51,12 @@ class HealthSettings:
     port: Optional[int] = None            # the port the health check reaches
     path: str = "/"                       # http: the exact path (with query) that answers
     codes: list = field(default_factory=lambda: [200])
-    public_ports: list = field(default_factory=list)  # ports published on the public address (-p H:C)
+    public_ports: list = field(default_factory=list)  # reachable from outside: docker -p H:C, else the health port
     source: str = "none"                  # user-data | hint | none
 
     def ports(self) -> list[int]:
-        out = list(self.public_ports)
-        if self.port is not None and self.port not in out:
-            out.append(self.port)
-        return out
+        """The ports reachable from outside the instance (a port published on 127.0.0.1 only is not)."""
+        return list(self.public_ports)
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -172,7 +170,10 @@ def health_settings(user_data_b64: Optional[str]) -> HealthSettings:
         script = text  # not parseable as YAML: read the rendered script from the raw text
     settings = parse_health_script(script) if script else HealthSettings(source="user-data")
     unit_text = "\n".join(_decode_content(str(f.get("content") or ""), f.get("encoding")) for f in files) or text
-    settings.public_ports = _published_ports(unit_text)
+    if re.search(r"docker\S* run ", unit_text):
+        settings.public_ports = _published_ports(unit_text)
+    elif settings.port is not None:  # a host process (native runtime) binds its port on every address
+        settings.public_ports = [settings.port]
     if settings.type is None and not settings.public_ports:
         settings.source = "none"
     return settings
