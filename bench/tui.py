@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 async def run(n: int) -> None:
     from lcai_core import hookimpl
     from lcai_core.plugins import Host
-    from lcai_core.providers import Provider
+    from lcai_core.providers import Listing, Provider
     from lcai_core.registry import Registry
     from lcai_tui.app import LcaiApp
     from lcai_tui.data import DataSource
@@ -28,16 +28,19 @@ async def run(n: int) -> None:
     rows = [{"deployment_id": f"d{i:07d}", "app": f"app-{i % 37}", "env": ["prod", "staging", "dev"][i % 3],
              "region": ["us-ord", "de-fra-2", "us-mia"][i % 3], "type": "g6-standard-2",
              "live_status": statuses[i % len(statuses)], "health_status": ["healthy", "unhealthy", None][i % 3],
-             "created_at": f"2025-12-{1 + i % 28:02d}T09:20:00Z", "price_hourly": 0.036, "ipv4": "192.0.2.1",
-             "linode_id": i} for i in range(n)]
+             "created_at": f"2025-12-{1 + i % 28:02d}T09:20:00Z", "price_hourly": 0.036, "address": "192.0.2.1",
+             "provider": "linode", "provider_state": {"linode_id": i}} for i in range(n)]
 
     class Fake(Provider):
         name = "linode"
         calls = 0
 
-        def deployment_rows(self, records):
+        def configured(self):
+            return True
+
+        def rows(self, records):
             Fake.calls += 1
-            return [dict(r) for r in rows], "api"
+            return Listing([dict(r) for r in rows], "api")
 
     class Plugin:
         @hookimpl

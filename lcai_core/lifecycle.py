@@ -263,24 +263,6 @@ def resolve(registry, deployment_id: Optional[str], directory: Optional[Path] = 
 # ---------------------------------------------------------------- output
 
 
-class Progress:
-    """Phases on stderr with elapsed time (``[ 12.3s] booting``); a live spinner on a terminal (lcai_core.ui)."""
-
-    def __init__(self, echo: Optional[Callable[[str], None]] = None):
-        self.t0 = time.monotonic()
-        self._echo = echo
-
-    def elapsed(self) -> float:
-        return time.monotonic() - self.t0
-
-    def say(self, msg: str) -> None:
-        line = f"[{self.elapsed():6.1f}s] {msg}"
-        if self._echo is not None:
-            self._echo(line)
-        else:
-            print(line, file=sys.stderr, flush=True)
-
-
 def confirm(question: str, what: str) -> None:
     """Ask on a terminal; refuse (exit 2) elsewhere. 'no' raises Cancelled (exit 1); Ctrl-C is an interrupt."""
     if not sys.stdin.isatty():
@@ -381,7 +363,7 @@ def health_budget(health: Optional[dict]) -> float:
         health["interval_seconds"] + health["timeout_seconds"])
 
 
-def wait_ready(prov: Provider, registry, record: dict, prog: Progress, deadline: float) -> str:
+def wait_ready(prov: Provider, registry, record: dict, prog, deadline: float) -> str:
     """Wait until the machine runs, then until the app is healthy (from here when the app's port answers here,
     else the instance's own result over SSH). Returns the health word ("healthy", "unknown" when it could not be
     checked); raises LcaiError when it failed or timed out (the deployment stays tracked)."""
@@ -393,7 +375,11 @@ def wait_ready(prov: Provider, registry, record: dict, prog: Progress, deadline:
     record.update(fields)
     if fields:
         registry.update(dep, **{k: v for k, v in fields.items() if k in RECORD_FIELDS})
+    if hasattr(prog, "clear"):
+        prog.clear()
     poll = env_seconds("LCAI_POLL_INTERVAL", 5.0)
+    if record.get("replicas") is not None and getattr(prov, "supports_replicas", False):
+        return _wait_replicas_healthy(prov, registry, record, prog, deadline, poll)
     h = record.get("health")
     ep = H.local_endpoint(prov, record) if h else None
     ssh = prov.ssh(record)
@@ -444,6 +430,7 @@ def wait_ready(prov: Provider, registry, record: dict, prog: Progress, deadline:
                     last_detail = line
             if kind == "ok" and ep is not None and st.cloud_init in ("done", "disabled"):
                 break
+            _status(prog, f"waiting: {last_detail or last_phase or 'the machine'}")
             if time.monotonic() > deadline:
                 registry.update(dep, health_status="unknown" if not h else "unhealthy",
                                 health_detail=f"timed out ({last_phase})")
@@ -463,6 +450,7 @@ def wait_ready(prov: Provider, registry, record: dict, prog: Progress, deadline:
             prog.say(f"healthy: {detail}")
             registry.update(dep, health_status="healthy", health_detail=detail, health_source="this machine")
             return "healthy"
+        _status(prog, f"waiting for {where}")
         if time.monotonic() > deadline:
             registry.update(dep, health_status="unhealthy", health_detail=detail, health_source="this machine")
             raise LcaiError(f"deployment {dep} did not become healthy in time: {detail}",
@@ -471,7 +459,14 @@ def wait_ready(prov: Provider, registry, record: dict, prog: Progress, deadline:
         time.sleep(min(poll, h["interval_seconds"]))
 
 
-def _unknown(registry, dep: str, prog: Progress, why: str) -> str:
+def _status(prog, msg: str) -> None:
+    """A transient spinner line on a terminal (lcai_core.ui.Progress.status); nothing elsewhere."""
+    fn = getattr(prog, "status", None)
+    if fn is not None and getattr(prog, "fancy", False):
+        fn(msg)
+
+
+def _unknown(registry, dep: str, prog, why: str) -> str:
     prog.say(f"health not checked: {why}; `lcai status {dep}` checks again")
     registry.update(dep, health_status="unknown", health_detail=why)
     return "unknown"

@@ -26,6 +26,7 @@ ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 REF_RE = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)\}")  # ${NAME}; $$ is a literal $
 APT_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9+.-]+(=[A-Za-z0-9.+:~-]+)?$")
 IMAGE_RE = re.compile(r"^(linode|private)/[A-Za-z0-9._-]+$")
+MAX_REPLICAS = 25  # deploy.linode.replicas (and `lcai deploy --replicas`, `lcai scale`): 1..MAX_REPLICAS
 DOCKER_REF_RE = re.compile(
     r"^(?:[a-z0-9]+(?:[._-][a-z0-9]+)*(?::[0-9]+)?/)?[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
     r"(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$"
@@ -95,6 +96,8 @@ class LinodeDeploy:
     type_default: str = "g6-standard-2"
     tags: tuple[str, ...] = ()
     container: Container = Container()
+    # instances behind one NodeBalancer (docs/scaling.md); 1: a single instance, no NodeBalancer
+    replicas: int = 1
 
 
 @define(frozen=True)
@@ -285,6 +288,10 @@ def check(t: Template, doc: Document) -> list[Problem]:
     for key in ("region_default", "type_default"):
         if not re.match(r"^[a-z0-9][a-z0-9-]{1,63}$", getattr(lin, key)):
             out.append(P(base + (key,), f"not a Linode id: {getattr(lin, key)!r}"))
+    if not 1 <= lin.replicas <= MAX_REPLICAS:
+        out.append(P(base + ("replicas",), f"replicas must be 1-{MAX_REPLICAS}, got {lin.replicas}"))
+    elif lin.replicas > 1 and lin.container.external_port is None:
+        out.append(P(base + ("replicas",), "replicas > 1 need container.external_port (the NodeBalancer's port)"))
     for i, tag in enumerate(lin.tags):
         if not 3 <= len(tag) <= 50 or any(c in tag for c in "\n\r\t"):
             out.append(P(base + ("tags", i), "tags must be 3-50 characters on one line (Linode's limit)"))

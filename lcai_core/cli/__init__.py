@@ -103,6 +103,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .. import ui
     from ..errors import LcaiError
 
     args = list(sys.argv[1:] if argv is None else argv)
@@ -113,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     if plugins._host is not None:
         plugins._host.on_warning = _warn
     try:
-        rc = cli.main(args=args, prog_name="lcai", standalone_mode=False)
+        rc = cli.main(args=args, prog_name=ui.prog(), standalone_mode=False)  # "linode-cli build" under linode-cli
         return rc if isinstance(rc, int) else 0  # click returns Exit codes instead of raising them here
     except click.exceptions.Exit as e:
         return e.exit_code
@@ -123,14 +124,10 @@ def main(argv: list[str] | None = None) -> int:
         if msg.startswith("No such command"):
             bad = msg.split("'")[1] if "'" in msg else ""
             hint = _unknown_command_hint(bad)
-        click.echo(f"error: {msg}", err=True)
-        if hint:
-            click.echo(f"hint: {hint}", err=True)
-        elif e.ctx is not None:
-            click.echo(f"hint: see '{e.ctx.command_path} --help'", err=True)
+        ui.error(msg, hint=hint or (f"see '{e.ctx.command_path} --help'" if e.ctx is not None else None))
         return 2
     except click.ClickException as e:
-        click.echo(f"error: {e.format_message()}", err=True)
+        ui.error(e.format_message())
         return e.exit_code
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
@@ -143,13 +140,11 @@ def main(argv: list[str] | None = None) -> int:
             raise
         from ..errors import ValidationError
 
-        if isinstance(e, ValidationError) and len(e.problems) > 1:
-            for line in e.lines():
-                click.echo(f"error: {line}", err=True)
-        else:
-            click.echo(f"error: {e.message}", err=True)
+        lines = e.lines() if isinstance(e, ValidationError) and len(e.problems) > 1 else [e.message]
+        for line in lines:
+            ui.error(ui.localize(line))
         if e.hint:
-            click.echo(f"hint: {e.hint}", err=True)
+            ui.hint(ui.localize(e.hint))
         return e.exit_code
     except BrokenPipeError:
         return 0
@@ -158,17 +153,19 @@ def main(argv: list[str] | None = None) -> int:
             raise
         info = _plugin_of(e)
         if info is not None:
-            click.echo(f"error: plugin {info.dist} {info.version}: {type(e).__name__}: {e}", err=True)
-            click.echo(f"hint: a bug in {info.dist}: `lcai plugins` lists it; LCAI_DISABLE_PLUGINS={info.dist} "
-                       "turns it off; --debug shows the traceback for its authors", err=True)
+            ui.error(f"plugin {info.dist} {info.version}: {type(e).__name__}: {e}",
+                     hint=f"a bug in {info.dist}: `{ui.cmd('plugins')}` lists it; LCAI_DISABLE_PLUGINS={info.dist} "
+                          "turns it off; --debug shows the traceback for its authors")
             return 1
-        click.echo(f"error: internal error: {type(e).__name__}: {e}", err=True)
-        click.echo("hint: run again with --debug for the traceback, and report it", err=True)
+        ui.error(f"internal error: {type(e).__name__}: {e}",
+                 hint="run again with --debug for the traceback, and report it")
         return 1
 
 
 def _warn(message: str) -> None:
-    click.echo(f"warning: {message}", err=True)
+    from .. import ui
+
+    ui.warning(ui.localize(message))
 
 
 def _plugin_of(e: BaseException):

@@ -37,16 +37,20 @@ def deploy(directory: Path, wait: bool, yes: bool, target, new: bool, app, env_n
     """Create the deployment (machine, firewall: SSH and the app's port only) and track it; in a directory
     whose deployment is live, show what changed and rebuild that machine with the new user data (same
     address). Renders the same user data as `lcai plan`."""
+    from .. import ui
+
     try:
-        _deploy(directory, wait, yes, target, new, app, env_name, region, type_, ssh_from, app_from, timeout)
+        with ui.progress() as prog:
+            _deploy(prog, directory, wait, yes, target, new, app, env_name, region, type_, ssh_from, app_from,
+                    timeout)
     except KeyboardInterrupt as e:  # the step runner (or the wait) said what is left; before it, nothing exists
         if not getattr(e, "lcai_reported", False):
             click.echo("interrupted: nothing was created", err=True)
         raise click.exceptions.Exit(130) from None
 
 
-def _deploy(directory: Path, wait: bool, yes: bool, target: Optional[str], new: bool, app, env_name, region, type_,
-            ssh_from, app_from, timeout) -> None:
+def _deploy(prog, directory: Path, wait: bool, yes: bool, target: Optional[str], new: bool, app, env_name, region,
+            type_, ssh_from, app_from, timeout) -> None:
     from .. import lifecycle as L
     from ..plugins import get_host
     from ..project import PENDING, prepare
@@ -54,7 +58,6 @@ def _deploy(directory: Path, wait: bool, yes: bool, target: Optional[str], new: 
 
     ssh_sources = L.parse_sources(ssh_from, "--ssh-from")
     app_sources = L.parse_sources(app_from, "--app-from")
-    prog = L.Progress()
     host = get_host()
     reg = Registry()
     live = None if new else L.read_state(directory)
@@ -121,6 +124,7 @@ def _deploy(directory: Path, wait: bool, yes: bool, target: Optional[str], new: 
         click.echo(f"note: {note}", err=True)
     _exposure_warning(c, health, app_sources)
     if not yes:
+        prog.clear()
         L.confirm("create it?", "deploy creates billable resources")
     record = {"app": ctx.app_name, "env": ctx.env, "provider": prov.name, "label": spec.label, "status": "creating",
               "directory": str(directory.resolve()), "price_hourly": pre.price.hourly,
@@ -256,6 +260,7 @@ def _redeploy(prov, reg, rec: dict, spec, desired: dict, prog, wait: bool, yes: 
     for line in changes:
         click.echo(f"  {line}", err=True)
     if not yes:
+        prog.clear()
         L.confirm("rebuild it?", "redeploy rebuilds the machine (its disk is replaced)")
     prog.say(f"rebuilding deployment {dep_id}")
     reg.update(dep_id, status="rebuilding")

@@ -7,6 +7,7 @@ Contract spellings: ``status [ID] [--json]``, ``destroy ID --yes``, ``destroy --
 from __future__ import annotations
 
 import json
+import sys
 import time
 from pathlib import Path
 from typing import Optional
@@ -124,9 +125,16 @@ def _table(rows: list[dict]) -> None:
         return "  ".join(c.rjust(w) if cols[i] in right else c.ljust(w)
                          for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
 
+    from .. import ui
+
     click.echo(line(cols))
+    si, hi = cols.index("STATUS"), cols.index("HEALTH")
     for row in table:
-        click.echo(line(row))
+        cells = list(row)
+        cells[si] = ui.style_status(row[si], width=widths[si], stream=sys.stdout)
+        cells[hi] = ui.style_status(row[hi], width=widths[hi], stream=sys.stdout)
+        click.echo("  ".join(c.rjust(w) if cols[i] in right else (c if i in (si, hi) else c.ljust(w))
+                             for i, (c, w) in enumerate(zip(cells, widths))).rstrip())
 
 
 def _status_one(host, reg, rows, listings, key: str, as_json: bool) -> None:

@@ -322,6 +322,13 @@ def test_under_linode_cli_build_suggestions_say_linode_cli_build(capsys, tmp_pat
     linode_cli.call(["init", "chat-agent", "-d", str(tmp_path / "svc")], Ctx())
     out, _ = capsys.readouterr()
     assert f"  linode-cli build plan --directory {tmp_path / 'svc'}" in out and "lcai plan" not in out
+    linode_cli.call(["init", "--help"], Ctx())
+    out, _ = capsys.readouterr()
+    assert out.startswith("Usage: linode-cli build init")
+    with pytest.raises(SystemExit):
+        linode_cli.call(["templates", "show", "nope"], Ctx())
+    _, err = capsys.readouterr()
+    assert "linode-cli build templates list" in err and "lcai templates" not in err
     assert ui.prog() == "lcai"  # restored for anything that runs next in this process
 
 
