@@ -28,10 +28,15 @@ HEALTH_TIMEOUT = float(os.environ.get("LCAI_BOOT_HEALTH_TIMEOUT", "900"))
 
 @pytest.fixture(scope="module", autouse=True)
 def image_ready():
+    """The local provider is installed and its debian12 image built, in a cache that outlives the tests'
+    temporary home (``$LCAI_LOCAL_CACHE``, default ``/var/cache/lcai``)."""
     from lcai_core.plugins import Host
 
     vmboot.need(Host().providers.get("local") is not None, "the local provider (plugins/lcai-local) is not installed")
-    vmboot.ensure_image()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LCAI_LOCAL_CACHE", os.environ.get("LCAI_LOCAL_CACHE") or "/var/cache/lcai")
+        vmboot.ensure_image()
+        yield
 
 
 def secret_value(prefix: str) -> str:
@@ -74,12 +79,23 @@ def wait_healthy(vm, path: str, external: bool) -> dict:
             r = vm.sh(f"curl -sS -o /dev/null -w '%{{http_code}}' --max-time 5 http://127.0.0.1:{port}{path}",
                       check=False)
             return r.stdout.strip() == "200", r.stdout + r.stderr[-200:]
-    wait_for(f"the app to answer {path} with 200", probe, HEALTH_TIMEOUT)
+    try:
+        wait_for(f"the app to answer {path} with 200", probe, HEALTH_TIMEOUT)
 
-    def recorded():
-        r = vm.sh("cat /var/lib/lcai/health.json", check=False)
-        return '"healthy"' in r.stdout, r.stdout.strip() or r.stderr.strip()
-    return json.loads(wait_for("lcai-health to record healthy", recorded, 120))
+        def recorded():
+            r = vm.sh("cat /var/lib/lcai/health.json", check=False)
+            return '"healthy"' in r.stdout, r.stdout.strip() or r.stderr.strip()
+        return json.loads(wait_for("lcai-health to record healthy", recorded, 120))
+    except AssertionError as e:
+        raise AssertionError(f"{e}\n{diagnose(vm)}") from None
+
+
+def diagnose(vm) -> str:
+    """What a user would look at first: lcai's units, the health record, the app's and the pull's journal."""
+    r = vm.sh("systemctl --no-pager --plain --no-legend list-units 'lcai-*' build-watcher.service docker.service; "
+              "echo; cat /var/lib/lcai/health.json; echo; "
+              "journalctl -b --no-pager -o cat -n 25 -u lcai-image-pull.service -u lcai-app.service", check=False)
+    return "on the VM:\n" + (r.stdout + r.stderr)[-4000:]
 
 
 def units_active(vm) -> None:
