@@ -58,15 +58,15 @@ def sizing(type_: str) -> tuple[int, int]:
 # ---------------------------------------------------------------- accelerator
 
 def probe_kvm(kernel: Optional[str], timeout: Optional[float] = None, qemu: str = "qemu-system-x86_64",
-              workdir: Optional[str] = None) -> tuple[bool, str]:
+              workdir: Optional[str] = None, dev: str = "/dev/kvm") -> tuple[bool, str]:
     """Does KVM really work here? ``/dev/kvm`` may exist and still fail: under nested KVM the firmware runs
     but a Linux kernel makes no progress (or qemu reports "emulation failure"). Boots ``kernel`` under KVM
     with no root file system: it works when the kernel runs to its "Kernel panic" (then qemu exits, -no-reboot)
     within ``timeout`` s (``LCAI_LOCAL_KVM_PROBE_SECONDS``, default 10; TCG needs about 2.5 s here)."""
-    if not os.path.exists("/dev/kvm"):
-        return False, "no /dev/kvm"
-    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
-        return False, "/dev/kvm is not readable and writable by this user (add yourself to group kvm)"
+    if not os.path.exists(dev):
+        return False, f"no {dev}"
+    if not os.access(dev, os.R_OK | os.W_OK):
+        return False, f"{dev} is not readable and writable by this user (add yourself to group kvm)"
     if not kernel:
         return False, "no kernel to probe KVM with (build an image: lcai local image build debian12)"
     timeout = timeout if timeout is not None else float(os.environ.get("LCAI_LOCAL_KVM_PROBE_SECONDS", "10"))
@@ -338,6 +338,10 @@ def start(vm: dict, image: dict, attempts_on_port_clash: int = 1) -> int:
     tools = require_tools("qemu-system-x86_64", purpose="starting a local VM")
     d = vm["vm_dir"]
     argv = qemu_argv(vm, image, tools["qemu-system-x86_64"])
+    try:  # a stale pidfile would name a dead qemu
+        os.unlink(os.path.join(d, "qemu.pid"))
+    except FileNotFoundError:
+        pass
     with open(os.path.join(d, "qemu.log"), "w", encoding="utf-8") as log:
         log.write(" ".join(argv) + "\n")
         log.flush()
