@@ -149,3 +149,13 @@ def tiny_image(local_env):
         "name": "debian12", "linode_image": "linode/debian12", "kind": "kernel", "disk": "disk.img",
         "format": "raw", "kernel": "vmlinuz", "initrd": "initrd.img", "append": "root=/dev/vda rw console=ttyS0"}))
     return d
+
+
+def pytest_collection_modifyitems(config, items):
+    """Boot tests take minutes: they run only when selected (``pytest -m boot tests/local``)."""
+    if "boot" in (config.getoption("markexpr") or ""):
+        return
+    skip = pytest.mark.skip(reason="boots a VM: select with -m boot")
+    for item in items:
+        if item.get_closest_marker("boot"):
+            item.add_marker(skip)

@@ -1,0 +1,162 @@
+"""The timeline of a real boot with the local provider, for two templates on linode/debian12: VM started →
+SSH up → cloud-init done → app active → healthy (answering on the forwarded port), with the accelerator used
+and cloud-init's own slowest steps, so a regression on the boot critical path shows.
+
+  python bench/boot.py            # builds the image first if it is not cached (LCAI_LOCAL_CACHE)
+
+Templates: ``httpd`` (native runtime, no packages) and ``httpd+redis`` (native runtime, the redis capability
+and one extra package: apt installs on the critical path). One VM at a time (``$LCAI_VM_LOCK``). Each phase is
+polled from this machine every ``LCAI_BENCH_POLL`` s (default 1) with one SSH command; every wait is bounded
+by ``LCAI_BOOT_TIMEOUT`` (default 1200 s).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import secrets
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+TEMPLATES = {
+    "httpd": """\
+name: bench-httpd
+capabilities:
+  runtime: native
+deploy:
+  linode:
+    image: linode/debian12
+    container:
+      command: python3 -m http.server 8000 --directory /srv/www
+      internal_port: 8000
+      external_port: 8000
+      health: {type: http, path: /index.html, port: 8000, interval_seconds: 2}
+setup:
+  files:
+    - {path: /srv/www/index.html, content: "ok\\n"}
+""",
+    "httpd+redis": """\
+name: bench-redis
+capabilities:
+  runtime: native
+  features: [redis]
+  packages: [jq]
+deploy:
+  linode:
+    image: linode/debian12
+    container:
+      command: python3 -m http.server 8000 --directory /srv/www
+      internal_port: 8000
+      external_port: 8000
+      health: {type: http, path: /index.html, port: 8000, interval_seconds: 2}
+setup:
+  files:
+    - {path: /srv/www/index.html, content: "ok\\n"}
+""",
+}
+
+POLL = float(os.environ.get("LCAI_BENCH_POLL", "1"))
+TIMEOUT = float(os.environ.get("LCAI_BOOT_TIMEOUT", "1200"))
+LOCK = os.environ.get("LCAI_VM_LOCK", "/tmp/lcai-vm.lock")
+PROBE = ("s=$(cloud-init status 2>/dev/null | sed -n 's/^status: //p'); "
+         "a=$(systemctl is-active lcai-app.service 2>/dev/null); echo \"$s $a\"")
+
+
+@contextlib.contextmanager
+def vm_lock():
+    with open(LOCK, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=3) as r:
+            return r.status == 200
+    except OSError:
+        return False
+
+
+def one(name: str, text: str) -> dict:
+    from lcai_core.project import new_deployment_id
+    from lcai_core.providers import Spec
+    from lcai_core.testing import render_text
+    from lcai_local.provider import LocalProvider
+
+    prov = LocalProvider()
+    dep = new_deployment_id()
+    rendered = render_text(text, {}, deployment_id=dep, secret_seed=secrets.token_bytes(32))
+    spec = Spec(deployment_id=dep, app=name.replace("+", "-"), env="bench", label=f"lcai-bench-{dep}", tags=(),
+                region="local", type="g6-standard-2", image="linode/debian12", user_data=rendered.text,
+                user_data_b64=rendered.user_data_b64, app_ports=(8000,), external_port=8000)
+    prov.preflight(spec)
+    record = {"deployment_id": dep, "provider": "local", "external_port": 8000, "provider_state": {}}
+    marks: dict[str, float] = {}
+    t0 = time.monotonic()
+    try:
+        for step in prov.create_steps(spec):
+            record["provider_state"].update(step.run(record["provider_state"], lambda m: None))
+        marks["VM started"] = time.monotonic() - t0
+        record.update(prov.wait(record, lambda m: None, t0 + TIMEOUT))
+        marks["SSH up"] = time.monotonic() - t0
+        ssh = prov.ssh(record)
+        url = prov.app_endpoint(record).url("/index.html")
+        while len(marks) < 5:
+            if time.monotonic() - t0 > TIMEOUT:
+                raise SystemExit(f"{name}: timed out after {TIMEOUT:.0f}s; reached {list(marks)}")
+            out = subprocess.run(ssh.argv(PROBE), capture_output=True, text=True, timeout=60).stdout.split()
+            now = time.monotonic() - t0
+            if out[:1] == ["error"]:
+                raise SystemExit(f"{name}: cloud-init reported an error")
+            if out[:1] == ["done"]:
+                marks.setdefault("cloud-init done", now)
+            if out[1:2] == ["active"]:
+                marks.setdefault("app active", now)
+            if "app active" in marks and answers(url):
+                marks.setdefault("healthy", time.monotonic() - t0)
+            time.sleep(POLL)
+        blame = subprocess.run(ssh.argv("cloud-init analyze blame 2>/dev/null | sed -n '2,5p'"),
+                               capture_output=True, text=True, timeout=120).stdout
+        updates = subprocess.run(ssh.argv("grep -c \"Running command \\['apt-get'.*'update'\\]\" /var/log/cloud-init.log"),
+                                 capture_output=True, text=True, timeout=60).stdout.strip()
+        return {"marks": marks, "accel": record["provider_state"]["accel"],
+                "why": record["provider_state"].get("accel_reason", ""), "blame": blame, "apt_updates": updates}
+    finally:
+        prov.destroy(record)
+
+
+def main() -> None:
+    os.environ.setdefault("LCAI_LOCAL_DIR", tempfile.mkdtemp(prefix="lcai-bench-local-"))
+    from lcai_local import images
+
+    t = time.monotonic()
+    images.build("debian12", lambda m: print(m, file=sys.stderr))
+    print(f"image debian12 ready in {time.monotonic() - t:.1f}s (cache: {images.cache_dir()})")
+    with vm_lock():
+        for name, text in TEMPLATES.items():
+            r = one(name, text)
+            print(f"\n{name}: accelerator {r['accel']} ({r['why']})")
+            order = ["VM started", "SSH up", "cloud-init done", "app active", "healthy"]
+            prev = 0.0
+            for k in sorted(r["marks"], key=lambda k: r["marks"][k]):
+                v = r["marks"][k]
+                print(f"  {k:<16} {v:7.1f}s  (+{v - prev:5.1f}s)")
+                prev = v
+            missing = [k for k in order if k not in r["marks"]]
+            if missing:
+                print(f"  not reached: {', '.join(missing)}")
+            print(f"  apt-get update runs in cloud-init: {r['apt_updates']}")
+            print("  cloud-init's slowest steps:")
+            for line in r["blame"].splitlines():
+                print("    " + line.strip())
+
+
+if __name__ == "__main__":
+    main()
