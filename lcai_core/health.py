@@ -90,7 +90,11 @@ def from_instance(provider: Provider, record: dict, timeout: float = 30.0) -> He
 
 
 def check(provider: Provider, record: dict) -> Health:
-    """One health answer for ``status ID``/the TUI: from here when possible, else from the instance."""
+    """One health answer for ``status ID``/the TUI: the provider's own when it gives one (replicas behind a
+    load balancer), else from here when possible, else from the instance."""
+    own = provider.health(record) if hasattr(provider, "health") else None
+    if own is not None:  # the provider's own view (a load balancer's: ``healthy k/N``)
+        return own
     h = record.get("health")
     if not h and record.get("template"):
         return Health(None, "no health check in the template", "none")

@@ -459,6 +459,30 @@ def wait_ready(prov: Provider, registry, record: dict, prog, deadline: float) ->
         time.sleep(min(poll, h["interval_seconds"]))
 
 
+def _wait_replicas_healthy(prov: Provider, registry, record: dict, prog, deadline: float, poll: float) -> str:
+    """Replicas behind a load balancer: healthy when every replica passes the balancer's check."""
+    dep = record["deployment_id"]
+    last = None
+    while True:
+        res = prov.health(record)
+        if res is not None and res.detail != last:
+            prog.say(f"health ({res.source}): {res.detail}")
+            last = res.detail
+        fields = {"health_status": res.word() if res else "unknown", "health_detail": res.detail if res else None,
+                  "health_source": res.source if res else None}
+        if record.get("replicas_healthy") is not None:
+            fields["replicas_healthy"] = record["replicas_healthy"]
+        if res is not None and res.ok:
+            registry.update(dep, **fields)
+            return "healthy"
+        if (res is not None and res.final) or time.monotonic() > deadline:
+            registry.update(dep, **fields)
+            raise LcaiError(f"deployment {dep} did not become healthy in time: {last or 'no answer'}",
+                            hint=f"it is tracked and running: `lcai status {dep}` lists each replica's node, "
+                                 f"`lcai logs {dep}`, or `lcai destroy {dep}`")
+        time.sleep(poll)
+
+
 def _status(prog, msg: str) -> None:
     """A transient spinner line on a terminal (lcai_core.ui.Progress.status); nothing elsewhere."""
     fn = getattr(prog, "status", None)

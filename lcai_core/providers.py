@@ -83,6 +83,10 @@ class Spec:
     gpu: bool = False
     external_port: Optional[int] = None
     directory: str = ""
+    #: instances behind one load balancer (providers with ``supports_replicas``); 1 = one machine, no balancer
+    replicas: int = 1
+    #: the template's health settings (type, path, success_codes, *_seconds, max_retries), or None
+    health: Optional[dict] = None
 
 
 class Step:
@@ -173,6 +177,9 @@ class Provider:
     images: ClassVar[Optional[tuple[str, ...]]] = None
     #: report cloud-init phases over SSH while waiting (the provider knows SSH works early, e.g. a local VM)
     phases_over_ssh: ClassVar[bool] = False
+    #: the provider can run ``Spec.replicas`` > 1 behind a load balancer, and implements ``scale`` and
+    #: ``rollout`` (records of such deployments carry ``replicas``: N)
+    supports_replicas: ClassVar[bool] = False
 
     # ------------------------------------------------------------ create
 
@@ -219,6 +226,29 @@ class Provider:
         from here): core then reads the instance's own health result over SSH."""
         addr, port = record.get("address"), record.get("external_port")
         return Endpoint(addr, int(port)) if addr and port else None
+
+    # ------------------------------------------------------------ replicas (optional)
+
+    def health(self, record: dict) -> Optional[Any]:
+        """The deployment's health as the provider sees it (``lcai_core.health.Health``), or None to let core
+        check it (from here, else on the instance). A provider with a load balancer answers for replicated
+        deployments from the balancer's view (``healthy k/N``) and may add ``replicas_healthy`` and
+        ``replica_nodes`` to ``record`` for ``detail``."""
+        return None
+
+    def scale(self, record: dict, replicas: int, spec: Optional[Spec], say: Say, deadline: float,
+              save: Callable[[dict], None]) -> dict:
+        """Change a replicated deployment to ``replicas`` instances: new ones are created from ``spec`` (the
+        deployment's current user data), waited healthy, then put in rotation; removed ones are drained first,
+        never below the healthy capacity asked for. ``save(fields)`` stores ``provider_state`` fields as they
+        change (so an interruption leaves nothing the registry does not know). Returns the final fields."""
+        raise NotImplementedError(f"provider {self.name!r} cannot scale deployments")
+
+    def rollout(self, record: dict, spec: Spec, say: Say, deadline: float, save: Callable[[dict], None]) -> dict:
+        """Rolling redeploy of a replicated deployment: one replica at a time out of rotation, rebuilt with
+        ``spec``'s user data, waited healthy, back in rotation. Raises ``LcaiError`` (with how to roll back or
+        resume) when a replica does not become healthy; the others keep serving. Returns the final fields."""
+        raise NotImplementedError(f"provider {self.name!r} cannot roll out to replicas")
 
     # ------------------------------------------------------------ remove, adopt
 

@@ -16,6 +16,8 @@ DESCRIPTIONS = {
     "Capabilities.features": "Capabilities to install: a name, or {name, config}.",
     "Capabilities.packages": "Extra apt packages.",
     "LinodeDeploy.image": "Linode image id, e.g. linode/ubuntu24.04 (must support cloud-init).",
+    "LinodeDeploy.replicas": "Instances behind one NodeBalancer, 1-25 (1: one instance, no NodeBalancer); "
+                             "see docs/scaling.md.",
     "Container.internal_port": "Port the container listens on.",
     "Container.external_port": "Public port on the instance (opened in the firewall).",
     "Container.env": "Environment defaults; values may reference ${NAME} from .env.",

@@ -1,7 +1,7 @@
 """`lcai deploy`: create a deployment with its provider, or redeploy (rebuild) the directory's live one.
 
 Contract spellings: ``deploy --directory DIR --wait --yes``, ``--ssh-from CIDR``, ``--timeout S``,
-``--app/--env/--region/--type``; added: ``--target NAME``, ``--new``, ``--app-from CIDR``.
+``--app/--env/--region/--type``; added: ``--target NAME``, ``--new``, ``--app-from CIDR``, ``--replicas N``.
 """
 
 from __future__ import annotations
@@ -32,8 +32,10 @@ from ..errors import InputError, LcaiError
               help="Sources allowed to reach the app's public port (repeatable; default: anywhere).")
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True),
               help="With --wait: give up after this many seconds (default: the template's health budget + 15 min).")
+@click.option("--replicas", type=click.IntRange(1, 25), default=None,
+              help="Instances behind a NodeBalancer (default: deploy.linode.replicas, 1). See docs/scaling.md.")
 def deploy(directory: Path, wait: bool, yes: bool, target, new: bool, app, env_name, region, type_, ssh_from,
-           app_from, timeout) -> None:
+           app_from, timeout, replicas=None) -> None:
     """Create the deployment (machine, firewall: SSH and the app's port only) and track it; in a directory
     whose deployment is live, show what changed and rebuild that machine with the new user data (same
     address). Renders the same user data as `lcai plan`."""
@@ -42,7 +44,7 @@ def deploy(directory: Path, wait: bool, yes: bool, target, new: bool, app, env_n
     try:
         with ui.progress() as prog:
             _deploy(prog, directory, wait, yes, target, new, app, env_name, region, type_, ssh_from, app_from,
-                    timeout)
+                    timeout, replicas)
     except KeyboardInterrupt as e:  # the step runner (or the wait) said what is left; before it, nothing exists
         if not getattr(e, "lcai_reported", False):
             click.echo("interrupted: nothing was created", err=True)
@@ -50,7 +52,7 @@ def deploy(directory: Path, wait: bool, yes: bool, target, new: bool, app, env_n
 
 
 def _deploy(prog, directory: Path, wait: bool, yes: bool, target: Optional[str], new: bool, app, env_name, region,
-            type_, ssh_from, app_from, timeout) -> None:
+            type_, ssh_from, app_from, timeout, replicas: Optional[int] = None) -> None:
     from .. import lifecycle as L
     from ..plugins import get_host
     from ..project import PENDING, prepare
@@ -80,27 +82,12 @@ def _deploy(prog, directory: Path, wait: bool, yes: bool, target: Optional[str],
     name = target or (live_rec or {}).get("provider") or tpl.deploy.target
     prov = L.provider_named(host, name)
     dep_id = ctx.deployment_id
-    resolved = host.catalog.resolve(tpl)
-    gpu = any(getattr(r.capability, "requires_gpu", False) for r in resolved)
     keys = L.ssh_public_keys()
     root_pass = L.random_root_password()
-    spec_args = dict(
-        deployment_id=dep_id, app=ctx.app_name, env=ctx.env,
-        label=L.instance_label(ctx.app_name, ctx.env, dep_id),
-        tags=tuple(L.deployment_tags(dep_id, ctx.app_name, ctx.env) + list(tpl.deploy.linode.tags)),
-        region=ctx.region, type=ctx.type, image=ctx.image, user_data=p.rendered.text,
-        user_data_b64=p.rendered.user_data_b64, app_ports=(c.external_port,) if c.external_port else (),
-        ssh_sources=ssh_sources, app_sources=app_sources, ssh_keys=tuple(keys), root_password=root_pass,
-        features=tuple(ctx.features), gpu=gpu, external_port=c.external_port, directory=str(directory.resolve()))
-    from ..providers import Spec
-
-    spec = Spec(**spec_args)
-    health = None
-    if c.health is not None:
-        h = c.health
-        health = {"type": h.type, "path": h.path, "success_codes": list(h.success_codes),
-                  "timeout_seconds": h.timeout_seconds, "interval_seconds": h.interval_seconds,
-                  "initial_delay_seconds": h.initial_delay_seconds, "max_retries": h.max_retries}
+    health = health_of(c)
+    n_replicas = _replicas_for(prov, live_rec, replicas, tpl, c, directory)
+    spec = make_spec(p, host, directory, ssh_sources=ssh_sources, app_sources=app_sources, keys=keys,
+                     root_pass=root_pass, replicas=n_replicas)
     deadline = time.monotonic() + (timeout if timeout is not None else L.health_budget(health) + 900)
     sizes = p.rendered.sizes()
     desired = {"template": tpl.name, "template_version": tpl.version, "image": ctx.image, "type": ctx.type,
@@ -129,7 +116,7 @@ def _deploy(prog, directory: Path, wait: bool, yes: bool, target: Optional[str],
     record = {"app": ctx.app_name, "env": ctx.env, "provider": prov.name, "label": spec.label, "status": "creating",
               "directory": str(directory.resolve()), "price_hourly": pre.price.hourly,
               "price_monthly": pre.price.monthly, "source": "deploy", "address": None, "provider_state": {},
-              **desired}
+              **desired, **({"replicas": spec.replicas} if spec.replicas > 1 else {})}
     reg.update(dep_id, create=True, **record)  # the intent, before anything is created
     prog.say(f"recorded deployment {dep_id} (creating)")
     runner = L.StepRunner(reg, dep_id, prog.say, prov.name)
@@ -164,6 +151,61 @@ def _deploy(prog, directory: Path, wait: bool, yes: bool, target: Optional[str],
             raise
         rec = reg.get(dep_id) or rec
     _summary(prov, rec, d, tpl)
+
+
+def health_of(c) -> Optional[dict]:
+    """The template's health settings as stored in the registry (and handed to providers in ``Spec.health``)."""
+    if c.health is None:
+        return None
+    h = c.health
+    return {"type": h.type, "path": h.path, "success_codes": list(h.success_codes),
+            "timeout_seconds": h.timeout_seconds, "interval_seconds": h.interval_seconds,
+            "initial_delay_seconds": h.initial_delay_seconds, "max_retries": h.max_retries}
+
+
+def make_spec(p, host, directory: Path, *, ssh_sources, app_sources, keys, root_pass: str, replicas: int = 1):
+    """The provider's ``Spec`` for a prepared deployment directory (deploy, redeploy, `lcai scale`)."""
+    from .. import lifecycle as L
+    from ..providers import Spec
+
+    ctx, tpl, c = p.ctx, p.template, p.template.container
+    dep_id = ctx.deployment_id
+    resolved = host.catalog.resolve(tpl)
+    gpu = any(getattr(r.capability, "requires_gpu", False) for r in resolved)
+    return Spec(
+        deployment_id=dep_id, app=ctx.app_name, env=ctx.env,
+        label=L.instance_label(ctx.app_name, ctx.env, dep_id),
+        tags=tuple(L.deployment_tags(dep_id, ctx.app_name, ctx.env) + list(tpl.deploy.linode.tags)),
+        region=ctx.region, type=ctx.type, image=ctx.image, user_data=p.rendered.text,
+        user_data_b64=p.rendered.user_data_b64, app_ports=(c.external_port,) if c.external_port else (),
+        ssh_sources=tuple(ssh_sources), app_sources=tuple(app_sources), ssh_keys=tuple(keys), root_password=root_pass,
+        features=tuple(ctx.features), gpu=gpu, external_port=c.external_port, directory=str(Path(directory).resolve()),
+        replicas=replicas, health=health_of(c))
+
+
+def _replicas_for(prov, live_rec: Optional[dict], flag: Optional[int], tpl, c, directory: Path) -> int:
+    """How many replicas a create asks for (``--replicas``, else ``deploy.linode.replicas``); a redeploy keeps
+    what runs (`lcai scale` changes it) and refuses to turn one instance into replicas."""
+    if live_rec is not None:
+        running = live_rec.get("replicas")
+        wanted = flag or tpl.deploy.linode.replicas
+        if running is None and wanted > 1:
+            raise InputError(f"deployment {live_rec['deployment_id']} of {directory} is one instance; replicas run "
+                             "behind a NodeBalancer at a new address, which a redeploy cannot add",
+                             hint="`lcai deploy --new` creates the replicated deployment (then destroy the old "
+                                  "one), or set replicas: 1 to redeploy this one")
+        if running is not None and flag is not None and flag != running:
+            raise InputError(f"deployment {live_rec['deployment_id']} runs {running} replicas; a redeploy keeps "
+                             "the count", hint=f"`lcai scale {live_rec['deployment_id']} {flag}` changes it")
+        return int(running or 1)
+    n = flag or tpl.deploy.linode.replicas
+    if n > 1 and not getattr(prov, "supports_replicas", False):
+        raise InputError(f"provider {prov.name} cannot run replicas ({n} asked)",
+                         hint="deploy one replica (--replicas 1), or use a provider that supports them (linode)")
+    if n > 1 and not c.external_port:
+        raise InputError(f"--replicas {n}: replicas need a public port (deploy.linode.container.external_port) "
+                         "for the NodeBalancer to serve")
+    return n
 
 
 def _seed_of(d: Path, dep_id: str, p) -> str:
@@ -214,6 +256,9 @@ def _summary(prov, rec: dict, d: Path, tpl) -> None:
     url = ep.url() if ep else None
     click.echo(f"deployment {dep_id} ({prov.name}) at {addr or 'an address not known yet'}"
                + (f", {url}" if url else ""))
+    if rec.get("replicas") is not None:
+        click.echo(f"  {rec['replicas']} replica(s) behind a NodeBalancer (`lcai scale {dep_id} N` changes the "
+                   "count; ssh and logs reach replica 1)")
     ssh = prov.ssh(rec)
     if ssh is not None:
         click.echo(f"  {ssh.describe()}   (or {d / 'connect.sh'})")
@@ -255,6 +300,9 @@ def _redeploy(prov, reg, rec: dict, spec, desired: dict, prog, wait: bool, yes: 
     if not same:
         changes.append(f"user data: {rec.get('rendered_gzip_bytes', '?')} -> {desired['rendered_gzip_bytes']} "
                        "bytes gzip, content changed")
+    if rec.get("replicas") is not None and getattr(prov, "supports_replicas", False):
+        _rollout(prov, reg, rec, spec, desired, changes, prog, wait, yes, deadline, directory, tpl, seed)
+        return
     click.echo(f"redeploy {dep_id} ({prov.name}, {rec.get('label')}) at {rec.get('address')}: rebuild the same "
                "machine with the new user data (its disk is replaced; address and firewall stay)", err=True)
     for line in changes:
@@ -305,6 +353,76 @@ def _redeploy(prov, reg, rec: dict, spec, desired: dict, prog, wait: bool, yes: 
             click.echo(f"interrupted: deployment {dep_id} is rebuilding and tracked (`lcai status {dep_id}`)", err=True)
             e.lcai_reported = True  # type: ignore[attr-defined]
             raise
+        rec = reg.get(dep_id) or rec
+    _summary(prov, rec, Path(directory), tpl)
+
+
+def _rollout(prov, reg, rec: dict, spec, desired: dict, changes: list, prog, wait: bool, yes: bool,
+             deadline: float, directory: Path, tpl, seed: str) -> None:
+    """Rolling redeploy of a replicated deployment: the provider takes one replica at a time out of rotation,
+    rebuilds it, waits until healthy and puts it back; a replica that fails stops the rollout."""
+    import attrs
+
+    from .. import lifecycle as L
+
+    dep_id = rec["deployment_id"]
+    n = len((rec.get("provider_state") or {}).get("replicas") or [])
+    click.echo(f"redeploy {dep_id} ({prov.name}) at {rec.get('address')}: rolling, one replica of {n} at a time "
+               "(drain at the NodeBalancer, rebuild with the new user data, wait until healthy, accept again); the "
+               "others keep serving", err=True)
+    for line in changes:
+        click.echo(f"  {line}", err=True)
+    if not yes:
+        prog.clear()
+        L.confirm("roll it out?", "a redeploy rebuilds each replica (its disk is replaced)")
+    pw_file = Path(directory) / L.ROOT_PASSWORD
+    if not spec.ssh_keys and pw_file.is_file():  # one root password for every replica
+        spec = attrs.evolve(spec, root_password=pw_file.read_text().strip())
+    reg.update(dep_id, status="rolling out")
+    state = dict(rec.get("provider_state") or {})
+
+    def save(fields: dict) -> None:
+        state.update(fields)
+        reg.update(dep_id, provider_state=dict(state))
+
+    try:
+        fields = prov.rollout(rec, spec, prog.say, deadline, save) or {}
+    except KeyboardInterrupt as e:
+        click.echo(f"interrupted: deployment {dep_id} is tracked; run `lcai deploy` again to resume the rollout "
+                   "(replicas already healthy on the new version are skipped)", err=True)
+        reg.update(dep_id, status="rollout interrupted", rendered_sha256=None)  # replicas may differ now
+        e.lcai_reported = True  # type: ignore[attr-defined]
+        raise
+    except LcaiError as e:
+        reg.update(dep_id, status="rollout stopped", health_status=None, health_detail=None,
+                   rendered_sha256=None)  # replicas run different versions: the next deploy rolls out again
+        if "roll back" not in (e.hint or ""):
+            e.hint = (f"{e.hint}; " if e.hint else "") + (
+                f"deployment {dep_id} is tracked; run `lcai deploy` again to resume the rollout, or put the "
+                "previous deploy.yml back and run `lcai deploy` to roll back")
+        raise
+    if not spec.ssh_keys and not pw_file.is_file():
+        from ..files import write_private
+
+        write_private(pw_file, spec.root_password + "\n")
+    state.update({k: v for k, v in fields.items() if k not in L.RECORD_FIELDS})
+    rec = reg.update(dep_id, provider_state=dict(state), status="running", health_status=None, health_detail=None,
+                     rebuilt_at=_now(), **desired)
+    prog.say(f"rollout done: {n} replica(s) on the new version")
+    L.write_state(Path(directory), {"deployment_id": dep_id, "provider": prov.name, "secret_seed": seed,
+                                    "label": rec.get("label"), "app": rec.get("app"), "env": rec.get("env"),
+                                    "region": rec.get("region"), "type": rec.get("type"), "address": rec.get("address"),
+                                    "external_port": rec.get("external_port"), "created_at": rec.get("created_at")})
+    try:
+        (Path(directory) / ".linode" / "pending.json").unlink()
+    except FileNotFoundError:
+        pass
+    _write_connect(Path(directory), prov, rec)
+    if wait:
+        try:
+            L.wait_ready(prov, reg, dict(rec), prog, deadline)
+        except LcaiError as e:
+            raise _tracked(e, dep_id) from None
         rec = reg.get(dep_id) or rec
     _summary(prov, rec, Path(directory), tpl)
 

@@ -117,7 +117,7 @@ def _table(rows: list[dict]) -> None:
         price = f"{r['price_hourly']:.3f}" if isinstance(r.get("price_hourly"), (int, float)) else "-"
         table.append([r["deployment_id"], str(r.get("app") or "-")[:24], str(r.get("env") or "-")[:12],
                       str(r.get("provider") or "-"), str(r.get("region") or "-"), str(r.get("type") or "-")[:24], st,
-                      str(r.get("health_status") or "-"), age(r.get("created_at"), now), price])
+                      _health_cell(r), age(r.get("created_at"), now), price])
     widths = [max(len(c), *(len(row[i]) for row in table)) for i, c in enumerate(cols)]
     right = {"AGE", "$/H"}
 
@@ -137,6 +137,16 @@ def _table(rows: list[dict]) -> None:
                              for i, (c, w) in enumerate(zip(cells, widths))).rstrip())
 
 
+def _health_cell(r: dict) -> str:
+    """The HEALTH column: the last check's word; for replicas ``healthy k/N`` (the NodeBalancer's view at the
+    last `status ID`, deploy, scale or rollout: the list itself reads no per-NodeBalancer state)."""
+    if r.get("replicas") is None:
+        return str(r.get("health_status") or "-")
+    n = len((r.get("provider_state") or {}).get("replicas") or []) or r["replicas"]
+    k = r.get("replicas_healthy")
+    return f"healthy {k}/{n}" if k is not None else f"- ({n} replicas)"
+
+
 def _status_one(host, reg, rows, listings, key: str, as_json: bool) -> None:
     from .. import health as H
     from .. import lifecycle as L
@@ -153,7 +163,8 @@ def _status_one(host, reg, rows, listings, key: str, as_json: bool) -> None:
     row["health_live"] = {"ok": result.ok, "detail": result.detail, "source": result.source}
     if result.ok is not None and not row.get("untracked"):
         reg.update(row["deployment_id"], health_status=result.word(), health_detail=result.detail,
-                   health_source=result.source)
+                   health_source=result.source,
+                   **({"replicas_healthy": row["replicas_healthy"]} if "replicas_healthy" in row else {}))
     if as_json:
         click.echo(json.dumps(row, indent=2, default=str))
         return
@@ -173,7 +184,7 @@ def _status_one(host, reg, rows, listings, key: str, as_json: bool) -> None:
             fields.append(("ssh", ssh.describe()))
     word = {True: "ok", False: "failing", None: "unknown"}[result.ok]
     where = {"this machine": "checked from this machine", "instance": "the instance's own check, over SSH",
-             "none": "not checked"}.get(result.source, result.source)
+             "nodebalancer": "the NodeBalancer's checks", "none": "not checked"}.get(result.source, result.source)
     fields += [("health", f"{word}: {result.detail} ({where})"),
                ("cost", f"${row['price_hourly']}/h" if row.get("price_hourly") is not None else None),
                ("created", row.get("created_at")), ("directory", row.get("directory")),

@@ -10,6 +10,7 @@ from lcai_core.errors import InputError, LcaiError
 from lcai_core.providers import Listing, Preflight, Price, Provider, Spec, Step
 
 from .api import ApiFailure, Retrier, describe, hopeless, make_client, resolve_url, retryable
+from .replicas import ReplicaMixin, is_replicated, nb_label, public_ip, replica_index
 
 from lcai_core.lifecycle import deployment_tags, instance_label, parse_tags, random_root_password  # noqa: F401
 
@@ -24,6 +25,21 @@ def by_deployment(instances: list[dict]) -> dict[str, dict]:
         if dep:
             out.setdefault(dep, inst)
     return out
+
+
+def group_by_deployment(instances: list[dict]) -> dict[str, list[dict]]:
+    """Instances by their ``lcai-id:`` tag, all of them (replicas share one id)."""
+    out: dict[str, list[dict]] = {}
+    for inst in instances:
+        dep = parse_tags(inst.get("tags") or []).get("id")
+        if dep:
+            out.setdefault(dep, []).append(inst)
+    return out
+
+
+def _looks_replicated(dep: str, insts: list[dict]) -> bool:
+    """Several instances share the id, or one is labelled as replica k (``…-<id>-<k>``)."""
+    return len(insts) > 1 or any(replica_index(i, dep) is not None for i in insts)
 
 
 def firewall_label(deployment_id: str) -> str:
@@ -43,9 +59,11 @@ def _token_error(e) -> InputError:
                       hint="check LINODE_TOKEN (or linode-cli's config); it needs Linodes and Firewalls read/write")
 
 
-class LinodeProvider(Provider):
+class LinodeProvider(ReplicaMixin, Provider):
     name = "linode"
     summary = "Linode (Akamai cloud) through the Linode API v4"
+    #: one tag-filtered instance list (per 500 instances); when any deployment has replicas, plus one
+    #: tag-filtered NodeBalancer list (per 500): 200 deployments x 3 replicas = 3 requests (docs/scaling.md)
     list_requests = 1
 
     def __init__(self, client=None, retrier: Optional[Retrier] = None):
@@ -99,7 +117,10 @@ class LinodeProvider(Provider):
     def preflight(self, spec: Spec) -> Preflight:
         """Token, type, region and image exist; the region has Metadata (and GPU Linodes for a GPU type); the image
         has cloud-init. The summary names the type and its price in that region."""
-        return self._preflight(spec.region, spec.type, spec.image)
+        pre = self._preflight(spec.region, spec.type, spec.image)
+        if spec.replicas > 1:
+            return self.replica_preflight(spec, self._region_caps, pre)
+        return pre
 
     def _preflight(self, region: str, type_: str, image: str) -> Preflight:
         from linode_api4 import ApiError
@@ -126,6 +147,7 @@ class LinodeProvider(Provider):
         r = one(f"region {region}", f"/regions/{region}", "--region", "/regions")
         i = one(f"image {image}", f"/images/{image}", "deploy.linode.image")
         caps = r.get("capabilities") or []
+        self._region_caps = caps
         if "Metadata" not in caps:
             raise InputError(f"region {region} does not support Metadata, so cloud-init user data cannot be delivered",
                              hint="pick another region with --region (e.g. us-ord)")
@@ -235,7 +257,10 @@ class LinodeProvider(Provider):
                             lookup)
 
     def create_steps(self, spec: Spec) -> list[Step]:
-        """The firewall (SSH and the app port only), then the instance booted with the user data."""
+        """The firewall (SSH and the app port only), then the instance booted with the user data; with replicas,
+        the firewall, each replica, then the NodeBalancer (replicas.py)."""
+        if spec.replicas > 1:
+            return self.replica_steps(spec)
         dep = spec.deployment_id
 
         def fw_fields(fw: dict) -> dict:
@@ -291,6 +316,9 @@ class LinodeProvider(Provider):
         """``POST /linode/instances/{id}/rebuild`` with the new user data: same instance, IPv4 and firewall."""
         from linode_api4 import ApiError
 
+        if is_replicated(record):
+            raise LcaiError(f"deployment {record['deployment_id']} has replicas: a redeploy rolls out to them one "
+                            "at a time (`lcai deploy` in its directory)")
         lid = (record.get("provider_state") or {}).get("linode_id")
         if not lid:
             raise LcaiError(f"deployment {record['deployment_id']} has no instance to rebuild",
@@ -314,6 +342,8 @@ class LinodeProvider(Provider):
 
         from lcai_core.lifecycle import env_seconds
 
+        if is_replicated(record):
+            return self.wait_replicas(record, say, deadline)
         lid = (record.get("provider_state") or {}).get("linode_id")
         poll = env_seconds("LCAI_POLL_INTERVAL", 5.0)
         last = None
@@ -357,16 +387,29 @@ class LinodeProvider(Provider):
     # ------------------------------------------------------------ read
 
     def rows(self, records: dict) -> Listing:
-        """Registry records merged with ONE tag-filtered list call; vanished and untracked instances marked."""
+        """Registry records merged with ONE tag-filtered instance list; when any deployment has replicas, plus
+        ONE tag-filtered NodeBalancer list (one request per 500 of each). Vanished and untracked marked."""
         try:
             live = self.list_instances()
         except LcaiError as e:
             return Listing([dict(r, live_status=r.get("status")) for r in records.values()],
                            f"registry (API not reached: {e.message})", reached=False)
-        by_dep = by_deployment(live)
+        groups = group_by_deployment(live)
+        nbs: Optional[dict] = {}
+        source = "api (one tag-filtered list request)"
+        if any(is_replicated(r) for r in records.values()) or any(_looks_replicated(d, g) for d, g in groups.items()):
+            source = "api (tag-filtered instance and NodeBalancer lists)"
+            try:
+                nbs = {parse_tags(n.get("tags") or []).get("id"): n for n in self.list_nodebalancers()}
+            except LcaiError:
+                nbs, source = None, "api (instances; the NodeBalancer list failed)"
         rows = []
         for dep_id, rec in sorted(records.items(), key=lambda kv: kv[1].get("created_at", "")):
-            inst = by_dep.pop(dep_id, None)
+            insts = groups.pop(dep_id, [])
+            if is_replicated(rec):
+                rows.append(self._replicated_row(rec, insts, nbs))
+                continue
+            inst = insts[0] if insts else None
             row = dict(rec)
             state = dict(rec.get("provider_state") or {})
             if inst is not None:
@@ -378,9 +421,79 @@ class LinodeProvider(Provider):
             else:
                 row["live_status"] = "vanished"
             rows.append(row)
-        for dep_id, inst in sorted(by_dep.items()):
-            rows.append(dict(self._record_of(inst), live_status=inst.get("status"), untracked=True))
-        return Listing(rows, "api (one tag-filtered list request)")
+        for dep_id, insts in sorted(groups.items()):
+            if _looks_replicated(dep_id, insts) or (nbs and dep_id in nbs):
+                rec = self._replicated_record(dep_id, insts, (nbs or {}).get(dep_id))
+            else:
+                rec = self._record_of(insts[0])
+            rows.append(dict(rec, live_status=rec.get("status"), untracked=True))
+        for dep_id, nb in sorted((nbs or {}).items()):
+            if dep_id and dep_id not in records and not any(r["deployment_id"] == dep_id for r in rows):
+                rec = self._replicated_record(dep_id, [], nb)
+                rows.append(dict(rec, live_status="nodebalancer only", untracked=True))
+        return Listing(rows, source)
+
+    def _replicated_row(self, rec: dict, insts: list, nbs: Optional[dict]) -> dict:
+        dep = rec["deployment_id"]
+        row = dict(rec)
+        state = dict(rec.get("provider_state") or {})
+        by_k = {replica_index(i, dep): i for i in insts}
+        reps = [dict(r) for r in state.get("replicas") or []]
+        for r in reps:
+            inst = by_k.get(r["k"])
+            if inst is not None:
+                r["public_ip"] = public_ip(inst)
+        state["replicas"] = reps
+        n = len(reps)
+        statuses = [(by_k.get(r["k"]) or {}).get("status") for r in reps]
+        running = statuses.count("running")
+        if not insts:
+            live = "creating?" if rec.get("status") == "creating" and not reps else "vanished"
+        elif n and running == n:
+            live = "running"
+        elif len(set(statuses)) == 1 and statuses[0]:
+            live = statuses[0]
+        else:
+            live = f"running {running}/{n}"
+        nb = (nbs or {}).get(dep)
+        if nb is not None:
+            row["address"] = nb.get("ipv4")
+        elif nbs is not None and insts:
+            live += " (NodeBalancer gone)"
+        row.update(live_status=live, provider_state=state, replicas=n, replicas_live=len(insts))
+        return row
+
+    def _replicated_record(self, dep: str, insts: list, nb: Optional[dict], firewall_id: Optional[int] = None,
+                           prices: Optional[dict] = None, nb_price: Optional[dict] = None) -> dict:
+        from lcai_core.lifecycle import instance_label
+
+        from .replicas import private_ip
+
+        insts = sorted(insts, key=lambda i: replica_index(i, dep) or 0)
+        first = insts[0] if insts else {}
+        t = parse_tags(first.get("tags") or (nb or {}).get("tags") or [])
+        reps = [{"k": replica_index(i, dep) or 0, "linode_id": i["id"], "private_ip": private_ip(i),
+                 "public_ip": public_ip(i), "rendered_sha256": None} for i in insts]
+        state: dict = {"replicas": reps}
+        if nb is not None:
+            state.update(nodebalancer_id=nb["id"], nodebalancer_label=nb.get("label"))
+        if firewall_id is not None:
+            state["firewall_id"] = firewall_id
+        statuses = {i.get("status") for i in insts}
+        created = first.get("created") or (nb or {}).get("created")
+        rec = {"deployment_id": dep, "app": t.get("app"), "env": t.get("env"), "provider": self.name,
+               "region": first.get("region") or (nb or {}).get("region"), "type": first.get("type"),
+               "label": instance_label(t["app"], t["env"], dep) if t.get("app") and t.get("env") else None,
+               "image": first.get("image"), "address": (nb or {}).get("ipv4"),
+               "status": statuses.pop() if len(statuses) == 1 else "running" if not statuses else "mixed",
+               "created_at": created.rstrip("Z") + "Z" if created else None, "replicas": len(reps),
+               "provider_state": state}
+        price = (prices or {}).get(first.get("type"))
+        if price and nb_price:
+            p = price_of(price, first.get("region") or "")
+            rec.update(price_hourly=round(len(reps) * p["hourly"] + nb_price["hourly"], 4),
+                       price_monthly=round(len(reps) * p["monthly"] + nb_price["monthly"], 2))
+        return rec
 
     def _record_of(self, inst: dict, firewall_id: Optional[int] = None, prices: Optional[dict] = None) -> dict:
         t = parse_tags(inst.get("tags") or [])
@@ -399,6 +512,8 @@ class LinodeProvider(Provider):
         return rec
 
     def detail(self, record: dict) -> list:
+        if is_replicated(record):
+            return self.replica_detail(record)
         st = record.get("provider_state") or {}
         out = []
         if st.get("linode_id"):
@@ -406,8 +521,23 @@ class LinodeProvider(Provider):
         out.append(("firewall", st.get("firewall_label") or firewall_label(record["deployment_id"])))
         return out
 
+    def health(self, record: dict):
+        """Replicated deployments: the NodeBalancer's view (``healthy k/N``, one request); else core checks."""
+        return self.replica_health(record) if is_replicated(record) else None
+
+    def ssh(self, record: dict):
+        """Replicated deployments: replica 1 (the lowest index) over its public IPv4; else the instance."""
+        from lcai_core.providers import SshEndpoint
+
+        if is_replicated(record):
+            reps = sorted((record.get("provider_state") or {}).get("replicas") or [], key=lambda r: r["k"])
+            ip = next((r.get("public_ip") for r in reps if r.get("public_ip")), None)
+            return SshEndpoint(ip) if ip else None
+        return super().ssh(record)
+
     def discover(self) -> list[dict]:
-        """Every lcai instance (one request), its firewall (one request for all) and prices (one request)."""
+        """Every lcai instance (one request), its firewall (one request for all) and prices (one request); with
+        replicated deployments, their NodeBalancers (one request) and the NodeBalancer price (one request)."""
         live = self.list_instances()
         fws = self._get("listing firewalls", "/networking/firewalls", {"tags": {"+contains": TAG}}).get("data", [])
         fw_by_label = {f.get("label"): f["id"] for f in fws}
@@ -417,15 +547,33 @@ class LinodeProvider(Provider):
                 prices = {t["id"]: t for t in self._get("listing types", "/linode/types").get("data", [])}
             except LcaiError:
                 prices = {}
+        groups = group_by_deployment(live)
+        nbs: dict = {}
+        if any(_looks_replicated(d, g) for d, g in groups.items()):
+            nbs = {parse_tags(n.get("tags") or []).get("id"): n for n in self.list_nodebalancers()}
         out = []
-        for dep, inst in by_deployment(live).items():
-            out.append(self._record_of(inst, fw_by_label.get(firewall_label(dep)), prices))
+        nb_prices: dict = {}
+        for dep, insts in groups.items():
+            if _looks_replicated(dep, insts) or dep in nbs:
+                region = insts[0].get("region") or ""
+                if region not in nb_prices:
+                    try:
+                        nb_prices[region] = self.nb_price(region)
+                    except LcaiError:
+                        nb_prices[region] = None
+                out.append(self._replicated_record(dep, insts, nbs.get(dep), fw_by_label.get(firewall_label(dep)),
+                                                   prices, nb_prices[region]))
+            else:
+                out.append(self._record_of(insts[0], fw_by_label.get(firewall_label(dep)), prices))
         return out
 
     # ------------------------------------------------------------ destroy
 
     def destroy(self, record: dict, say=lambda m: None) -> None:
-        """Instances (by id, and any a lost reply left behind with the deployment's tag), then the firewall."""
+        """Instances (by id, and any a lost reply left behind with the deployment's tag), then the firewall; a
+        replicated deployment's NodeBalancer first."""
+        if is_replicated(record):
+            return self.destroy_replicated(record, say)
         dep_id = record["deployment_id"]
         state = record.get("provider_state") or {}
         linode_ids = {state["linode_id"]} if state.get("linode_id") else set()
