@@ -11,10 +11,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from registry import registry  # noqa: E402,F401  (the session fixture)
 
 
-def pytest_configure(config):
-    config.addinivalue_line("markers", "boot: boots a local VM (run with -m boot; minutes each)")
-
-
 def pytest_collection_modifyitems(config, items):
     if "boot" in (config.getoption("markexpr") or ""):
         return
