@@ -370,3 +370,32 @@ def test_the_nodebalancer_address_serves_through_up_accepting_nodes(api, replica
     assert hit() == (503, None)  # nothing UP to take a new request
     state = api.ctl("GET", "/_sim/state")[1]
     assert state["nodebalancers"][0]["listening"] == [front]
+
+
+def test_check_timing_when_scaled(api, replicas):
+    """nb_check_scale > 0: unknown until the first check, DOWN only after check_attempts failing checks, UP after
+    one passing check — the stale window a rollout must wait out on a real NodeBalancer."""
+    insts, _, port = replicas
+    assert api.ctl("POST", "/_sim/settings", {"nb_check_scale": 0.02})[1]["nb_check_scale"] == 0.02
+    nb = nb_with_nodes(api, insts, port, check_interval=10, check_timeout=5, check_attempts=3)  # 0.2 s, 0.6 s
+    t0 = time.monotonic()
+    assert [n["status"] for n in nodes_of(api, nb)[1]] == ["unknown"] * 3
+    assert nodes_of(api, nb)[0]["nodes_status"] == {"up": 0, "down": 0}
+    while [n["status"] for n in nodes_of(api, nb)[1]] != ["UP"] * 3:
+        assert time.monotonic() - t0 < 2
+        time.sleep(0.01)
+    assert time.monotonic() - t0 >= 0.2
+    api.ctl("POST", f"/_sim/instances/{insts[0]['id']}/app", {"state": "crashed"})
+    t1 = time.monotonic()
+    assert nodes_of(api, nb)[1][0]["status"] == "UP"  # not noticed yet
+    while nodes_of(api, nb)[1][0]["status"] != "DOWN":
+        assert time.monotonic() - t1 < 3
+        time.sleep(0.01)
+    assert time.monotonic() - t1 >= 0.6  # three failing checks, 0.2 s apart
+    api.ctl("POST", f"/_sim/instances/{insts[0]['id']}/app", {"state": "healthy"})
+    t2 = time.monotonic()
+    while nodes_of(api, nb)[1][0]["status"] != "UP":
+        assert time.monotonic() - t2 < 3
+        time.sleep(0.01)
+    assert 0.2 <= time.monotonic() - t2 < 0.6
+    assert api.ctl("POST", "/_sim/settings", {"nb_check_scale": -1})[0] == 400

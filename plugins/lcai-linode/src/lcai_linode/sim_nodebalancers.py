@@ -10,7 +10,9 @@ documents 192.168.255.0/24 as the range NodeBalancers reach backends from; the O
 it), and the config's check runs against the instance's simulated app (sim_health.App): ``connection`` needs a
 listener, ``http`` a 2xx/3xx answer on ``check_path``, ``http_body`` that answer containing ``check_body``
 (a regular expression). ``check: none`` marks a node DOWN only when it refuses connections (passive checks).
-Each read re-evaluates the check, so status changes as soon as the app does (no check_interval delay).
+By default each read re-evaluates the check, so status changes as soon as the app does; with the setting
+``nb_check_scale`` > 0 (``POST /_sim/settings``) status follows check_interval/check_attempts, scaled, as a real
+NodeBalancer's does (``unknown`` at first, DOWN only after check_attempts failures).
 Fields the simulator does not know (newer API versions, SDK extras) are ignored, not refused.
 
 The NodeBalancer's ``ipv4`` (127.0.2.N in the simulator) answers HTTP on each config's port through its nodes
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import time
 from typing import TYPE_CHECKING, Any, Optional
 
 from .sim_validate import NB_LABEL_RE, NB_NODE_LABEL_RE, CHECK_PATH_RE, check_tags, error, firewall_allows, is_int
@@ -69,7 +72,8 @@ def public_nb(nb: dict) -> dict:
     return {k: v for k, v in nb.items() if not k.startswith("_")}
 
 
-def node_status(st: "State", nb: dict, cfg: dict, node: dict) -> str:
+def backend_status(st: "State", nb: dict, cfg: dict, node: dict) -> str:
+    """UP/DOWN of the backend right now, as one check of this config would find it."""
     ip, _, port = node["address"].rpartition(":")
     inst = st.instance_by_private_ip(ip)
     if inst is None or inst["region"] != nb["region"]:
@@ -98,13 +102,51 @@ def node_status(st: "State", nb: dict, cfg: dict, node: dict) -> str:
     return "UP"
 
 
+def node_status(st: "State", nb: dict, cfg: dict, node: dict) -> str:
+    """The status the API reports. With ``nb_check_scale`` 0 (the default) it is the backend's status now. With a
+    scale > 0 it follows the config's check timing, ``check_interval`` seconds x scale per check: a new node is
+    ``unknown`` until its first check, UP after one passing check, DOWN after ``check_attempts`` failing ones,
+    so a client sees the stale status a real NodeBalancer shows (the simulator's clock evaluates every node)."""
+    real = backend_status(st, nb, cfg, node)
+    scale = st.nb_check_scale
+    if not scale:
+        node["_observed"], node["_pending"] = real, None
+        return real
+    now = time.monotonic()
+    interval = cfg["check_interval"] * scale
+    seen = node.get("_observed")
+    if seen is None:
+        if now - node.get("_created_at", now) >= interval:
+            node["_observed"], node["_pending"] = real, None
+            return real
+        return "unknown"
+    if real == seen:
+        node["_pending"] = None
+        return seen
+    if node.get("_pending") is None:
+        node["_pending"] = now
+    if now - node["_pending"] >= (cfg["check_attempts"] if real == "DOWN" else 1) * interval:
+        node["_observed"], node["_pending"] = real, None
+        return real
+    return seen
+
+
 def public_node(st: "State", nb: dict, cfg: dict, node: dict) -> dict:
-    return dict(node, status=node_status(st, nb, cfg, node))
+    return dict({k: v for k, v in node.items() if not k.startswith("_")}, status=node_status(st, nb, cfg, node))
+
+
+def tick(st: "State") -> None:
+    """Clock step (caller holds the simulator's lock): run every node's check, so timing does not depend on reads."""
+    if st.nb_check_scale:
+        for nb in st.nodebalancers.values():
+            for cfg in nb["_configs"].values():
+                for node in cfg["_nodes"].values():
+                    node_status(st, nb, cfg, node)
 
 
 def public_config(st: "State", nb: dict, cfg: dict) -> dict:
     out = {k: v for k, v in cfg.items() if not k.startswith("_")}
-    statuses = [node_status(st, nb, cfg, n) for n in cfg["_nodes"].values()]
+    statuses = [node_status(st, nb, cfg, n) for n in cfg["_nodes"].values()]  # "unknown" counts as neither
     out["nodes_status"] = {"up": statuses.count("UP"), "down": statuses.count("DOWN")}
     out["ssl_cert"] = "<REDACTED>" if cfg.get("_ssl_cert") else None
     out["ssl_key"] = "<REDACTED>" if cfg.get("_ssl_key") else None
@@ -227,7 +269,8 @@ def _store_config(st: "State", nb: dict, cfg: dict) -> dict:
 def _store_node(st: "State", nb: dict, cfg: dict, body: dict) -> dict:
     nid = st.new_id()
     node = {"id": nid, "config_id": cfg["id"], "nodebalancer_id": nb["id"], "address": body["address"],
-            "label": body["label"], "weight": body.get("weight", 100), "mode": body.get("mode", "accept")}
+            "label": body["label"], "weight": body.get("weight", 100), "mode": body.get("mode", "accept"),
+            "_created_at": time.monotonic()}
     cfg["_nodes"][nid] = node
     return node
 

@@ -18,7 +18,8 @@ Test-only control endpoints live under ``/_sim/`` (no token):
   ``POST /_sim/faults`` (a fault or a list), ``DELETE /_sim/faults``, ``POST /_sim/reset``,
   ``GET /_sim/state`` (instances with user_data, private IPs and app state, firewalls, nodebalancers,
   ``run_token``), ``GET /_sim/requests``,
-  ``GET|POST /_sim/settings`` ``{"client_ip": "203.0.113.7", "provision_s": 2, "boot_s": 2, "app_ready_s": 1}``
+  ``GET|POST /_sim/settings`` ``{"client_ip": "203.0.113.7", "provision_s": 2, "boot_s": 2, "app_ready_s": 1,
+  "nb_check_scale": 0.01}`` (``nb_check_scale``: NodeBalancer checks take check_interval x scale seconds),
   (``client_ip``: the user's internet address; when set, each instance's Cloud Firewall decides whether its
   app answers on 127.0.1.N — an http check then sees no answer; a tcp connect still succeeds),
   ``GET|POST /_sim/instances/{id}/app`` ``{"state": "healthy"|"unhealthy"|"crashed", "restart_after_s": 2,
@@ -153,7 +154,7 @@ class Fault:
 class State:
     def __init__(self, token: str = "sim-token", provision_s: float = 2.0, boot_s: float = 2.0,
                  app_ready_s: float = 1.0, serve_health: bool = True, run_token: Optional[str] = None,
-                 shutdown_s: Optional[float] = None, client_ip: Optional[str] = None):
+                 shutdown_s: Optional[float] = None, client_ip: Optional[str] = None, nb_check_scale: float = 0.0):
         self.token = token
         self.provision_s, self.boot_s, self.app_ready_s = provision_s, boot_s, app_ready_s
         self.shutdown_s = boot_s / 2 if shutdown_s is None else shutdown_s
@@ -162,6 +163,7 @@ class State:
         # the address the user's machine has on the internet: when set, each instance's Cloud Firewall decides
         # whether the app answers on 127.0.1.N (None: every request to 127.0.1.N passes, as before)
         self.client_ip = client_ip
+        self.nb_check_scale = nb_check_scale  # 0: NodeBalancer node status is the backend's now (sim_nodebalancers)
         self.lock = threading.RLock()
         self.reset()
 
@@ -258,6 +260,7 @@ class State:
         with self.lock:
             for inst in self.instances.values():
                 self._tick(inst)
+            nbs.tick(self)
             apps = list(self.apps.values())
         for app in apps:  # outside the lock: a listener's handler thread takes it through ready()
             app.sync()
@@ -490,7 +493,8 @@ class Handler(BaseHTTPRequestHandler):
                     if method == "POST":
                         self._control_settings(body)
                     return self._send(200, {"client_ip": st.client_ip, "provision_s": st.provision_s,
-                                            "boot_s": st.boot_s, "app_ready_s": st.app_ready_s})
+                                            "boot_s": st.boot_s, "app_ready_s": st.app_ready_s,
+                                            "nb_check_scale": st.nb_check_scale})
                 if path == "/_sim/app-rules" and method == "POST":
                     rules = body if isinstance(body, list) else [body]
                     for r in rules:
@@ -525,7 +529,7 @@ class Handler(BaseHTTPRequestHandler):
                 st.client_ip = str(ipaddress.ip_address(body["client_ip"])) if body["client_ip"] else None
             except ValueError:
                 raise ApiError(400, "client_ip must be an IP address or null", "client_ip") from None
-        for k in ("provision_s", "boot_s", "app_ready_s"):
+        for k in ("provision_s", "boot_s", "app_ready_s", "nb_check_scale"):
             if k in body:
                 if not isinstance(body[k], (int, float)) or body[k] < 0:
                     raise ApiError(400, f"{k} must be a number of seconds", k)
@@ -1124,13 +1128,16 @@ def main(argv: Optional[list] = None) -> None:
     ap.add_argument("--client-ip", default=None,
                     help="the address your machine has on the internet: instances' firewalls then decide whether "
                          "their apps answer you (default: every request passes)")
+    ap.add_argument("--nb-check-scale", type=float, default=0.0,
+                    help="NodeBalancer checks take check_interval x this many seconds (0: node status is immediate)")
     a = ap.parse_args(argv)
     if not 0 <= a.port <= 65535:
         print(f"lcai-linode-sim: --port {a.port}: must be 0-65535", file=sys.stderr)
         raise SystemExit(2)
     try:
         sim = Simulator(a.port, token=a.token, provision_s=a.provision_seconds, boot_s=a.boot_seconds,
-                        app_ready_s=a.app_ready_seconds, run_token=a.run_token, client_ip=a.client_ip)
+                        app_ready_s=a.app_ready_seconds, run_token=a.run_token, client_ip=a.client_ip,
+                        nb_check_scale=a.nb_check_scale)
     except OSError as e:
         why = "the port is in use (another simulator or service?)" if e.errno == errno.EADDRINUSE else \
             (e.strerror or str(e))
