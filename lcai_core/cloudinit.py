@@ -707,4 +707,5 @@ def dump_yaml(doc: Any) -> str:
 
 def summary_json(rendered: Rendered) -> str:
     return json.dumps({"sizes": rendered.sizes(), "boot_plan": list(rendered.boot_plan),
-                       "env": list(rendered.env_names), "units": list(rendered.units)}, indent=2)
+                       "env": list(rendered.env_names), "units": list(rendered.units),
+                       "warnings": list(rendered.warnings)}, indent=2)
