@@ -477,7 +477,8 @@ def _wait_replicas_healthy(prov: Provider, registry, record: dict, prog, deadlin
             return "healthy"
         if (res is not None and res.final) or time.monotonic() > deadline:
             registry.update(dep, **fields)
-            raise LcaiError(f"deployment {dep} did not become healthy in time: {last or 'no answer'}",
+            raise LcaiError(f"deployment {dep}: {last}" if res is not None and res.final else
+                            f"deployment {dep} did not become healthy in time: {last or 'no answer'}",
                             hint=f"it is tracked and running: `lcai status {dep}` lists each replica's node, "
                                  f"`lcai logs {dep}`, or `lcai destroy {dep}`")
         time.sleep(poll)

@@ -595,7 +595,9 @@ def refused(what: str, e) -> LcaiError:
     reasons = "; ".join(map(str, e.errors or [])) or str(e)
     if e.status == 401:
         return _token_error(e)
-    hint = {403: "the token needs read/write access to Linodes and Firewalls, and the account access to this "
-                 "type (GPU plans need a support request)",
+    hint = {403: "the token needs read/write access to Linodes and Firewalls (and NodeBalancers, for replicas), "
+                 "and the account access to this type (GPU plans need a support request)",
             400: "fix what the API names (deploy.yml or the flags) and deploy again"}.get(e.status)
-    return ApiFailure(f"{what} was refused by the Linode API ({e.status}): {reasons}", hint=hint)
+    err = ApiFailure(f"{what} was refused by the Linode API ({e.status}): {reasons}", hint=hint)
+    err.status = e.status  # type: ignore[attr-defined]
+    return err

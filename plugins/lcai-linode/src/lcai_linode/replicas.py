@@ -309,10 +309,9 @@ class ReplicaMixin:
     def _nb_step(self, spec: Spec) -> Step:
         dep = spec.deployment_id
 
-        def fields(nb: dict) -> dict:
-            cfg = self._config({"external_port": spec.external_port}, nb["id"])
-            return {"nodebalancer_id": nb["id"], "nodebalancer_label": nb["label"], "nb_config_id": cfg["id"],
-                    "address": nb.get("ipv4"), "status": "provisioning"}
+        def fields(nb: dict) -> dict:  # the config id is read when needed: nothing here can fail after the create
+            return {"nodebalancer_id": nb["id"], "nodebalancer_label": nb["label"], "address": nb.get("ipv4"),
+                    "status": "provisioning"}
 
         def run(state: dict, say) -> dict:
             nb = self.find_nodebalancer(dep) or self.create_nodebalancer(spec, state.get("replicas") or [])
@@ -350,6 +349,12 @@ class ReplicaMixin:
                 say(line)
                 last = line
             if running == len(want):
+                st = record.get("provider_state") or {}
+                if st.get("nodebalancer_id") and not st.get("nb_config_id"):
+                    try:  # for the health checks that follow (one request each instead of two)
+                        st["nb_config_id"] = self._config(record, st["nodebalancer_id"])["id"]
+                    except LcaiError:
+                        pass
                 return {"status": "running", "address": record.get("address")}
             if time.monotonic() > deadline:
                 raise LcaiError(f"timed out waiting for the replicas of {dep} ({line})",
@@ -368,9 +373,21 @@ class ReplicaMixin:
             out.append({"k": r["k"], "linode_id": r.get("linode_id"), "private_ip": r.get("private_ip"),
                         "public_ip": r.get("public_ip"), "node_id": n and n.get("id"),
                         "status": n.get("status") if n else "no node", "mode": n.get("mode") if n else None})
-        for addr, n in by_addr.items():  # a node for something that is not a replica (added by hand)
+        for addr, n in by_addr.items():  # a node of no replica: added by hand, or left by an interrupted scale
             out.append({"k": None, "linode_id": None, "private_ip": addr, "public_ip": None, "node_id": n.get("id"),
-                        "status": n.get("status"), "mode": n.get("mode")})
+                        "status": n.get("status"), "mode": n.get("mode"), "label": n.get("label")})
+        return out
+
+    def _prune(self, record: dict, view: list[dict], nb_id: int, cfg_id: int, say) -> list[dict]:
+        """Delete nodes lcai added for replicas that no longer exist (label ``<id>-<k>``); keep others."""
+        mine = re.compile(rf"^{re.escape(record['deployment_id'])}-\d+$")
+        out = []
+        for v in view:
+            if v["k"] is None and mine.match(v.get("label") or ""):
+                self.delete_node(nb_id, cfg_id, v["node_id"])
+                say(f"removed leftover node {v['private_ip']} ({v['label']})")
+            else:
+                out.append(v)
         return out
 
     def replica_health(self, record: dict):
@@ -388,8 +405,9 @@ class ReplicaMixin:
             if e.status == 404:
                 return Health(False, f"NodeBalancer {st['nodebalancer_id']} is gone", "nodebalancer", final=True)
             raise
-        except LcaiError as e:
-            return Health(None, f"cannot read the NodeBalancer: {e.message}", "none")
+        except LcaiError as e:  # a refusal is final; a failing API may recover
+            return Health(None, f"cannot read the NodeBalancer: {e.message}", "none",
+                          final=getattr(e, "status", None) in (400, 401, 403))
         up = sum(1 for v in view if v["k"] is not None and v["status"] == "UP")
         serving = sum(1 for v in view if v["k"] is not None and v["status"] == "UP" and v["mode"] == "accept")
         record["replicas_healthy"] = up
@@ -408,6 +426,7 @@ class ReplicaMixin:
         cfg_id, port = cfg["id"], int(cfg["port"])
         st["nb_config_id"] = cfg_id
         current = sorted(st.get("replicas") or [], key=lambda r: r["k"])
+        view_all = self._prune(record, self.node_view(dict(record, provider_state=st)), nb_id, cfg_id, say)
         if replicas > len(current):
             if spec is None:
                 raise InputError(f"adding replicas to {dep} needs its deployment directory (the user data)")
@@ -415,7 +434,7 @@ class ReplicaMixin:
                 k = max([r["k"] for r in st.get("replicas") or []] + [0]) + 1
                 self._add_replica(record, spec, k, st, nb_id, cfg_id, port, say, deadline, save)
             return {"replicas": st["replicas"], "nb_config_id": cfg_id, **self._prices(record, replicas)}
-        view = {v["k"]: v for v in self.node_view(dict(record, provider_state=st)) if v["k"] is not None}
+        view = {v["k"]: v for v in view_all if v["k"] is not None}
         # keep the healthy ones (lowest index first), so removing never lowers the healthy capacity below N
         ranked = sorted(current, key=lambda r: (view.get(r["k"], {}).get("status") != "UP", r["k"]))
         keep, drop = ranked[:replicas], ranked[replicas:]
@@ -479,12 +498,16 @@ class ReplicaMixin:
             save({"replicas": st["replicas"]})
         except (Exception, KeyboardInterrupt) as e:
             why = "interrupted" if isinstance(e, KeyboardInterrupt) else "failed"
-            try:
+            try:  # the node first (a leftover one is pruned by the next scale or rollout: its label is ours)
                 addr = next((f"{x['private_ip']}:{port}" for x in st.get("replicas") or [] if x["k"] == k), None)
                 node = node or (next((n for n in self.nodes(nb_id, cfg_id) if n.get("address") == addr), None)
                                 if addr else None)
                 if node is not None:
                     self.delete_node(nb_id, cfg_id, node["id"])
+            except Exception as e2:
+                say(f"{why}: could not remove replica {k}'s node ({type(e2).__name__}: {e2}); the next "
+                    "`lcai scale` removes it")
+            try:
                 step.undo(st, say)
                 st["replicas"] = [x for x in st.get("replicas") or [] if x["k"] != k]
                 save({"replicas": st["replicas"]})
@@ -523,7 +546,8 @@ class ReplicaMixin:
         st["nb_config_id"] = cfg_id
         new_sha = sha256(spec.user_data)
         reps = st.get("replicas") or []
-        view = {v["k"]: v for v in self.node_view(dict(record, provider_state=st)) if v["k"] is not None}
+        view_all = self._prune(record, self.node_view(dict(record, provider_state=st)), nb_id, cfg_id, say)
+        view = {v["k"]: v for v in view_all if v["k"] is not None}
         # replicas already on the new version and serving are done (a resumed rollout); DOWN ones go first
         todo = [r for r in reps if not (r.get("rendered_sha256") == new_sha and view.get(r["k"], {}).get("status")
                                         == "UP" and view.get(r["k"], {}).get("mode") == "accept")]
@@ -575,9 +599,13 @@ class ReplicaMixin:
         body = {"image": spec.image, "root_pass": spec.root_password, "metadata": metadata, "booted": True}
         if spec.ssh_keys:
             body["authorized_keys"] = list(spec.ssh_keys)
+        def started():  # after an ambiguous failure: did the rebuild happen (a lost reply)?
+            inst = self.get_instance(lid)
+            return inst if inst is not None and inst.get("status") in ("rebuilding", "booting") else None
+
         try:
-            self.retrier.call(f"rebuilding instance {lid}",
-                              lambda: self.client.post(f"/linode/instances/{lid}/rebuild", data=body))
+            self._create(f"rebuilding instance {lid}",
+                         lambda: self.client.post(f"/linode/instances/{lid}/rebuild", data=body), started)
         except ApiError as e:
             if e.status == 401:
                 raise _token_error(e) from None

@@ -59,6 +59,9 @@ def cells(row: dict, now: float) -> dict:
     status = row.get("live_status") or row.get("status") or "-"
     shown = "✗ vanished" if status == "vanished" else status + (" (untracked)" if row.get("untracked") else "")
     health = row.get("health_status") or "-"
+    if row.get("replicas") is not None:  # replicas behind a NodeBalancer: its view at the last check
+        k = row.get("replicas_healthy")
+        health = f"healthy {'?' if k is None else k}/{row['replicas']}"
     price = row.get("price_hourly")
     plain = {"id": row["deployment_id"], "app": row.get("app") or "-", "env": row.get("env") or "-",
              "region": row.get("region") or "-", "type": row.get("type") or "-",
