@@ -1,5 +1,6 @@
 """`lcai status` against the simulator: API requests and wall time for 10, 100, 500 deployments (target:
-<= 2 requests for 200), and the time from `deploy` start to the create call.
+<= 2 requests for 200), the time from `deploy` start to the create call, and the requests for 200 deployments
+with 3 replicas each behind NodeBalancers.
 
   python bench/status.py
 """
@@ -73,13 +74,57 @@ def main() -> None:
         (svc / ".linode" / "pending.json").unlink(missing_ok=True)
         t0 = time.time()
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-            assert lcai(["deploy", "-d", str(svc), "--yes"]) == 0
+            assert lcai(["deploy", "-d", str(svc), "--yes", "--new"]) == 0  # a create every time
         create = next(r for r in st.requests if r["method"] == "POST" and r["path"] == "/linode/instances")
         samples.append((create["time"] - t0, sum(1 for r in st.requests if r["time"] <= create["time"])))
     med = statistics.median(s[0] for s in samples)
     print(f"deploy start -> create call: {med * 1000:.0f} ms median of 5 (in-process, warm), "
           f"{samples[0][1]} API requests up to and including it")
+    replicated(st, reg, lcai)
     sim.stop()
+
+
+def replicated(st, reg, lcai) -> None:
+    """`lcai status` of 200 deployments with 3 replicas each behind a NodeBalancer (docs/scaling.md)."""
+    from lcai_linode.provider import deployment_tags
+
+    reg.transform(lambda deps: deps.clear())
+    with st.lock:
+        st.instances.clear()
+        records = {}
+        for d in range(200):
+            dep = f"r{d:07d}"
+            tags = deployment_tags(dep, "bench", "default")
+            reps = []
+            for k in (1, 2, 3):
+                iid = st.new_id()
+                priv = f"192.168.{128 + d // 80}.{(d % 80) * 3 + k}"
+                st.instances[iid] = {"id": iid, "label": f"lcai-bench-default-{dep}-{k}", "status": "running",
+                                     "tags": tags, "ipv4": ["127.0.1.1", priv], "region": "us-ord",
+                                     "type": "g6-standard-2", "created": "2026-01-01T00:00:00", "_t0": 0.0,
+                                     "_user_data": None, "_private": priv}
+                reps.append({"k": k, "linode_id": iid, "private_ip": priv, "public_ip": "127.0.1.1"})
+            nid = st.new_id()
+            st.nodebalancers[nid] = {"id": nid, "label": f"lcai-nb-{dep}", "region": "us-ord", "ipv4": "127.0.2.1",
+                                     "hostname": "", "ipv6": None, "client_conn_throttle": 0, "tags": tags,
+                                     "created": "2026-01-01T00:00:00", "updated": "2026-01-01T00:00:00",
+                                     "transfer": {}, "_configs": {}, "_source_ip": "192.168.255.1"}
+            records[dep] = {"deployment_id": dep, "app": "bench", "env": "default", "provider": "linode",
+                            "status": "running", "region": "us-ord", "type": "g6-standard-2", "replicas": 3,
+                            "created_at": "2026-01-01T00:00:00Z", "address": "127.0.2.1",
+                            "provider_state": {"nodebalancer_id": nid, "replicas": reps}}
+    reg.transform(lambda deps: deps.update(records))
+    times, reqs = [], []
+    for _ in range(5):
+        st.requests.clear()
+        t0 = time.perf_counter()
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            assert lcai(["status"]) == 0
+        times.append(time.perf_counter() - t0)
+        reqs.append(len(st.requests))
+    paths = sorted({r["path"] for r in st.requests})
+    print(f"200 deployments x 3 replicas: {max(reqs)} requests ({', '.join(paths)}; 600 instances = 2 pages of "
+          f"500), {statistics.median(times) * 1000:.1f} ms median of 5")
 
 
 if __name__ == "__main__":
