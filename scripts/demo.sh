@@ -1,6 +1,8 @@
 #!/bin/sh
 # Offline demo of the main job against the bundled Linode API simulator (no account, no credentials):
 #   init → plan → deploy --wait → status → destroy
+# LCAI_DEMO_REPLICAS=3 also deploys 3 replicas behind a NodeBalancer, scales to 4, rolls a new .env out one
+# replica at a time, scales back to 3 and destroys it.
 # Uses a throw-away config dir and HOME; the simulator listens on 127.0.0.1 only, on a free port it picks
 # itself (LCAI_DEMO_PORT=N to choose one), and the demo checks that the simulator answering is the one it
 # started (a per-run token) before it sends a single request: it never runs against another process.
@@ -63,5 +65,22 @@ id=$(sed -n 's/.*"deployment_id": "\([a-z0-9]*\)".*/\1/p' "$work/svc/.linode/sta
 step lcai status;                  "$lcai" status
 step lcai status "$id";            "$lcai" status "$id"
 step lcai destroy "$id" --yes;     "$lcai" destroy "$id" --yes
+if [ "${LCAI_DEMO_REPLICAS:-1}" -gt 1 ]; then   # opt-in: replicas behind a NodeBalancer (docs/scaling.md)
+  n=$LCAI_DEMO_REPLICAS
+  export LCAI_DRAIN_SECONDS=2   # how long a drained replica keeps its open connections (default 10)
+  step lcai deploy --directory svc --replicas "$n" --wait --yes
+  "$lcai" deploy --directory "$work/svc" --replicas "$n" --wait --yes
+  rid=$(sed -n 's/.*"deployment_id": "\([a-z0-9]*\)".*/\1/p' "$work/svc/.linode/state.json")
+  step lcai status;                "$lcai" status
+  step lcai status "$rid";         "$lcai" status "$rid"
+  step lcai scale "$rid" $((n + 1)) --directory svc --yes
+  "$lcai" scale "$rid" $((n + 1)) --directory "$work/svc" --yes
+  printf 'EMBEDDINGS_API_KEY=demo-rotated-%s\n' "$(date +%s)" > "$work/svc/.env"
+  step "(a new API key in svc/.env) lcai deploy --directory svc --yes   # rolling, one replica at a time"
+  "$lcai" deploy --directory "$work/svc" --yes
+  step lcai scale "$rid" "$n" --yes; "$lcai" scale "$rid" "$n" --yes
+  step lcai status "$rid";         "$lcai" status "$rid"
+  step lcai destroy "$rid" --yes;  "$lcai" destroy "$rid" --yes
+fi
 step lcai status;                  "$lcai" status
 printf '\ndemo files are in %s\n' "$work"
