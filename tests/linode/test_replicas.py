@@ -92,6 +92,11 @@ def test_deploy_three_replicas_status_scale_destroy(sim, svc, lcai):
     assert rec["address"] == nb["ipv4"] and rec["replicas"] == 3 and rec["price_hourly"] == pytest.approx(0.123)
     backends = {get(f"http://{nb['ipv4']}:{port}/")[1] for _ in range(6)}
     assert len(backends) == 3
+    # status ID: the list's requests (instances, NodeBalancers) plus one for the nodes
+    sim.clear_requests()
+    assert lcai("status", dep)[0] == 0
+    assert [r["path"] for r in sim.requests()] == [
+        "/linode/instances", "/nodebalancers", f"/nodebalancers/{nb['id']}/configs/{cfg['id']}/nodes"]
 
     # one replica's app fails: its node goes DOWN, status says 2/3 and lists it
     victim = sorted(st["instances"], key=lambda i: i["label"])[1]

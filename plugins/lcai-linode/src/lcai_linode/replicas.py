@@ -316,6 +316,10 @@ class ReplicaMixin:
         def run(state: dict, say) -> dict:
             nb = self.find_nodebalancer(dep) or self.create_nodebalancer(spec, state.get("replicas") or [])
             f = fields(nb)
+            try:  # known from now on: `status ID` then reads the nodes in one request
+                f["nb_config_id"] = self._config({"external_port": spec.external_port}, nb["id"])["id"]
+            except LcaiError:
+                pass
             say(f"NodeBalancer {nb['label']} ({nb['id']}) at {nb.get('ipv4')}:{spec.external_port}, "
                 f"{len(state.get('replicas') or [])} nodes")
             return f
@@ -430,9 +434,10 @@ class ReplicaMixin:
         if replicas > len(current):
             if spec is None:
                 raise InputError(f"adding replicas to {dep} needs its deployment directory (the user data)")
+            budget = max(0.0, deadline - time.monotonic())  # each new replica gets the whole budget (--timeout)
             for _ in range(replicas - len(current)):
                 k = max([r["k"] for r in st.get("replicas") or []] + [0]) + 1
-                self._add_replica(record, spec, k, st, nb_id, cfg_id, port, say, deadline, save)
+                self._add_replica(record, spec, k, st, nb_id, cfg_id, port, say, time.monotonic() + budget, save)
             return {"replicas": st["replicas"], "nb_config_id": cfg_id, **self._prices(record, replicas)}
         view = {v["k"]: v for v in view_all if v["k"] is not None}
         # keep the healthy ones (lowest index first), so removing never lowers the healthy capacity below N
@@ -554,7 +559,7 @@ class ReplicaMixin:
         todo.sort(key=lambda r: (view.get(r["k"], {}).get("status") == "UP", r["k"]))
         if len(todo) < len(reps):
             say(f"rollout: {len(reps) - len(todo)} replica(s) already run the new version")
-        per_replica = env_seconds("LCAI_REPLICA_TIMEOUT", 0) or None
+        budget = max(0.0, deadline - time.monotonic())  # each replica gets the whole budget (--timeout)
         for i, r in enumerate(todo, 1):
             k = r["k"]
             what = f"replica {k} ({i}/{len(todo)})"
@@ -573,7 +578,7 @@ class ReplicaMixin:
                 raise
             r["rendered_sha256"] = None  # unknown until healthy: a resumed rollout rebuilds it again
             save({"replicas": reps, "nb_config_id": cfg_id})
-            limit = deadline if per_replica is None else min(deadline, time.monotonic() + per_replica)
+            limit = time.monotonic() + budget
             try:
                 self._wait_node_up(nb_id, cfg_id, node, what, say, limit)
             except LcaiError as e:
