@@ -220,24 +220,34 @@ def test_bad_json_body_is_a_400_envelope(api):
     assert status == 400 and envelope_ok(json.loads(raw))
 
 
-def test_booted_false_stays_offline_until_booted(api):
+def test_booted_false_stays_offline_until_booted():
     import time
 
-    status, inst = api.json("POST", "/linode/instances", {**GOOD, "booted": False})
-    assert status == 200 and inst["status"] == "provisioning"
-    time.sleep(0.45)
-    assert api.json("GET", f"/linode/instances/{inst['id']}")[1]["status"] == "offline"
-    events = {(e["action"], e["status"]) for e in api.json("GET", "/account/events")[1]["data"]}
-    assert ("linode_create", "finished") in events and not any(a == "linode_boot" for a, _ in events)
-    assert api.json("POST", f"/linode/instances/{inst['id']}/boot", {}) == (200, {})
-    assert api.json("GET", f"/linode/instances/{inst['id']}")[1]["status"] == "booting"
-    time.sleep(0.2)
-    assert api.json("GET", f"/linode/instances/{inst['id']}")[1]["status"] == "running"
-    assert api.json("POST", f"/linode/instances/{inst['id']}/shutdown", {}) == (200, {})
-    assert api.json("GET", f"/linode/instances/{inst['id']}")[1]["status"] == "shutting_down"
-    assert api.json("POST", f"/linode/instances/{inst['id']}/reboot", {})[1] == {"errors": [{"reason": "Linode busy."}]}
-    status, body = api.json("POST", "/linode/instances", {**GOOD, "booted": "no"})
-    assert status == 400 and body["errors"][0]["field"] == "booted"
+    def wait(api, iid, want):
+        deadline = time.monotonic() + 5
+        while (s := api.json("GET", f"/linode/instances/{iid}")[1]["status"]) != want:
+            assert time.monotonic() < deadline, s
+            time.sleep(0.01)
+
+    with Simulator(provision_s=0.1, boot_s=1.0, shutdown_s=1.0, serve_health=False) as s:
+        api = Client(s)
+        status, inst = api.json("POST", "/linode/instances", {**GOOD, "booted": False})
+        assert status == 200 and inst["status"] == "provisioning"
+        wait(api, inst["id"], "offline")
+        time.sleep(0.2)  # and it stays offline
+        assert api.json("GET", f"/linode/instances/{inst['id']}")[1]["status"] == "offline"
+        events = {(e["action"], e["status"]) for e in api.json("GET", "/account/events")[1]["data"]}
+        assert ("linode_create", "finished") in events and not any(a == "linode_boot" for a, _ in events)
+        assert api.json("POST", f"/linode/instances/{inst['id']}/boot", {}) == (200, {})
+        assert api.json("GET", f"/linode/instances/{inst['id']}")[1]["status"] == "booting"
+        wait(api, inst["id"], "running")
+        assert api.json("POST", f"/linode/instances/{inst['id']}/shutdown", {}) == (200, {})
+        assert api.json("GET", f"/linode/instances/{inst['id']}")[1]["status"] == "shutting_down"
+        assert api.json("POST", f"/linode/instances/{inst['id']}/reboot", {})[1] == \
+            {"errors": [{"reason": "Linode busy."}]}
+        wait(api, inst["id"], "offline")
+        status, body = api.json("POST", "/linode/instances", {**GOOD, "booted": "no"})
+        assert status == 400 and body["errors"][0]["field"] == "booted"
 
 
 def test_private_ip_on_create_and_by_ips_endpoint(api):
