@@ -71,10 +71,10 @@ fail() {
 """
 
 INSTALL = """#!/bin/sh
-# lcai: install the NVIDIA driver (DKMS) for the kernel that boots next, check DKMS built it, hold it.
+# lcai: NVIDIA driver (DKMS) for the kernel that boots next; checked, held
 set -u
 """ + RECORD + """running=$(uname -r)
-# the kernel that boots next: the newest installed one (GRUB's default), maybe newer than the running one
+# the newest installed kernel boots next (GRUB's default)
 next=$(for k in /boot/vmlinuz-*; do [ -e "$k" ] && echo "${k#/boot/vmlinuz-}"; done | sort -V | tail -n 1)
 next=${next:-$running}
 headers="linux-headers-$running"
@@ -84,7 +84,7 @@ DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends -o DPk
   $headers @DRIVERS@ || fail install "apt-get install $headers @DRIVERS@ exited $?"
 built=$(dkms status -k "$next" 2>&1)
 printf '%s\\n' "$built" | grep -Eq '^nvidia[^:]*: installed' || fail install "DKMS did not build the NVIDIA module for $next: $built"
-# unattended upgrades must not put new driver libraries beside the loaded module (NVML version mismatch)
+# no unattended upgrade beside the loaded module (NVML: version mismatch)
 held=$(dpkg-query -W -f '${binary:Package} ${source:Package}\\n' | awk '$2 ~ /^nvidia-graphics-drivers/ {print $1}')
 [ -n "$held" ] || fail install "no installed package comes from nvidia-graphics-drivers"
 # shellcheck disable=SC2086
@@ -92,7 +92,7 @@ apt-mark hold $held || fail install "apt-mark hold $held failed"
 """
 
 VERIFY_SCRIPT = """#!/bin/sh
-# lcai: verify the GPU after boot; the app starts only if this succeeds. Result: /var/lib/lcai/gpu.json
+# lcai: verify the GPU (host, /dev/char links, container) before the app. Result: /var/lib/lcai/gpu.json
 set -u
 if grep -q '"stage": "install"' /var/lib/lcai/gpu.json 2>/dev/null; then
   echo "lcai: the NVIDIA driver install failed on the first boot: $(cat /var/lib/lcai/gpu.json)" >&2
