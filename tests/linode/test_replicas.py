@@ -254,3 +254,26 @@ def test_failing_rollout_stops_after_the_first_replica(sim, svc, lcai):
     assert "already run the new version" in err and err.count("drained at the NodeBalancer") == 1
     assert all("nginx:1.27" in user_data_of(i) for i in sim.state()["instances"])
     assert [n["status"] for n in nodes(sim)] == ["UP"] * 3 and {n["mode"] for n in nodes(sim)} == {"accept"}
+
+
+@pytest.mark.parametrize("value,message", [
+    ("0", "deploy.linode.replicas: replicas must be 1-25, got 0"),
+    ("three", "deploy.linode.replicas: expected an integer, got string 'three'"),
+])
+def test_replicas_field_is_checked_with_file_and_line(svc, lcai, value, message):
+    replicated(svc)
+    (svc / "deploy.yml").write_text((svc / "deploy.yml").read_text().replace("replicas: 3", f"replicas: {value}"))
+    line = next(i for i, x in enumerate((svc / "deploy.yml").read_text().splitlines(), 1) if "replicas:" in x)
+    code, out, err = lcai("templates", "validate", svc / "deploy.yml")
+    assert code == 2 and f"deploy.yml:{line}: {message}" in err, err
+    code, out, err = lcai("templates", "schema")
+    prop = json.loads(out)["$defs"]["LinodeDeploy"]["properties"]["replicas"]
+    assert prop["type"] == "integer" and prop["default"] == 1 and "NodeBalancer" in prop["description"]
+
+
+def test_replicas_need_a_public_port(svc, lcai):
+    replicated(svc)
+    (svc / "deploy.yml").write_text(re.sub(r"      external_port: \d+\n", "", (svc / "deploy.yml").read_text())
+                                    .replace("      health: {type: http", "      health: {type: exec, command: 'true'"))
+    code, out, err = lcai("templates", "validate", svc / "deploy.yml")
+    assert code == 2 and "replicas > 1 need container.external_port" in err, err

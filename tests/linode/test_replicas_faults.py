@@ -316,3 +316,27 @@ def test_sync_adopts_a_replicated_deployment(sim, svc, lcai, tmp_path, monkeypat
     assert code == 0, err
     st = sim.state()
     assert st["instances"] == [] and st["firewalls"] == [] and st["nodebalancers"] == []
+
+
+@pytest.mark.parametrize("after", [1, 3])
+def test_ctrl_c_during_a_replicated_create_leaves_nothing(sim, svc, lcai, monkeypatch, after):
+    """Ctrl-C after replica 1 (or 3) was created: every replica, the firewall (and no NodeBalancer) removed."""
+    from lcai_linode import replicas
+
+    replicated(svc)
+    orig = replicas.ReplicaMixin.create_replica
+    made = []
+
+    def create_then_interrupt(self, spec, k, firewall_id):
+        inst = orig(self, spec, k, firewall_id)
+        made.append(inst["id"])
+        if len(made) == after:
+            raise KeyboardInterrupt
+        return inst
+
+    monkeypatch.setattr(replicas.ReplicaMixin, "create_replica", create_then_interrupt)
+    code, out, err = lcai("deploy", "-d", svc, "--yes")
+    assert code == 130 and "interrupted: nothing was created" in err, err
+    st = sim.state()
+    assert st["instances"] == [] and st["firewalls"] == [] and st["nodebalancers"] == []
+    assert Registry().all() == {}
