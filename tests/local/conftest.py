@@ -80,7 +80,7 @@ FAKE_CHILD = textwrap.dedent('''\
         srv.bind(("127.0.0.1", ssh_port))
         srv.listen(5)
         srv.settimeout(0.2)
-    end = time.time() + 600
+    end = time.time() + 120  # a bound, should a test leave one behind
     while time.time() < end:
         if srv is None:
             time.sleep(0.2)

@@ -3,6 +3,7 @@ their undo, rows/discover/destroy with a fake qemu process, the image commands a
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import socket
@@ -72,7 +73,7 @@ def test_help_does_not_import_the_provider():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     assert "local " in r.stdout  # listed in --help
-    assert r.stdout.strip().splitlines()[-1] == "['lcai_local']"
+    assert set(ast.literal_eval(r.stdout.strip().splitlines()[-1])) <= {"lcai_local"}  # the tiny hook module at most
 
 
 # ---------------------------------------------------------------- seed

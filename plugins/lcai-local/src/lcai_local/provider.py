@@ -160,9 +160,8 @@ class LocalProvider(Provider):
             ("image", vm.get("image")),
             ("size", f"{vm.get('cpus')} vCPU, {vm.get('memory')} MiB"),
         ]
-        ep = self.ssh(dict(record, provider_state=_state(vm)))
-        if ep:
-            out.append(("ssh", ep.describe() + " -o UserKnownHostsFile=/dev/null -o StrictHostKeyChecking=no"))
+        out.append(("ssh options", "-o UserKnownHostsFile=/dev/null -o StrictHostKeyChecking=no "
+                                   "(every new disk makes new host keys on the same port)"))
         fwd = [f"{ADDRESS}:{vm['ssh_port']} -> 22"] + [f"{ADDRESS}:{h} -> {g}" for g, h in
                                                        sorted((vm.get("ports") or {}).items(), key=lambda kv: int(kv[0]))]
         out.append(("forwarded ports", ", ".join(fwd)))
