@@ -16,7 +16,7 @@ from lcai_core.registry import Registry
 
 def _writer(path: str, dep_id: str) -> None:
     Registry(path).update(dep_id, create=True, app=f"app-{dep_id}", status="creating")
-    Registry(path).update(dep_id, status="running", linode_id=int(dep_id[3:]))
+    Registry(path).update(dep_id, status="running", provider_state={"linode_id": int(dep_id[3:])})
 
 
 def test_sixteen_concurrent_deploys_keep_all_sixteen(tmp_path):
@@ -30,7 +30,7 @@ def test_sixteen_concurrent_deploys_keep_all_sixteen(tmp_path):
         assert p.exitcode == 0
     deps = Registry(path).all()
     assert len(deps) == 16 and all(d["status"] == "running" for d in deps.values())
-    assert json.loads((tmp_path / "registry.json").read_text())["schema"] == 1
+    assert json.loads((tmp_path / "registry.json").read_text())["schema"] == 2
 
 
 def test_failure_mid_write_leaves_the_old_file(tmp_path, monkeypatch):
@@ -73,6 +73,24 @@ def test_refuses_secrets_and_reports_corruption(tmp_path):
     with pytest.raises(LcaiError, match="not valid JSON") as e:
         reg.all()
     assert "lcai sync" in e.value.hint
+
+
+def test_schema_1_is_migrated_without_losing_anything(tmp_path):
+    """lcai 0.1's Linode-only records: ids move into provider_state, ipv4 becomes address; nothing is lost."""
+    path = tmp_path / "registry.json"
+    path.write_text(json.dumps({"schema": 1, "deployments": {"abcd1234": {
+        "deployment_id": "abcd1234", "app": "web", "linode_id": 42, "firewall_id": 7, "ipv4": "192.0.2.5",
+        "status": "running", "health": {"type": "http", "path": "/"}}}}))
+    reg = Registry(path)
+    rec = reg.get("abcd1234")
+    assert rec["provider"] == "linode" and rec["address"] == "192.0.2.5"
+    assert rec["provider_state"] == {"linode_id": 42, "firewall_id": 7}
+    assert "linode_id" not in rec and "ipv4" not in rec and rec["health"] == {"type": "http", "path": "/"}
+    reg.update("abcd1234", status="offline")
+    data = json.loads(path.read_text())
+    assert data["schema"] == 2 and data["deployments"]["abcd1234"]["provider_state"]["linode_id"] == 42
+    with pytest.raises(LcaiError, match="refusing to store 'root_pass'"):
+        reg.update("abcd1234", provider_state={"root_pass": "x"})  # nested secrets are refused too
 
 
 def test_find_by_prefix(tmp_path):
