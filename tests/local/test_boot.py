@@ -186,7 +186,7 @@ def test_deploy_rebuild_destroy_through_the_cli(boot_env):
             assert (ps2["vm_dir"], ps2["ssh_port"], ps2["app_port"]) == (ps["vm_dir"], ps["ssh_port"], ps["app_port"])
             assert ps2["instance_id"] != ps["instance_id"]
             assert get(ep.url("/index.html")) == (200, "lcai-local v2\n")
-            st = on_vm(prov.ssh(record), "cloud-init status --long; cloud-init query instance_id")
+            st = on_vm(prov.ssh(record), "cloud-init status --long; cloud-init query v1.instance_id")
             assert "status: done" in st.stdout and ps2["instance_id"] in st.stdout, st.stdout + st.stderr
             log(f"rebuilt {dep} in {rebuild_s:.0f}s")
         finally:

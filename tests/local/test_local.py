@@ -503,3 +503,26 @@ def test_image_build_reuses_the_cache(local_env, tiny_image):
     meta = images.build("linode/debian12", said.append)
     assert meta["disk"] == str(tiny_image / "disk.img")
     assert len(said) == 1 and "image debian12 is cached" in said[0]
+
+
+def test_a_vm_lcai_lost_track_of_is_adopted_by_sync_and_destroyed(local_env, fake_qemu, tiny_image):
+    """lcai crashed after qemu started, before the registry knew: `status` lists the VM as untracked,
+    `sync` adopts it, `destroy` leaves no process and no directory."""
+    p = provider()
+    rec = create(p, spec(deployment_id="lost0001", label="lcai-web-default-lost0001"))
+    pid, d = rec["provider_state"]["pid"], Path(rec["provider_state"]["vm_dir"])
+    rc, out, err = run_cli("status", "--json")
+    assert rc == 0, err
+    rows = {r["deployment_id"]: r for r in json.loads(out)["deployments"]}
+    assert rows["lost0001"]["untracked"] is True and rows["lost0001"]["live_status"] == "running"
+    rc, out, err = run_cli("sync")
+    assert rc == 0, err
+    rc, out, err = run_cli("status", "lost0001", "--json")
+    assert rc == 0, err
+    row = json.loads(out)
+    assert row["provider"] == "local" and row["live_status"] == "running" and row["address"] == "127.0.0.1"
+    rc, out, err = run_cli("destroy", "lost0001", "--yes")
+    assert rc == 0, err
+    assert not alive(pid) and not d.exists()
+    rc, out, err = run_cli("status", "--json")
+    assert "lost0001" not in out

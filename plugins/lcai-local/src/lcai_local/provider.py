@@ -53,6 +53,11 @@ class LocalProvider(Provider):
     list_requests = 0
     phases_over_ssh = True
 
+    def configured(self) -> bool:
+        """VM directories exist here: `lcai status` and `lcai sync` ask this provider even with no record, so a
+        VM an interrupted lcai never recorded is listed (untracked) and adopted, never left running unseen."""
+        return bool(V.all_vm_ids())
+
     # ------------------------------------------------------------ create
 
     def preflight(self, spec: Spec) -> Preflight:
