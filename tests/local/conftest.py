@@ -94,10 +94,28 @@ FAKE_CHILD = textwrap.dedent('''\
 ''')
 
 
+#: tools the provider runs besides qemu (faked here) -> the Debian package to install
+TOOLS = {"qemu-img": "qemu-utils", "xorriso": "xorriso", "ssh-keygen": "openssh-client"}
+
+
+def need_tools() -> None:
+    """Skip (fail under CI=true) when a tool the provider runs is missing, naming the apt package."""
+    import shutil
+
+    for tool, pkg in TOOLS.items():
+        if shutil.which(tool) is None:
+            msg = f"needs {tool}: apt-get install {pkg}"
+            if os.environ.get("CI"):
+                pytest.fail(msg)
+            pytest.skip(msg)
+
+
 @pytest.fixture
 def local_env(tmp_path, monkeypatch):
     """Isolated dirs, the provider host reset, and the KVM probe decided (TCG) so no test probes the host."""
     from lcai_core.plugins import reset_host
+
+    need_tools()
 
     monkeypatch.setenv("LCAI_CONFIG_DIR", str(tmp_path / "config"))
     monkeypatch.setenv("LCAI_LOCAL_DIR", str(tmp_path / "local"))
