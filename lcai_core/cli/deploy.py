@@ -367,6 +367,10 @@ def _rollout(prov, reg, rec: dict, spec, desired: dict, changes: list, prog, wai
 
     dep_id = rec["deployment_id"]
     n = len((rec.get("provider_state") or {}).get("replicas") or [])
+    if rec.get("external_port") and desired.get("external_port") != rec.get("external_port"):
+        raise InputError(f"deployment {dep_id} serves port {rec['external_port']} through its NodeBalancer; a rolling "
+                         f"redeploy cannot move it to {desired.get('external_port')}",
+                         hint="keep external_port, or `lcai deploy --new` (then destroy the old deployment)")
     click.echo(f"redeploy {dep_id} ({prov.name}) at {rec.get('address')}: rolling, one replica of {n} at a time "
                "(drain at the NodeBalancer, rebuild with the new user data, wait until healthy, accept again); the "
                "others keep serving", err=True)

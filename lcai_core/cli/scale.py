@@ -136,7 +136,10 @@ def _spec_for_new_replicas(host, rec: dict, directory: Optional[Path], n: int):
                               "smaller N works anywhere")
     p = prepare(d, host, app=rec.get("app"), env_name=rec.get("env"), region=rec.get("region"),
                 type_=rec.get("type"))
-    if rec.get("rendered_sha256") and L.sha256(p.rendered.text) != rec["rendered_sha256"]:
+    if not rec.get("rendered_sha256"):
+        raise InputError(f"deployment {dep_id}'s replicas may run different versions (a rollout did not finish)",
+                         hint="run `lcai deploy` in its directory to finish (or roll back) the rollout, then scale")
+    if L.sha256(p.rendered.text) != rec["rendered_sha256"]:
         raise InputError(f"{d}: deploy.yml (or .env) changed since deployment {dep_id} was last deployed; new "
                          "replicas would run a different version than the others",
                          hint="run `lcai deploy` first (a rolling redeploy), then scale; or restore the files")

@@ -277,3 +277,24 @@ def test_replicas_need_a_public_port(svc, lcai):
                                     .replace("      health: {type: http", "      health: {type: exec, command: 'true'"))
     code, out, err = lcai("templates", "validate", svc / "deploy.yml")
     assert code == 2 and "replicas > 1 need container.external_port" in err, err
+
+
+def test_rollout_applies_new_health_settings_last_and_keeps_the_port(sim, svc, lcai):
+    replicated(svc, 2)
+    assert lcai("deploy", "-d", svc, "--yes", "--wait", "--timeout", "30")[0] == 0
+    cfg = sim.state()["nodebalancers"][0]["configs"][0]
+    assert (cfg["check_timeout"], cfg["check_interval"], cfg["check_attempts"]) == (5, 6, 3)
+    text = (svc / "deploy.yml").read_text()
+    (svc / "deploy.yml").write_text(text.replace("max_retries: 3}", "max_retries: 4, timeout_seconds: 2}"))
+    code, out, err = lcai("deploy", "-d", svc, "--yes", "--timeout", "30")
+    assert code == 0, err
+    assert "NodeBalancer health check now http / every 3s" in err
+    cfg = sim.state()["nodebalancers"][0]["configs"][0]
+    assert (cfg["check_timeout"], cfg["check_interval"], cfg["check_attempts"]) == (2, 3, 4)
+    # the public port is the NodeBalancer's: a redeploy cannot move it
+    port = port_of(svc)
+    (svc / "deploy.yml").write_text((svc / "deploy.yml").read_text().replace(f"external_port: {port}",
+                                                                             f"external_port: {port + 1}"))
+    code, out, err = lcai("deploy", "-d", svc, "--yes")
+    assert code == 2 and f"serves port {port}" in err
+    assert [n["status"] for n in nodes(sim)] == ["UP", "UP"]

@@ -10,7 +10,7 @@ from lcai_core.errors import InputError, LcaiError
 from lcai_core.providers import Listing, Preflight, Price, Provider, Spec, Step
 
 from .api import ApiFailure, Retrier, describe, hopeless, make_client, resolve_url, retryable
-from .replicas import ReplicaMixin, is_replicated, nb_label, public_ip, replica_index
+from .replicas import ReplicaMixin, is_replicated, public_ip, replica_index
 
 from lcai_core.lifecycle import deployment_tags, instance_label, parse_tags, random_root_password  # noqa: F401
 

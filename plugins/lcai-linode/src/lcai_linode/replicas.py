@@ -593,6 +593,13 @@ class ReplicaMixin:
             r["rendered_sha256"] = new_sha
             save({"replicas": reps, "nb_config_id": cfg_id})
             say(f"{what}: UP, accepting traffic again")
+        want = nb_check(spec.health)
+        if any(cfg.get(k) != v for k, v in want.items()):  # the new health settings, once every replica has them
+            self._put(f"updating NodeBalancer {nb_id}'s health check", f"/nodebalancers/{nb_id}/configs/{cfg_id}",
+                      want)
+            say(f"NodeBalancer health check now {want['check']}"
+                + (f" {want['check_path']}" if want.get("check_path") else "")
+                + f" every {want['check_interval']}s")
         return {"replicas": reps, "nb_config_id": cfg_id, "status": "running"}
 
     def _rebuild_one(self, lid: int, spec: Spec, say) -> None:
