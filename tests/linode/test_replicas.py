@@ -245,6 +245,8 @@ def test_failing_rollout_stops_after_the_first_replica(sim, svc, lcai):
             assert n["mode"] == "accept" and n["status"] == "UP" and "nginx:1.27" in user_data_of(inst)
     assert Registry().get(dep)["status"] == "rollout stopped"
     assert Registry().get(dep)["template_version"] == "1.2.0"  # the record still describes what serves
+    code, out, err = lcai("scale", dep, "4", "--yes", "--directory", svc)  # which version would a new one run?
+    assert code == 2 and "a rollout did not finish" in err
     # roll back: the previous deploy.yml, deploy again -> the failed replica gets the old version back
     sim._call("DELETE", "/_sim/app-rules")
     (svc / "deploy.yml").write_text((svc / "deploy.yml").read_text().replace("version: 1.3.0", "version: 1.2.0")
