@@ -300,3 +300,26 @@ def test_rollout_applies_new_health_settings_last_and_keeps_the_port(sim, svc, l
     code, out, err = lcai("deploy", "-d", svc, "--yes")
     assert code == 2 and f"serves port {port}" in err
     assert [n["status"] for n in nodes(sim)] == ["UP", "UP"]
+
+
+def test_tui_shows_the_replica_count_and_lists_the_replicas(sim, svc, lcai):
+    pytest.importorskip("lcai_tui")
+    from lcai_tui.app import cells
+    from lcai_tui.data import DataSource
+
+    replicated(svc)
+    assert lcai("deploy", "-d", svc, "--yes", "--wait", "--timeout", "30")[0] == 0
+    dep = dep_of(svc)
+    data = DataSource()
+    rows, source = data.rows()
+    row = next(r for r in rows if r["deployment_id"] == dep)
+    assert str(cells(row, time.time())["health"]) == "healthy 3/3"
+    victim = sorted(sim.state()["instances"], key=lambda i: i["label"])[2]
+    sim._call("POST", f"/_sim/instances/{victim['id']}/app", {"state": "crashed"})
+    ok, detail = data.probe(row)  # what the detail screen does: the NodeBalancer's view
+    assert ok is False and "healthy 2/3" in detail
+    assert str(cells(row, time.time())["health"]) == "healthy 2/3"
+    fields = dict(data.detail_fields(row))
+    assert fields["replicas"] == "3, healthy 2/3"
+    assert "node DOWN" in fields["replica 3"] and str(victim["id"]) in fields["replica 3"]
+    assert "node UP, accept" in fields["replica 1"]
