@@ -400,6 +400,7 @@ def _rollout(prov, reg, rec: dict, spec, desired: dict, changes: list, prog, wai
     except LcaiError as e:
         reg.update(dep_id, status="rollout stopped", health_status=None, health_detail=None,
                    rendered_sha256=None)  # replicas run different versions: the next deploy rolls out again
+        _record_balancer_health(prov, reg, dep_id)
         if "roll back" not in (e.hint or ""):
             e.hint = (f"{e.hint}; " if e.hint else "") + (
                 f"deployment {dep_id} is tracked; run `lcai deploy` again to resume the rollout, or put the "
@@ -410,8 +411,9 @@ def _rollout(prov, reg, rec: dict, spec, desired: dict, changes: list, prog, wai
 
         write_private(pw_file, spec.root_password + "\n")
     state.update({k: v for k, v in fields.items() if k not in L.RECORD_FIELDS})
-    rec = reg.update(dep_id, provider_state=dict(state), status="running", health_status=None, health_detail=None,
-                     rebuilt_at=_now(), **desired)
+    rec = reg.update(dep_id, provider_state=dict(state), status="running", health_status="healthy",
+                     health_detail=f"healthy {n}/{n} (each UP at the NodeBalancer after its rebuild)",
+                     health_source="nodebalancer", replicas_healthy=n, rebuilt_at=_now(), **desired)
     prog.say(f"rollout done: {n} replica(s) on the new version")
     L.write_state(Path(directory), {"deployment_id": dep_id, "provider": prov.name, "secret_seed": seed,
                                     "label": rec.get("label"), "app": rec.get("app"), "env": rec.get("env"),
@@ -429,6 +431,20 @@ def _rollout(prov, reg, rec: dict, spec, desired: dict, changes: list, prog, wai
             raise _tracked(e, dep_id) from None
         rec = reg.get(dep_id) or rec
     _summary(prov, rec, Path(directory), tpl)
+
+
+def _record_balancer_health(prov, reg, dep_id: str) -> None:
+    """Best effort: the load balancer's view (``healthy k/N``) into the registry, for `lcai status`."""
+    rec = reg.get(dep_id)
+    if rec is None:
+        return
+    try:
+        res = prov.health(rec)
+    except Exception:  # reporting the failure that stopped the rollout matters more
+        return
+    if res is not None:
+        reg.update(dep_id, health_status=res.word(), health_detail=res.detail, health_source=res.source,
+                   replicas_healthy=rec.get("replicas_healthy"))
 
 
 def _tracked(e: LcaiError, dep_id: str) -> LcaiError:

@@ -244,6 +244,7 @@ def test_failing_rollout_stops_after_the_first_replica(sim, svc, lcai):
         else:
             assert n["mode"] == "accept" and n["status"] == "UP" and "nginx:1.27" in user_data_of(inst)
     assert Registry().get(dep)["status"] == "rollout stopped"
+    assert Registry().get(dep)["replicas_healthy"] == 2  # recorded for `lcai status`: healthy 2/3
     assert Registry().get(dep)["template_version"] == "1.2.0"  # the record still describes what serves
     code, out, err = lcai("scale", dep, "4", "--yes", "--directory", svc)  # which version would a new one run?
     assert code == 2 and "a rollout did not finish" in err
