@@ -228,7 +228,8 @@ def destroy(deployment_id: Optional[str], yes: bool, purge: bool, directory: Opt
             rec = _find_row(rows, reg, deployment_id)
     dep_id = rec["deployment_id"]
     prov = L.provider_of(host, rec)
-    what = ", ".join(f"{k} {v}" for k, v in prov.detail(rec) if k in ("instance", "firewall", "vm", "nodebalancer")) \
+    what = ", ".join(f"{k} {v}" for k, v in prov.detail(rec)
+                     if k in ("instance", "replicas", "firewall", "vm", "nodebalancer")) \
         or f"deployment {dep_id}"
     if not yes:
         L.confirm(f"delete {dep_id} ({rec.get('label') or rec.get('app')} on {prov.name}: {what})?",
