@@ -348,8 +348,9 @@ def mmdebstrap_tar(packages: tuple[str, ...], out: Path, suite: str = SUITE) -> 
 
 # ---------------------------------------------------------------- the images the boot tests use
 
+#: busybox 1.35's static wget crashes (SIGSEGV) with ``-T``: bound it with ``timeout SECS wget …`` instead
 BUSYBOX_APPLETS = ("sh", "cat", "echo", "env", "id", "ls", "mkdir", "nc", "printf", "ps", "rm", "sleep",
-                   "true", "false", "wget", "httpd", "ip")
+                   "true", "false", "wget", "httpd", "ip", "timeout")
 
 STANDIN_ENTRYPOINT = """#!/bin/sh
 # lcai boot-test stand-in: serves /www on $STANDIN_PORT (the health path is a file there); the arguments meant

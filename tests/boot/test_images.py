@@ -191,6 +191,11 @@ def test_standin_serves_its_health_path_and_ignores_the_real_images_arguments(tm
         shim = subprocess.run([shutil.which("chroot"), str(tmp_path / "root"), "/bin/sh", "-c", 'ollama pull "$M"'],
                               env={"M": "llama3.2:3b", "PATH": "/usr/local/bin:/bin"}, capture_output=True, text=True)
         assert shim.returncode == 0 and "stand-in ollama: pull llama3.2:3b" in shim.stdout
+        # what the metadata check runs in a container: a bounded fetch with the image's own tools
+        fetch = subprocess.run([shutil.which("chroot"), str(tmp_path / "root"), "timeout", "10", "wget", "-q", "-O", "-",
+                                f"http://127.0.0.1:{port}/api/version"], env={"PATH": "/usr/local/bin:/bin"},
+                               capture_output=True, text=True)
+        assert (fetch.returncode, fetch.stdout) == (0, "ok\n"), fetch.stderr
     finally:
         out = stop(proc)
     assert "secret" not in out
