@@ -277,7 +277,8 @@ attempt=0
 restarts=0
 record() {{
   printf '{{"state": "%s", "attempt": %d, "max_retries": %d, "restarts": %d, "detail": "%s", "time": %d}}\\n' \\
-    "$1" "$2" "$max_retries" "$restarts" "{_json_text('"$3"')}" "$(date +%s)" > "$state.tmp" && mv -f "$state.tmp" "$state"
+    "$1" "$2" "$max_retries" "$restarts" "{_json_text('"$3"')}" "$(date +%s)" > "$state.tmp" \\
+    && mv -f "$state.tmp" "$state"
 }}
 unhealthy() {{
   record unhealthy "$attempt" "$1"
@@ -311,7 +312,8 @@ while :; do
   n=$(show NRestarts)
   restarts=$(( ${{n:-0}} - ${{restarts0:-0}} ))
   if [ "$restarts" -ge "$max_restarts" ]; then
-    unhealthy "crash loop: the app restarted $restarts times (last exit status $(show ExecMainStatus)); see journalctl -u $app"
+    unhealthy "crash loop: the app restarted $restarts times (last exit status $(show ExecMainStatus));\
+ see journalctl -u $app"
   fi
   active=$(show ActiveState)
   case "$active" in
@@ -361,8 +363,8 @@ def strict_script(text: str, step: str) -> str:
         interp = parts[1].rsplit("/", 1)[-1]
     shell = _SHELLS.get(interp)
     if shell == "bash":
-        prelude = (f"set -euo pipefail; trap 'echo \"lcai: step {step} failed (exit $?) at line $((LINENO - {offset})): "
-                   f"$BASH_COMMAND\" >&2' ERR")
+        prelude = (f"set -euo pipefail; trap 'echo \"lcai: step {step} failed (exit $?) at line "
+                   f"$((LINENO - {offset})): $BASH_COMMAND\" >&2' ERR")
     elif shell == "sh":  # dash has no ERR trap and (before 0.5.13) no pipefail
         prelude = ("# shellcheck disable=SC3040\n"
                    "set -eu; if (set -o pipefail) 2>/dev/null; then set -o pipefail; fi; "

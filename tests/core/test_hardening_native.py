@@ -94,7 +94,8 @@ def test_writable_paths():
     ("      writable_paths: [/var/lib/lcai]\n", "reserved"),
 ])
 def test_bad_writable_paths_are_located_errors(extra, message):
-    with pytest.raises(ValidationError, match=r"template.yml:\d+: deploy.linode.container.writable_paths\[0\]: .*" + message):
+    where = r"template.yml:\d+: deploy.linode.container.writable_paths\[0\]: .*"
+    with pytest.raises(ValidationError, match=where + message):
         app_unit(extra=extra)
 
 

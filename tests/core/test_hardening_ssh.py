@@ -86,7 +86,8 @@ def effective(exe, default, tmp_path, dropin):
     text = default.read_text()
     assert "Include /etc/ssh/sshd_config.d/*.conf" in text
     # the image's own settings come after the Include, as on Linode's images
-    cfg.write_text(text.replace("/etc/ssh/sshd_config.d/", f"{d}/") + "PermitRootLogin yes\nPasswordAuthentication yes\n")
+    image_settings = "PermitRootLogin yes\nPasswordAuthentication yes\n"
+    cfg.write_text(text.replace("/etc/ssh/sshd_config.d/", f"{d}/") + image_settings)
     key = tmp_path / "hostkey"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
     Path("/run/sshd").mkdir(exist_ok=True)

@@ -49,7 +49,8 @@ def fake_bin(tmp_path, name, body):
 def run_runcmd(tmp_path, r, failing: str):
     """runcmd as cloud-init runs it, with systemctl/mkdir faked: the command ``failing`` exits 3."""
     log = tmp_path / "calls"
-    bindir = fake_bin(tmp_path, "systemctl", f'echo "systemctl $*" >> {log}\ncase "$*" in *"{failing}"*) exit 3 ;; esac\n')
+    bindir = fake_bin(tmp_path, "systemctl",
+                      f'echo "systemctl $*" >> {log}\ncase "$*" in *"{failing}"*) exit 3 ;; esac\n')
     script = shellify(r.doc["runcmd"]).replace("/var/lib/lcai", str(tmp_path / "state"))
     path = tmp_path / "runcmd"
     path.write_text(script)

@@ -2,9 +2,7 @@
 one apt index refresh, no fixed sleeps, at most one reboot, the app after its dependencies, small user data,
 and units that are harmless to re-run."""
 
-import os
 import re
-import subprocess
 
 import pytest
 
