@@ -50,7 +50,8 @@ def use_postgres(token):
             user, database = cur.fetchone()
             if user != want_user:
                 raise RuntimeError(f"connected as {user!r}, DATABASE_URL names {want_user!r}")
-            cur.execute("CREATE TABLE IF NOT EXISTS lcai_deps_test (token text PRIMARY KEY, at timestamptz DEFAULT now())")
+            cur.execute("CREATE TABLE IF NOT EXISTS lcai_deps_test "
+                        "(token text PRIMARY KEY, at timestamptz DEFAULT now())")
             cur.execute("INSERT INTO lcai_deps_test (token) VALUES (%s) ON CONFLICT DO NOTHING", (token,))
             cur.execute("SELECT count(*) FROM lcai_deps_test WHERE token = %s", (token,))
             if cur.fetchone()[0] != 1:

@@ -13,7 +13,8 @@ Root file systems come from the Debian archive only:
   ``REDIS_URL`` and ``DATABASE_URL`` from its environment.
 
 Built images are cached by a hash of their recipe under ``$LCAI_TEST_CACHE`` (default
-``/var/cache/lcai-test``, or ``~/.cache/lcai-test`` when that is not writable): blobs in ``blobs/sha256/``, one JSON record per recipe in ``images/``. A second run
+``/var/cache/lcai-test``, or ``~/.cache/lcai-test`` when that is not writable): blobs in ``blobs/sha256/``, one
+JSON record per recipe in ``images/``. A second run
 finds the record and builds nothing.
 """
 
@@ -207,10 +208,11 @@ def _link_entry(name: str, target: str) -> tarfile.TarInfo:
 
 
 def layer_from_files(store: BlobStore, files: dict[str, tuple[int, bytes | str]],
-                     links: dict[str, str] = {}) -> tuple[Blob, str]:
+                     links: Optional[dict[str, str]] = None) -> tuple[Blob, str]:
     """A layer holding ``files`` (path → (mode, content)) and symlinks (path → target), every parent
     directory included, in sorted order, owned by root, with mtime ``EPOCH``."""
     entries: dict[str, tarfile.TarInfo | tuple] = {}
+    links = links or {}
     for path in [*files, *links]:
         parts = path.strip("/").split("/")
         for i in range(1, len(parts)):

@@ -65,7 +65,8 @@ def apparmor_gap(rendered) -> str | None:
         r = subprocess.run(["debugfs", "-R", cmd, img["disk"]], capture_output=True, text=True)
         return r.stdout + r.stderr
     parser_missing = "not found" in debugfs("stat /usr/sbin/apparmor_parser")
-    no_recommends = re.search(r"Install-Recommends\s+\"?(false|0)", debugfs("cat /etc/apt/apt.conf.d/00mmdebstrap"), re.I)
+    apt_conf = debugfs("cat /etc/apt/apt.conf.d/00mmdebstrap")
+    no_recommends = re.search(r"Install-Recommends\s+\"?(false|0)", apt_conf, re.I)
     if parser_missing and no_recommends:
         return ("known defect: docker.io on the local debian12 image cannot start containers (AppArmor enabled, "
                 "apparmor_parser missing: the image disables Recommends and the docker capability does not "
@@ -253,8 +254,8 @@ def test_docker_redis_postgres_buildwatch_with_the_deps_app(test_host, registry,
         no_leaks(vm, {"APP_SECRET": dotenv["APP_SECRET"],
                       "redis password": urllib.parse.unquote(urllib.parse.urlsplit(env["REDIS_URL"]).password),
                       "postgres password": urllib.parse.unquote(db.password)})
-        metadata_blocked_for_containers(vm, ref, ["python3", "-c", "import sys, urllib.request; "
-                                                  "print(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())"])
+        fetch = "import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())"
+        metadata_blocked_for_containers(vm, ref, ["python3", "-c", fetch])
 
 
 def vmboot_env(vm) -> dict[str, str]:
@@ -328,7 +329,12 @@ deploy:
       image: {ref}
       internal_port: 8080
       external_port: 8080
-      health: {{type: exec, command: test -f /tmp/ready, initial_delay_seconds: 5, interval_seconds: 2, max_retries: 1000}}
+      health:
+        type: exec
+        command: test -f /tmp/ready
+        initial_delay_seconds: 5
+        interval_seconds: 2
+        max_retries: 1000
 """
 
 

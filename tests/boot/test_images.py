@@ -192,8 +192,8 @@ def test_standin_serves_its_health_path_and_ignores_the_real_images_arguments(tm
                               env={"M": "llama3.2:3b", "PATH": "/usr/local/bin:/bin"}, capture_output=True, text=True)
         assert shim.returncode == 0 and "stand-in ollama: pull llama3.2:3b" in shim.stdout
         # what the metadata check runs in a container: a bounded fetch with the image's own tools
-        fetch = subprocess.run([shutil.which("chroot"), str(tmp_path / "root"), "timeout", "10", "wget", "-q", "-O", "-",
-                                f"http://127.0.0.1:{port}/api/version"], env={"PATH": "/usr/local/bin:/bin"},
+        fetch = subprocess.run([shutil.which("chroot"), str(tmp_path / "root"), "timeout", "10", "wget", "-q",
+                                "-O", "-", f"http://127.0.0.1:{port}/api/version"], env={"PATH": "/usr/local/bin:/bin"},
                                capture_output=True, text=True)
         assert (fetch.returncode, fetch.stdout) == (0, "ok\n"), fetch.stderr
     finally:
@@ -232,10 +232,11 @@ def services(tmp_path):
         subprocess.run([*as_pg, _pg_bin("initdb"), "-D", f"{d}/data", "-U", "postgres", "--auth-local=trust",
                         "--auth-host=scram-sha-256", "--no-sync"], check=True, capture_output=True)
         subprocess.run([*as_pg, _pg_bin("pg_ctl"), "-D", f"{d}/data", "-l", f"{d}/log", "-w", "-o",
-                        f"-p {pport} -k {d} -c listen_addresses=127.0.0.1 -c fsync=off", "start"], check=True, capture_output=True)
-        sql = f"CREATE ROLE app LOGIN PASSWORD '{ppass}'; CREATE DATABASE appdb OWNER app;"
-        subprocess.run([*as_pg, "psql", "-h", str(d), "-p", str(pport), "-v", "ON_ERROR_STOP=1", "-c", sql.split(";")[0],
-                        "-c", sql.split(";")[1]], check=True, capture_output=True)
+                        f"-p {pport} -k {d} -c listen_addresses=127.0.0.1 -c fsync=off", "start"], check=True,
+                       capture_output=True)
+        subprocess.run([*as_pg, "psql", "-h", str(d), "-p", str(pport), "-v", "ON_ERROR_STOP=1",
+                        "-c", f"CREATE ROLE app LOGIN PASSWORD '{ppass}'", "-c", "CREATE DATABASE appdb OWNER app"],
+                       check=True, capture_output=True)
         q = urllib.parse.quote
         yield {"REDIS_URL": f"redis://:{q(rpass, safe='')}@127.0.0.1:{rport}/0",
                "DATABASE_URL": f"postgresql://app:{q(ppass, safe='')}@127.0.0.1:{pport}/appdb",

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import os
 import secrets
 import shlex
@@ -154,7 +153,8 @@ def boot(host, template_text: str, dotenv: dict, app: str):
                 for k in ("address", "status"):
                     if k in fields:
                         record[k] = fields[k]
-            record.update(prov.wait(record, lambda phase: log(f"{app}: {phase}"), time.monotonic() + BOOT_TIMEOUT) or {})
+            deadline = time.monotonic() + BOOT_TIMEOUT
+            record.update(prov.wait(record, lambda phase: log(f"{app}: {phase}"), deadline) or {})
             booted = Booted(prov, record, rendered, dotenv, {"machine_running": time.monotonic() - t0})
             log(f"{app}: machine running after {booted.timeline['machine_running']:.0f}s")
             yield booted
@@ -217,7 +217,8 @@ for pid in os.listdir("/proc"):
             hit("ps /proc/%s/cmdline" % pid, open("/proc/%s/cmdline" % pid, "rb").read().decode("utf-8", "replace"))
         except OSError:
             pass
-for root in ("/etc/systemd", "/run/systemd/system", "/run/systemd/transient", "/lib/systemd/system", "/usr/lib/systemd/system"):
+for root in ("/etc/systemd", "/run/systemd/system", "/run/systemd/transient", "/lib/systemd/system",
+             "/usr/lib/systemd/system"):
     for d, dirs, files in os.walk(root):
         for f in files:
             p = os.path.join(d, f)
@@ -225,8 +226,8 @@ for root in ("/etc/systemd", "/run/systemd/system", "/run/systemd/transient", "/
                 hit("unit file " + p, open(p, "rb").read().decode("utf-8", "replace"))
             except OSError:
                 pass
-j = subprocess.run(["journalctl", "-b", "--no-pager", "-o", "cat"], capture_output=True).stdout.decode("utf-8", "replace")
-hit("journalctl", j)
+j = subprocess.run(["journalctl", "-b", "--no-pager", "-o", "cat"], capture_output=True).stdout
+hit("journalctl", j.decode("utf-8", "replace"))
 def reachable(p):
     # every directory above p lets others in
     d = os.path.dirname(p)
@@ -268,7 +269,8 @@ ip netns exec lcaimeta ip link set lo up
 ip netns exec lcaimeta ip route add default via 169.254.1.1
 ip route add 169.254.169.254/32 via 169.254.1.2
 mkdir -p /srv/lcaimeta && echo metadata-ok > /srv/lcaimeta/index.html
-systemd-run --unit lcai-test-metadata --no-block ip netns exec lcaimeta python3 -m http.server 80 --directory /srv/lcaimeta
+systemd-run --unit lcai-test-metadata --no-block \
+  ip netns exec lcaimeta python3 -m http.server 80 --directory /srv/lcaimeta
 for i in $(seq 50); do curl -fsS --max-time 2 http://169.254.1.2/ >/dev/null 2>&1 && exit 0; sleep 0.2; done
 echo "the stand-in metadata server did not start" >&2; exit 1
 """
