@@ -271,6 +271,6 @@ ip route add 169.254.169.254/32 via 169.254.1.2
 mkdir -p /srv/lcaimeta && echo metadata-ok > /srv/lcaimeta/index.html
 systemd-run --unit lcai-test-metadata --no-block \
   ip netns exec lcaimeta python3 -m http.server 80 --directory /srv/lcaimeta
-for i in $(seq 50); do curl -fsS --max-time 2 http://169.254.1.2/ >/dev/null 2>&1 && exit 0; sleep 0.2; done
+for _ in $(seq 50); do curl -fsS --max-time 2 http://169.254.1.2/ >/dev/null 2>&1 && exit 0; sleep 0.2; done
 echo "the stand-in metadata server did not start" >&2; exit 1
 """
