@@ -75,8 +75,10 @@ class Docker(Runtime):
         return []
 
     def fragments(self, config, ctx: DeployContext) -> Fragments:
+        # apparmor: with AppArmor on in the kernel (Debian 12, Ubuntu), dockerd needs apparmor_parser to load
+        # its docker-default profile or no container starts; docker.io only recommends it
         return Fragments(
-            packages=("docker.io",),
+            packages=("docker.io", "apparmor"),
             runcmd=(("systemctl", "enable", "--now", "docker.service"),),
             app_requires=("docker.service",),
             boot_plan=("install Docker Engine (docker.io)",),

@@ -56,6 +56,9 @@ def test_python_refuses_other_images_naming_debian12():
 
 def test_docker_runtime_and_optimize_on_debian12():
     r = render()
+    # apparmor explicitly: docker.io only recommends it, and without apparmor_parser no container starts on a
+    # kernel with AppArmor on (seen in a Debian 12 boot with Recommends off)
+    assert {"docker.io", "apparmor"} <= set(r.doc["packages"])
     assert "docker.io" in r.doc["packages"] and "/etc/docker/daemon.json" in {w["path"] for w in r.doc["write_files"]}
     assert "install Docker Engine (docker.io)" in r.boot_plan
 
