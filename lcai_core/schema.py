@@ -87,8 +87,11 @@ def object_schema(cls: type, defs: dict) -> dict:
 
 
 def template_schema(catalog=None) -> dict:
+    from .template import MAX_REPLICAS
+
     defs: dict = {}
     root = object_schema(Template, defs)
+    defs["LinodeDeploy"]["properties"]["replicas"].update(minimum=1, maximum=MAX_REPLICAS)
     if catalog is not None:
         names = catalog.names()
         feats = [n for n in names if catalog.by_name[n].capability.kind == "feature"] + sorted(catalog.alias_of)

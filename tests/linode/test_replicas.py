@@ -272,6 +272,7 @@ def test_replicas_field_is_checked_with_file_and_line(svc, lcai, value, message)
     code, out, err = lcai("templates", "schema")
     prop = json.loads(out)["$defs"]["LinodeDeploy"]["properties"]["replicas"]
     assert prop["type"] == "integer" and prop["default"] == 1 and "NodeBalancer" in prop["description"]
+    assert (prop["minimum"], prop["maximum"]) == (1, 25)
 
 
 def test_replicas_need_a_public_port(svc, lcai):
