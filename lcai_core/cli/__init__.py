@@ -22,7 +22,7 @@ CORE_COMMANDS = {
     "status": ("lcai_core.cli.deployments", "status",
                "List deployments live (one request per provider), or one in detail with a health check."),
     "scale": ("lcai_core.cli.scale", "scale",
-              "Run N replicas of a deployment behind its NodeBalancer (new ones waited healthy, removed ones drained)."),
+              "Run N replicas of a deployment behind its NodeBalancer (new ones waited healthy, old ones drained)."),
     "sync": ("lcai_core.cli.deployments", "sync", "Adopt deployments this machine does not know; mark vanished ones."),
     "init": ("lcai_core.cli.init", "init", "Create a deployment directory from a template."),
     "plan": ("lcai_core.cli.plan", "plan", "Render the exact cloud-init a deploy would send, with a summary."),

@@ -266,8 +266,9 @@ def fill(sim, n, replicas=3):
                                      "_user_data": None, "_private": priv}
                 reps.append({"k": k, "linode_id": iid, "private_ip": priv, "public_ip": f"127.0.1.{k}"})
             nid = st.new_id()
-            st.nodebalancers[nid] = {"id": nid, "label": f"lcai-nb-{dep}", "region": "us-ord", "ipv4": f"127.0.3.{d % 250}",
-                                     "hostname": "", "ipv6": None, "client_conn_throttle": 0, "tags": tags,
+            st.nodebalancers[nid] = {"id": nid, "label": f"lcai-nb-{dep}", "region": "us-ord",
+                                     "ipv4": f"127.0.3.{d % 250}", "hostname": "", "ipv6": None,
+                                     "client_conn_throttle": 0, "tags": tags,
                                      "created": "2026-01-01T00:00:00", "updated": "2026-01-01T00:00:00",
                                      "transfer": {}, "_configs": {}, "_source_ip": "192.168.255.1"}
             records[dep] = {"deployment_id": dep, "app": "bench", "env": "default", "provider": "linode",

@@ -465,8 +465,6 @@ class LinodeProvider(ReplicaMixin, Provider):
 
     def _replicated_record(self, dep: str, insts: list, nb: Optional[dict], firewall_id: Optional[int] = None,
                            prices: Optional[dict] = None, nb_price: Optional[dict] = None) -> dict:
-        from lcai_core.lifecycle import instance_label
-
         from .replicas import private_ip
 
         insts = sorted(insts, key=lambda i: replica_index(i, dep) or 0)

@@ -246,7 +246,8 @@ class ReplicaMixin:
 
             fw = self.find_firewall(firewall_label(dep)) or self.create_firewall(
                 dep, list(spec.tags), [port], list(spec.ssh_sources), [NB_SOURCES])
-            say(f"firewall {fw['label']} ({fw['id']}): inbound 22, {port} from the NodeBalancer range {NB_SOURCES} only")
+            say(f"firewall {fw['label']} ({fw['id']}): inbound 22, {port} from the NodeBalancer range "
+                f"{NB_SOURCES} only")
             return fw_fields(fw)
 
         def fw_find(state: dict) -> Optional[dict]:
