@@ -35,6 +35,7 @@ def plan(directory: Path, cloud_config: Path | None, app, env_name, region, type
             raise ui.fs_error(e, cloud_config, action="write") from None
     sizes = p.rendered.sizes()
     t, ctx = p.template, p.ctx
+    target, replicas, price = _price(host, p, directory)
     if as_json:
         click.echo(json.dumps({
             "deployment_id": ctx.deployment_id, "template": t.name, "version": t.version, "app": ctx.app_name,
@@ -42,10 +43,15 @@ def plan(directory: Path, cloud_config: Path | None, app, env_name, region, type
             "runtime": t.capabilities.runtime, "features": list(ctx.features), "sizes": sizes,
             "boot_plan": list(p.rendered.boot_plan), "env_names": list(p.rendered.env_names),
             "units": list(p.rendered.units), "cloud_config": str(cloud_config) if cloud_config else None,
+            "target": target, "replicas": replicas,
+            "price": {"hourly": price.hourly, "monthly": price.monthly, "note": price.note} if price else None,
         }, indent=2))
         return
     click.echo(f"plan for {ctx.app_name} ({ctx.env}) from template {t.name} {t.version}, deployment {ctx.deployment_id}")
-    click.echo(f"  linode:       {ctx.type} in {ctx.region}, image {ctx.image}")
+    click.echo(f"  {target + ':':<13} {ctx.type} in {ctx.region}, image {ctx.image}"
+               + (f", {replicas} replicas behind a NodeBalancer" if replicas > 1 else ""))
+    if price is not None:
+        click.echo(f"  price:        {price.describe()}" + (" in all" if replicas > 1 else ""))
     c = t.container
     if c.image:
         click.echo(f"  container:    {c.image}" + (f", port {c.external_port} -> {c.internal_port}" if c.external_port
@@ -62,6 +68,26 @@ def plan(directory: Path, cloud_config: Path | None, app, env_name, region, type
     if cloud_config is not None:
         click.echo(f"{ui.style('wrote', 'green')} {cloud_config} (0600; contains the app's environment"
                    + ("" if _ignored(directory, cloud_config) else "; keep it out of version control") + ")")
+
+
+def _price(host, p, directory: Path):
+    """(target, replicas, Price or None): the price from the provider's preflight — only when the provider is
+    configured (a token is set), so plan stays offline otherwise; a failed preflight is not plan's error."""
+    from .. import lifecycle as L
+    from .deploy import make_spec
+
+    tpl = p.template
+    target = tpl.deploy.target
+    replicas = tpl.deploy.linode.replicas
+    prov = L.providers(host).get(target)
+    if prov is None or not L._configured(prov):
+        return target, replicas, None
+    try:
+        spec = make_spec(p, host, directory, ssh_sources=L.ANYWHERE, app_sources=L.ANYWHERE, keys=[],
+                         root_pass="", replicas=replicas)
+        return target, replicas, prov.preflight(spec).price
+    except Exception:  # plan never fails because a price could not be looked up
+        return target, replicas, None
 
 
 def _ignored(directory: Path, f: Path) -> bool:

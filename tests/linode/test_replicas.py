@@ -325,3 +325,17 @@ def test_tui_shows_the_replica_count_and_lists_the_replicas(sim, svc, lcai):
     assert fields["replicas"] == "3, healthy 2/3"
     assert "node DOWN" in fields["replica 3"] and str(victim["id"]) in fields["replica 3"]
     assert "node UP, accept" in fields["replica 1"]
+
+
+def test_plan_shows_the_total_price_when_the_provider_is_configured(sim, svc, lcai):
+    text = (svc / "deploy.yml").read_text()
+    (svc / "deploy.yml").write_text(text.replace("    region_default: us-ord\n",
+                                                 "    region_default: us-ord\n    replicas: 3\n"))
+    code, out, err = lcai("plan", "-d", svc, "--json")
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["replicas"] == 3 and data["target"] == "linode"
+    # 3 × g6-standard-2 ($0.036/h) + a NodeBalancer ($0.015/h), as deploy shows before asking
+    assert abs(data["price"]["hourly"] - (3 * 0.036 + 0.015)) < 1e-9
+    code, out, err = lcai("plan", "-d", svc)
+    assert "3 replicas behind a NodeBalancer" in out and "price:" in out and "in all" in out
