@@ -24,7 +24,7 @@ def load_env_file(path: str | os.PathLike) -> dict[str, str]:
         raise InputError(f"{name}: not valid UTF-8") from None
     import io
 
-    values: dict[str, str] = {}
+    values = EnvValues()
     problems: list[Problem] = []
     for b in parse_stream(io.StringIO(text)):
         line = b.original.line
@@ -44,9 +44,19 @@ def load_env_file(path: str | os.PathLike) -> dict[str, str]:
                                     "the value contains a newline or NUL, which docker's --env-file cannot carry"))
             continue
         values[b.key] = b.value
+        at = b.original.string.find(b.key)  # the binding's text may start with blank lines before the name
+        values.lines[b.key] = line + (b.original.string.count("\n", 0, at) if at > 0 else 0)
     if problems:
         raise ValidationError(problems)
     return values
+
+
+class EnvValues(dict):
+    """NAME → value, with the line each name was set on (``lines``) for located errors."""
+
+    def __init__(self, *a, **kw):
+        super().__init__(*a, **kw)
+        self.lines: dict[str, int] = {}
 
 
 def example_text(tpl: Template) -> str:
@@ -66,15 +76,28 @@ def app_environment(tpl: Template, dotenv: dict[str, str], env_path: Path,
     defaults, the template's container.env (with ``${NAME}`` resolved), the .env file."""
     from .cloudinit import interpolate
 
+    from .convert import did_you_mean
+
     problems: list[Problem] = []
+    lines = getattr(dotenv, "lines", {})
+    known = {v.name for v in (*tpl.env.required, *tpl.env.optional)} | set(tpl.container.env)
+    unknown = sorted(k for k in dotenv if k not in known)
     for var in tpl.env.required:
         if var.name not in dotenv:
             problems.append(Problem(str(env_path), None, var.name,
-                                    f"required variable is not set ({var.description or 'see .env.example'})"))
+                                    f"required variable is not set ({var.description or 'see .env.example'})"
+                                    f"{did_you_mean(var.name, unknown)}"))
         elif dotenv[var.name] == "":
-            problems.append(Problem(str(env_path), None, var.name, "required variable is empty"))
+            problems.append(Problem(str(env_path), lines.get(var.name), var.name, "required variable is empty"))
     if problems:
-        raise ValidationError(problems, hint="copy .env.example to .env and fill in the required values")
+        example = Path(env_path).parent / ".env.example"
+        raise ValidationError(problems, hint=f"set them in {env_path} (NAME=value; {example} lists every variable)")
+    for k in unknown:
+        near = did_you_mean(k, sorted(known))
+        if near:
+            from . import ui
+
+            ui.warning(f"{env_path}:{lines.get(k, '?')}: {k} is not a variable of the template{near}")
     env: dict[str, str] = dict(provided or {})
     for var in tpl.env.optional:
         if var.default is not None:

@@ -391,3 +391,20 @@ def test_init_never_suggests_copying_over_an_existing_env(capsys, tmp_path):
     code, out, _ = run(capsys, "init", "embeddings-python", "-d", str(svc), "--force")
     assert code == 0 and "cp " not in out and f"$EDITOR {svc}/.env   # make sure it sets EMBEDDINGS_API_KEY" in out
     assert (svc / ".env").read_text() == "EMBEDDINGS_API_KEY=mine\n"
+
+
+def test_env_hints_name_the_file_line_and_a_likely_typo(capsys, tmp_path):
+    svc = tmp_path / "svc"
+    assert run(capsys, "init", "embeddings-python", "--directory", str(svc))[0] == 0
+    (svc / ".env").write_text("# mine\nEMBEDINGS_API_KEY=secret-1\n")  # a typo of EMBEDDINGS_API_KEY
+    code, out, err = run(capsys, "plan", "--directory", str(svc))
+    assert code == 2 and "EMBEDDINGS_API_KEY: required variable is not set" in err
+    assert "did you mean 'EMBEDINGS_API_KEY'?" in err
+    assert f"hint: set them in {svc / '.env'}" in err and "copy .env.example" not in err
+    assert "secret-1" not in out + err
+    (svc / ".env").write_text("# mine\n\nEMBEDDINGS_API_KEY=\n")
+    code, out, err = run(capsys, "plan", "--directory", str(svc))
+    assert code == 2 and f"{svc / '.env'}:3: EMBEDDINGS_API_KEY: required variable is empty" in err
+    (svc / ".env").write_text("EMBEDDINGS_API_KEY=k\nEMBEDDINGS_API_KEYS=x\n")
+    code, out, err = run(capsys, "plan", "--directory", str(svc))
+    assert code == 0 and f"{svc / '.env'}:2: EMBEDDINGS_API_KEYS is not a variable of the template" in err
