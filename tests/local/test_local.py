@@ -526,3 +526,30 @@ def test_a_vm_lcai_lost_track_of_is_adopted_by_sync_and_destroyed(local_env, fak
     assert not alive(pid) and not d.exists()
     rc, out, err = run_cli("status", "--json")
     assert "lost0001" not in out
+
+
+def test_kvm_probe_dies_with_lcai(tmp_path):
+    """A kernel hung under KVM never exits: if lcai is killed mid-probe, the probe's qemu goes with it."""
+    import signal
+
+    dev = tmp_path / "kvm"
+    dev.write_text("")
+    pidfile = tmp_path / "probe.pid"
+    q = fake_probe_qemu(tmp_path, f"import os; open({str(pidfile)!r}, 'w').write(str(os.getpid())); time.sleep(60)\n")
+    code = f"from lcai_local import vm; vm.probe_kvm('/k', timeout=60, qemu={q!r}, dev={str(dev)!r})"
+    lcai = subprocess.Popen([sys.executable, "-c", code])
+    try:
+        for _ in range(200):
+            if pidfile.exists() and pidfile.read_text():
+                break
+            time.sleep(0.05)
+        child = int(pidfile.read_text())
+        assert alive(child)
+    finally:
+        lcai.send_signal(signal.SIGKILL)
+        lcai.wait()
+    for _ in range(100):
+        if not alive(child):
+            break
+        time.sleep(0.05)
+    assert not alive(child)

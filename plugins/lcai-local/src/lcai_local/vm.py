@@ -57,6 +57,17 @@ def sizing(type_: str) -> tuple[int, int]:
 
 # ---------------------------------------------------------------- accelerator
 
+def _die_with_parent() -> None:
+    """In the probe's child: SIGKILL it when lcai dies (a kernel hung under KVM never exits by itself)."""
+    try:
+        import ctypes
+        import signal as _signal
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(_signal.SIGKILL))  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def probe_kvm(kernel: Optional[str], timeout: Optional[float] = None, qemu: str = "qemu-system-x86_64",
               workdir: Optional[str] = None, dev: str = "/dev/kvm") -> tuple[bool, str]:
     """Does KVM really work here? ``/dev/kvm`` may exist and still fail: under nested KVM the firmware runs
@@ -76,7 +87,8 @@ def probe_kvm(kernel: Optional[str], timeout: Optional[float] = None, qemu: str 
                 "-no-reboot", "-monitor", "none", "-serial", f"file:{serial}",
                 "-kernel", kernel, "-append", "console=ttyS0 panic=-1 root=/dev/lcai-kvm-probe"]
         try:
-            proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                    preexec_fn=_die_with_parent)
         except OSError as e:
             return False, str(e)
         try:
