@@ -553,3 +553,20 @@ def test_kvm_probe_dies_with_lcai(tmp_path):
             break
         time.sleep(0.05)
     assert not alive(child)
+
+
+def test_an_added_image_boots_its_own_loader_on_a_larger_disk(local_env, fake_qemu, tmp_path):
+    from lcai_local import images
+
+    f = tmp_path / "cloud.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(f), "64M"], check=True)
+    images.add("ubuntu24.04", str(f))
+    p = provider()
+    rec = create(p, spec(image="linode/ubuntu24.04"))
+    d = Path(rec["provider_state"]["vm_dir"])
+    info = json.loads(subprocess.run(["qemu-img", "info", "--output=json", str(d / "disk.qcow2")],
+                                     capture_output=True, text=True, check=True).stdout)
+    assert info["backing-filename"] == str(f) and info["virtual-size"] == 10 * 2**30
+    argv = (d / "fake-argv").read_text().splitlines()
+    assert "-kernel" not in argv and rec["provider_state"]["image_kind"] == "disk"
+    p.destroy(rec)

@@ -20,6 +20,8 @@ from . import vm as V
 from .paths import require_tools, vm_dir
 
 ADDRESS = "127.0.0.1"
+#: the disk of a VM from an added image (at least): cloud images are sized to fit, not to install into
+ADDED_DISK_BYTES = 10 * 2**30
 SSH_OPTIONS = ("UserKnownHostsFile=/dev/null", "StrictHostKeyChecking=no", "LogLevel=ERROR")
 #: fields of vm.json that are the deployment's provider_state
 STATE_KEYS = ("vm_dir", "image", "image_kind", "ssh_port", "ports", "app_port", "memory", "cpus", "instance_id",
@@ -254,7 +256,10 @@ def _write_disk_and_seed(vm: dict, img: dict, spec: Spec) -> None:
             os.unlink(os.path.join(d, f))
         except FileNotFoundError:
             pass
-    V.make_overlay(os.path.join(d, "disk.qcow2"), img)
+    size = None
+    if img.get("kind") == "disk":  # a cloud image is small (Ubuntu's: 2.2 GiB); its cloud-init grows the root
+        size = str(max(int(img.get("virtual_size") or 0), ADDED_DISK_BYTES))
+    V.make_overlay(os.path.join(d, "disk.qcow2"), img, size)
     V.write_seed(os.path.join(d, "seed.iso"), spec.user_data,
                  V.meta_data(vm["instance_id"], spec.label, [*spec.ssh_keys, pub]))
     V.save_vm(vm)
