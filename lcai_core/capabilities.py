@@ -159,7 +159,7 @@ class Runtime(Capability):
         return ""
 
     def env_file_text(self, env: dict[str, str]) -> str:
-        from .cloudinit import systemd_env_file
+        from .envfile import systemd_env_file
 
         return systemd_env_file(env)
 

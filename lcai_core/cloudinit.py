@@ -96,21 +96,7 @@ def exec_line(argv: list[str]) -> str:
     return " ".join(systemd_quote(a) for a in argv)
 
 
-def _env_file(env: dict[str, str], line) -> str:
-    for k, v in env.items():
-        if "\n" in v or "\r" in v or "\x00" in v:
-            raise InputError(f"{k}: the value contains a newline or NUL, which the env-file format cannot carry")
-    return "".join(line(k, v) + "\n" for k, v in env.items())
-
-
-def docker_env_file(env: dict[str, str]) -> str:
-    """docker --env-file format: one NAME=value line, taken literally (no quotes, no expansion)."""
-    return _env_file(env, lambda k, v: f"{k}={v}")
-
-
-def systemd_env_file(env: dict[str, str]) -> str:
-    """systemd EnvironmentFile= format: double-quoted values with \\ and \" escaped (no expansion)."""
-    return _env_file(env, lambda k, v: f'{k}="' + v.replace("\\", "\\\\").replace('"', '\\"') + '"')
+from .envfile import docker_env_file, interpolate, systemd_env_file  # noqa: E402,F401  (re-exported)
 
 
 # ---------------------------------------------------------------- assembly
@@ -182,23 +168,6 @@ def assemble(parts: list[tuple[str, Fragments]]) -> Assembled:
 
 
 # ---------------------------------------------------------------- the app
-
-
-def interpolate(value: str, values: dict[str, str], where: str) -> str:
-    """Replace ``${NAME}`` from ``values``; ``$$`` is a literal ``$``. Unknown names are errors."""
-
-    def sub(m: re.Match) -> str:
-        if m.group(0) == "$$":
-            return "$"
-        name = m.group(1)
-        if name not in values:
-            raise InputError(f"{where}: references ${{{name}}}, which is not set in .env and has no default",
-                             hint=f"add {name}=… to .env, or declare it under env.optional with a default")
-        return values[name]
-
-    return re.sub(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)\}", sub, value)
-
-
 
 
 @define(frozen=True)

@@ -74,7 +74,7 @@ def app_environment(tpl: Template, dotenv: dict[str, str], env_path: Path,
                     provided: dict[str, str] | None = None) -> dict[str, str]:
     """The container's environment. Precedence (low → high): capability-provided values, optional
     defaults, the template's container.env (with ``${NAME}`` resolved), the .env file."""
-    from .cloudinit import interpolate
+    from .envfile import interpolate
 
     from .convert import did_you_mean
 

@@ -9,7 +9,8 @@ from typing import ClassVar
 from attrs import define
 
 from ..capabilities import AppSpec, Capability, DeployContext, Fragments, Runtime, Unit, WriteFile
-from ..cloudinit import IMAGE_PULL_UNIT, LIB, STATE, docker_env_file
+from ..cloudinit import IMAGE_PULL_UNIT, LIB, STATE
+from ..envfile import docker_env_file
 
 PULL_ATTEMPTS = 4
 PULL_ATTEMPT_TIMEOUT = 1800  # seconds per `docker pull`: multi-GB images on a slow mirror
