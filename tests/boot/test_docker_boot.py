@@ -344,8 +344,13 @@ def test_cloud_init_is_done_while_a_slow_health_check_still_waits(test_host, reg
     text = SLOW_HEALTH.format(port=registry.port, ref=ref)
     known_defects(request, test_host, text, {}, run=False)
     with boot(test_host, text, {}, "slow-health") as vm:
-        cloud_init_done(vm)
-        r = vm.sh("cat /var/lib/lcai/health.json", check=False)
-        assert '"waiting"' in r.stdout, f"health is not waiting while cloud-init is done: {r.stdout!r}"
+        done_at = cloud_init_done(vm)["done_at"]
+        assert done_at, "cloud-init finished without writing /var/lib/cloud/instance/boot-finished"
+
+        def health_waiting():  # the health wait runs (after the image pull and the app's start) and fails
+            r = vm.sh("cat /var/lib/lcai/health.json", check=False)
+            return '"waiting"' in r.stdout and '"attempt": 0,' not in r.stdout, r.stdout.strip() or r.stderr.strip()
+        wait_for("lcai-health to probe the app and keep waiting", health_waiting, HEALTH_TIMEOUT)
         vm.sh("docker exec app touch /tmp/ready")
-        wait_healthy(vm, "/", external=True)
+        healthy = wait_healthy(vm, "/", external=True)
+        assert done_at < healthy["time"], f"cloud-init finished at {done_at}, after the app was healthy ({healthy})"
