@@ -131,7 +131,8 @@ def one(name: str, text: str) -> dict:
             marks["app active"] = guest_boot + app_us / 1e6
         blame = subprocess.run(ssh.argv("cloud-init analyze blame 2>/dev/null | sed -n '2,5p'"),
                                capture_output=True, text=True, timeout=120).stdout
-        updates = subprocess.run(ssh.argv("grep -c \"Running command \\['apt-get'.*'update'\\]\" /var/log/cloud-init.log"),
+        apt_update = "grep -c \"Running command \\['apt-get'.*'update'\\]\" /var/log/cloud-init.log"
+        updates = subprocess.run(ssh.argv(apt_update),
                                  capture_output=True, text=True, timeout=60).stdout.strip()
         return {"marks": marks, "accel": record["provider_state"]["accel"],
                 "why": record["provider_state"].get("accel_reason", ""), "blame": blame, "apt_updates": updates}

@@ -69,7 +69,8 @@ def main() -> None:
     d = json.loads(r.stdout)
     print(f"events processed        {d['seen']:>10,} (of {d['events']:,} generated)")
     print(f"throughput              {d['per_s']:>10,.0f} events/s   (target >= 5,000)")
-    print(f"resident memory after   {d['rss_mb']:>10.1f} MB         (target <= 30 MB; {d['rss_before_mb']:.1f} MB before the agent; history bounded to "
+    print(f"resident memory after   {d['rss_mb']:>10.1f} MB         (target <= 30 MB; "
+          f"{d['rss_before_mb']:.1f} MB before the agent; history bounded to "
           f"{d['in_memory']:,} events)")
 
 

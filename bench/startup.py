@@ -65,12 +65,12 @@ deploy:
       external_port: 80
       health: {type: http, path: /health}
 """
-    for label, text, env in ((f"{largest} (largest bundled)", full, env), ("all capabilities", combo, {})):
-        render_text(text, dotenv=env)  # warm imports
+    for label, text, dotenv in ((f"{largest} (largest bundled)", full, env), ("all capabilities", combo, {})):
+        render_text(text, dotenv=dotenv)  # warm imports
         times = []
         for _ in range(50):
             t0 = time.perf_counter()
-            r = render_text(text, dotenv=env)
+            r = render_text(text, dotenv=dotenv)
             times.append(time.perf_counter() - t0)
         s = r.sizes()
         print(f"render {label:<27} {statistics.median(times) * 1000:7.2f} ms  (target <= 20 ms)  "

@@ -67,7 +67,7 @@ async def run(n: int) -> None:
                 await pilot.pause(0.001)
             refreshes.append(time.perf_counter() - t0)
         rebuilds = []
-        for i in range(10):  # a sort change reorders every row: a full rebuild of the table
+        for _ in range(10):  # a sort change reorders every row: a full rebuild of the table
             app.sort_index = (app.sort_index + 1) % 9
             t0 = time.perf_counter()
             app.render_rows()

@@ -249,10 +249,12 @@ class Catalog:
             return f"capability '{name}' is not installed (pip install {dist})"
         from .convert import did_you_mean
 
-        choices = self.names(kind) + [a for a, (real, _) in self.alias_of.items() if self.by_name[real].capability.kind == kind]
+        choices = self.names(kind) + [a for a, (real, _) in self.alias_of.items()
+                                      if self.by_name[real].capability.kind == kind]
         known = list(KNOWN_PROVIDERS) if kind == "feature" else []
         return (f"unknown {'runtime' if kind == 'runtime' else 'capability'} '{name}'"
-                f"{did_you_mean(name, sorted(set(choices + known)))} (installed: {', '.join(sorted(choices)) or 'none'})")
+                f"{did_you_mean(name, sorted(set(choices + known)))}"
+                f" (installed: {', '.join(sorted(choices)) or 'none'})")
 
     # ------------------------------------------------------------ validation + resolution
 
@@ -321,7 +323,8 @@ class Catalog:
         seen: dict[str, Resolved] = {}
         for r in features:
             if r.capability.name in seen:
-                problems.append(doc.problem(r.path, f"'{r.name}' and '{seen[r.capability.name].name}' are the same capability"))
+                problems.append(doc.problem(
+                    r.path, f"'{r.name}' and '{seen[r.capability.name].name}' are the same capability"))
             seen.setdefault(r.capability.name, r)
 
         for r in runtime + features:

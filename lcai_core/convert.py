@@ -209,7 +209,10 @@ def _walk(exc: BaseException, path: tuple, cls: Any, data: Any, doc: Document, o
         known = [f.name for f in attrs.fields(exc.cl)] if attrs.has(exc.cl) else []
         for key in sorted(exc.extra_fields):
             near = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
-            hint = f"; did you mean '{near[0]}'?" if near else (f"; expected one of: {', '.join(known)}" if known else "")
+            if near:
+                hint = f"; did you mean '{near[0]}'?"
+            else:
+                hint = f"; expected one of: {', '.join(known)}" if known else ""
             out.append(doc.problem(path + (key,), f"unknown key '{key}'{hint}"))
     elif isinstance(exc, KeyError):
         out.append(doc.problem(path, "required key is missing"))

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from .errors import InputError, LcaiError
-from .providers import Listing, Provider, Spec, Step
+from .providers import Listing, Provider, Step
 
 STATE = ".linode/state.json"          # this machine's state of the directory's deployment (0600: the secret seed)
 LINK = ".lcai-deployment"             # the directory's link to its deployment, no secrets: safe to commit
@@ -82,7 +82,8 @@ def parse_sources(values: tuple[str, ...] | list[str], flag: str) -> tuple[str, 
         try:
             net = ipaddress.ip_network(v.strip(), strict=False)
         except ValueError:
-            raise InputError(f"{flag} {v!r}: not an IP address or network (e.g. 203.0.113.7 or 203.0.113.0/24)") from None
+            raise InputError(f"{flag} {v!r}: not an IP address or network "
+                             "(e.g. 203.0.113.7 or 203.0.113.0/24)") from None
         out.append(str(net))
     return tuple(out) or ANYWHERE
 

@@ -98,10 +98,10 @@ def _meta(info_dir: str) -> tuple[str, str]:
 
 
 def _entry_points(group: str = GROUP) -> list[EntryPoint]:
-    """Entry points of ``group`` (default ``lcai``) — what ``importlib.metadata.entry_points(group="lcai")`` returns, found by
-    reading ``*.dist-info``/``*.egg-info`` folders on sys.path directly (the metadata machinery costs ~20 ms of
-    start-up through the email package; this costs ~1 ms). Any sys.path entry that is not a plain directory
-    (a zip, an egg) makes it fall back to importlib-metadata for the full answer."""
+    """Entry points of ``group`` (default ``lcai``) — what ``importlib.metadata.entry_points(group="lcai")``
+    returns, found by reading ``*.dist-info``/``*.egg-info`` folders on sys.path directly (the metadata machinery
+    costs ~20 ms of start-up through the email package; this costs ~1 ms). Any sys.path entry that is not a plain
+    directory (a zip, an egg) makes it fall back to importlib-metadata for the full answer."""
     found: dict[str, list[EntryPoint]] = {}
     for entry in sys.path:
         d = entry or "."
@@ -300,7 +300,8 @@ class Host:
 
                     name = getattr(provider, "name", None)
                     if not name or not isinstance(provider, Provider):
-                        raise LcaiError(f"register_providers got {provider!r}, expected a lcai_core.Provider with a name")
+                        raise LcaiError(f"register_providers got {provider!r}, "
+                                        "expected a lcai_core.Provider with a name")
                     if name in provs:
                         raise LcaiError(f"provider name {name!r} is registered by both {owner[name]} and "
                                         f"{info.dist} {info.version}".rstrip())
@@ -337,15 +338,19 @@ class Host:
             for name, cmd in list(cli.commands.items()):
                 if name in before and before[name] is cmd:
                     continue
-                holder = ("lcai-core" if name in reserved else
-                          f"{self.command_owner[name].dist} {self.command_owner[name].version}" if name in self.command_owner
-                          else None)
+                if name in reserved:
+                    holder: str | None = "lcai-core"
+                elif name in self.command_owner:
+                    holder = f"{self.command_owner[name].dist} {self.command_owner[name].version}"
+                else:
+                    holder = None
                 if holder is not None:
                     if name in before:
                         cli.commands[name] = before[name]
                     else:
                         del cli.commands[name]
-                    self._broken(info, f"command {name!r} is registered by both {holder} and {info.dist} {info.version}")
+                    self._broken(info,
+                                 f"command {name!r} is registered by both {holder} and {info.dist} {info.version}")
                 else:
                     self.command_owner[name] = info
 
@@ -360,8 +365,8 @@ class Host:
                             secret_seed=b"lcai-self-check")
         for name, reg in sorted(self.catalog.by_name.items()):
             cap = reg.capability
-            info = next((i for i in self.plugins if f"{i.dist} {i.version}".strip() == reg.plugin or i.dist == reg.plugin),
-                        None)
+            info = next((i for i in self.plugins
+                         if f"{i.dist} {i.version}".strip() == reg.plugin or i.dist == reg.plugin), None)
             try:
                 config = cap.config_class() if cap.config_class is not None else None
             except TypeError:

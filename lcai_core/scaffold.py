@@ -59,7 +59,8 @@ guidance:
 
 def _slug(name: str) -> str:
     if not re.match(r"^[a-z][a-z0-9-]{1,61}[a-z0-9]$", name):
-        raise InputError(f"template name {name!r}: use 3-63 lowercase letters, digits and dashes, starting with a letter")
+        raise InputError(f"template name {name!r}: "
+                         "use 3-63 lowercase letters, digits and dashes, starting with a letter")
     return name
 
 
@@ -103,7 +104,8 @@ def scaffold(name: str, directory: Path, *, image: str = DEFAULT_IMAGE, port: Op
             container = f"      command: /usr/bin/python3 -m http.server {port}\n      internal_port: {port}\n" \
                         f"      external_port: {port}"
         else:
-            container = (f"      image: {image}\n      internal_port: {port}           # the port the container listens on\n"
+            container = (f"      image: {image}\n"
+                         f"      internal_port: {port}           # the port the container listens on\n"
                          f"      external_port: {external_port}           # the public port (opened in the firewall)\n"
                          "      # command: --flag value        # arguments after the image; ${NAME} comes from .env\n"
                          "      # volumes: [/var/lib/app:/data]\n"
@@ -123,7 +125,8 @@ def scaffold(name: str, directory: Path, *, image: str = DEFAULT_IMAGE, port: Op
     if not readme.exists() or force:
         readme.write_text(f"# {tpl.display_name or tpl.name}\n\n{tpl.description}\n\n"
                           f"- Validate: `lcai templates validate {directory}`\n"
-                          f"- Try it: `lcai templates install {directory}`, then `lcai init {tpl.name} --directory svc`\n"
+                          f"- Try it: `lcai templates install {directory}`, "
+                          f"then `lcai init {tpl.name} --directory svc`\n"
                           f"- Plan: `lcai plan --directory <deployment dir>` shows the exact cloud-init\n",
                           encoding="utf-8")
     return [target, directory / ".env.example", readme]
@@ -143,7 +146,8 @@ def _type_name(tp) -> str:
         return f"list of {_type_name(args[0])}"
     if origin is dict:
         return f"mapping of {_type_name(args[1])}"
-    return {int: "integer", str: "string", bool: "true/false", float: "number"}.get(tp, getattr(tp, "__name__", str(tp)))
+    names = {int: "integer", str: "string", bool: "true/false", float: "number"}
+    return names.get(tp, getattr(tp, "__name__", str(tp)))
 
 
 def _config_fields(cls) -> list[str]:
@@ -203,7 +207,8 @@ def llm_instructions(host, name: str, directory: Path) -> str:
         "",
         "## Rules the validator enforces",
         "- No type coercion: ports and counts are integers; booleans are true/false; quote strings that look like",
-        "  numbers or booleans (`\"8000\"` is a string, `yes` is a boolean). File permissions are quoted octal strings.",
+        "  numbers or booleans (`\"8000\"` is a string, `yes` is a boolean). "
+        "File permissions are quoted octal strings.",
         "- Unknown keys are errors. Capability names must be installed (listed below).",
         "- Container env values may reference `${NAME}` from `.env` or `env.optional` defaults; secrets belong in",
         "  `env.required` (with `secret: true`), never in the template.",

@@ -173,7 +173,8 @@ def _structure_feature(value: Any, _t: Any) -> Feature:
         return Feature(name=value)
     if isinstance(value, dict):
         return _feature_from_dict(value)
-    raise convert.StrictTypeError(f"expected a capability name or {{name: …, config: …}}, got {convert.describe(value)}")
+    raise convert.StrictTypeError(
+        f"expected a capability name or {{name: …, config: …}}, got {convert.describe(value)}")
 
 
 def _feature_from_dict(value: dict) -> Feature:
@@ -220,7 +221,8 @@ def load_template_text(text: str, file: str = "<input>", catalog: "Catalog | Non
 def parse_template(doc: Document, catalog: "Catalog | None" = None) -> Template:
     data = doc.data
     if not isinstance(data, dict):
-        raise ValidationError([doc.problem((), f"the top level must be a mapping of keys, got {convert.describe(data)}")])
+        raise ValidationError(
+            [doc.problem((), f"the top level must be a mapping of keys, got {convert.describe(data)}")])
     tpl, problems = convert.structure(data, Template, doc)
     if tpl is not None:
         problems.extend(check(tpl, doc))
@@ -272,7 +274,8 @@ def check(t: Template, doc: Document) -> list[Problem]:
     seen: dict[str, int] = {}
     for i, f in enumerate(caps.features):
         if f.name in seen:
-            out.append(P(("capabilities", "features", i), f"capability '{f.name}' is listed twice (also at index {seen[f.name]})"))
+            out.append(P(("capabilities", "features", i),
+                         f"capability '{f.name}' is listed twice (also at index {seen[f.name]})"))
         seen.setdefault(f.name, i)
     for i, pkg in enumerate(caps.packages):
         if not APT_NAME_RE.match(pkg):

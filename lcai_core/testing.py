@@ -198,7 +198,8 @@ def systemd_verify(units: dict[str, str], executables: Iterable[str] = ()) -> tu
             if not (r / d).exists():
                 (r / d).symlink_to(f"usr/{d}")
         proc = subprocess.run([systemd_analyze_bin(), "verify", f"--root={root}", "--man=no",
-                               *[str(etc / n) for n in units if "/" not in n]], capture_output=True, text=True, timeout=120)
+                               *[str(etc / n) for n in units if "/" not in n]],
+                              capture_output=True, text=True, timeout=120)
         out = (proc.stdout + proc.stderr).strip()
         return proc.returncode == 0 and not proc.stderr.strip(), out
 

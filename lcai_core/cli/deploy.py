@@ -68,7 +68,8 @@ def _deploy(prog, directory: Path, wait: bool, yes: bool, target: Optional[str],
         if rec is None:
             raise InputError(f"{directory / L.STATE} names deployment {live['deployment_id']}, which this machine's "
                              "registry does not know",
-                             hint="`lcai sync` adopts it (then deploy rebuilds it); `lcai deploy --new` creates another")
+                             hint="`lcai sync` adopts it (then deploy rebuilds it); "
+                                  "`lcai deploy --new` creates another")
         if rec.get("status") == "vanished":
             raise InputError(f"deployment {rec['deployment_id']} of {directory} is gone from its provider",
                              hint=f"`lcai destroy {rec['deployment_id']} --yes` forgets it; then deploy again")
@@ -323,7 +324,8 @@ def _redeploy(prov, reg, rec: dict, spec, desired: dict, prog, wait: bool, yes: 
     except LcaiError as e:
         reg.update(dep_id, status="rebuild failed")
         raise LcaiError(f"rebuild of deployment {dep_id} failed: {e.message}",
-                        hint=f"it is still tracked (`lcai status {dep_id}`); run `lcai deploy` again to retry") from None
+                        hint=f"it is still tracked (`lcai status {dep_id}`); "
+                             "run `lcai deploy` again to retry") from None
     if not spec.ssh_keys:
         from ..files import write_private
 

@@ -54,7 +54,8 @@ def _find_row(rows: list[dict], registry, key: str) -> dict:
                                  "not a deployment ID",
                                  hint=f"use `{r['deployment_id']}` (lcai status lists deployment IDs)") from None
         raise
-    return next((r for r in rows if r["deployment_id"] == rec["deployment_id"]), dict(rec, live_status=rec.get("status")))
+    return next((r for r in rows if r["deployment_id"] == rec["deployment_id"]),
+                dict(rec, live_status=rec.get("status")))
 
 
 # ---------------------------------------------------------------- status
@@ -63,7 +64,8 @@ def _find_row(rows: list[dict], registry, key: str) -> dict:
 @click.command("status")
 @click.argument("deployment_id", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-@click.option("--all", "-a", "show_all", is_flag=True, help="List every deployment, even inside a deployment directory.")
+@click.option("--all", "-a", "show_all", is_flag=True,
+              help="List every deployment, even inside a deployment directory.")
 @DIR_OPTION
 def status(deployment_id: Optional[str], as_json: bool, show_all: bool, directory: Optional[Path]) -> None:
     """All deployments with their live state (each provider asked once: one API request for Linode), or one

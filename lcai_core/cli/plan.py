@@ -47,15 +47,19 @@ def plan(directory: Path, cloud_config: Path | None, app, env_name, region, type
             "price": {"hourly": price.hourly, "monthly": price.monthly, "note": price.note} if price else None,
         }, indent=2))
         return
-    click.echo(f"plan for {ctx.app_name} ({ctx.env}) from template {t.name} {t.version}, deployment {ctx.deployment_id}")
+    click.echo(f"plan for {ctx.app_name} ({ctx.env}) from template {t.name} {t.version}, "
+               f"deployment {ctx.deployment_id}")
     click.echo(f"  {target + ':':<13} {ctx.type} in {ctx.region}, image {ctx.image}"
                + (f", {replicas} replicas behind a NodeBalancer" if replicas > 1 else ""))
     if price is not None:
         click.echo(f"  price:        {price.describe()}" + (" in all" if replicas > 1 else ""))
     c = t.container
     if c.image:
-        click.echo(f"  container:    {c.image}" + (f", port {c.external_port} -> {c.internal_port}" if c.external_port
-                                                   else (f", port {c.internal_port} (instance only)" if c.internal_port else "")))
+        if c.external_port:
+            ports = f", port {c.external_port} -> {c.internal_port}"
+        else:
+            ports = f", port {c.internal_port} (instance only)" if c.internal_port else ""
+        click.echo(f"  container:    {c.image}{ports}")
     click.echo(f"  capabilities: {t.capabilities.runtime}" + "".join(f", {f}" for f in ctx.features))
     click.echo(f"  environment:  {', '.join(p.rendered.env_names) or '(none)'}  (values not shown)")
     pct = 100 * sizes["gzip"] / sizes["limit"]

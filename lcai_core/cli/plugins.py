@@ -10,8 +10,8 @@ def plugins(as_json: bool) -> None:
     from ..plugins import get_host
 
     host = get_host()
-    host.catalog  # registering capabilities surfaces plugins that fail at registration
-    host.providers
+    # building the catalog and the provider list registers every plugin: one that fails at registration shows up
+    _ = host.catalog, host.providers
     host.self_check()  # a capability whose fragments() raises is listed as broken
     rows = host.plugins
     if as_json:

@@ -17,7 +17,8 @@ def _host():
 
 
 @templates.command("list")
-@click.option("--long", "-l", "long_", is_flag=True, help="Show version, source and description (default on a terminal).")
+@click.option("--long", "-l", "long_", is_flag=True,
+              help="Show version, source and description (default on a terminal).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output, with each template's source.")
 def list_(long_: bool, as_json: bool) -> None:
     """List templates, one name per row. User templates override packs, which override bundled ones."""
@@ -99,7 +100,8 @@ def show(name: str, as_json: bool) -> None:
     lin = t.deploy.linode
     click.echo(f"linode:       {lin.type_default} in {lin.region_default}, image {lin.image}")
     if c.image:
-        click.echo(f"container:    {c.image}" + (f" ({c.external_port} -> {c.internal_port})" if c.external_port else ""))
+        click.echo(f"container:    {c.image}"
+                   + (f" ({c.external_port} -> {c.internal_port})" if c.external_port else ""))
     if c.health:
         h = c.health
         click.echo(f"health:       {h.type} {h.path if h.type == 'http' else (h.command or '')} "
@@ -145,7 +147,7 @@ def validate(path: str, as_json: bool) -> None:
         if as_json:
             click.echo(json.dumps({"file": str(f), "valid": False, "problems": [
                 {"file": p.file, "line": p.line, "path": p.path, "message": p.message} for p in e.problems]}, indent=2))
-            raise click.exceptions.Exit(2)
+            raise click.exceptions.Exit(2) from None
         raise e from None
     if as_json:
         click.echo(json.dumps({"file": str(f), "valid": True, "problems": []}))
@@ -181,7 +183,8 @@ def install(path: str, force: bool) -> None:
     t = load_template(f, _host().catalog)
     dest = Path(user_templates_dir()) / t.name
     if dest.exists() and not force:
-        raise InputError(f"a user template named {t.name} is already installed at {dest}", hint="use --force to replace it")
+        raise InputError(f"a user template named {t.name} is already installed at {dest}",
+                         hint="use --force to replace it")
     tmp = dest.with_name(f".{t.name}.installing")
     shutil.rmtree(tmp, ignore_errors=True)
     try:
@@ -239,7 +242,8 @@ def uninstall(name: str) -> None:
 @templates.command("scaffold")
 @click.argument("name")
 @click.option("--directory", "-d", type=click.Path(file_okay=False), help="Where to create it (default: ./NAME).")
-@click.option("--from", "from_", metavar="TEMPLATE", help="Start from an existing template (by name) instead of the skeleton.")
+@click.option("--from", "from_", metavar="TEMPLATE",
+              help="Start from an existing template (by name) instead of the skeleton.")
 @click.option("--image", help="Container image (default: asked on a terminal, else nginx:1.27).")
 @click.option("--port", type=int, help="Port the container listens on (default: 80 for nginx:1.27, else 8000).")
 @click.option("--external-port", type=int, default=80, show_default=True, help="Public port.")

@@ -9,7 +9,6 @@ from click.testing import CliRunner
 
 from lcai_core import hookimpl
 from lcai_core.capabilities import Capability, Fragments
-from lcai_core.errors import LcaiError
 from lcai_core.plugins import Host
 from lcai_core.providers import Provider
 from lcai_core.sources import DirectorySource, discover
