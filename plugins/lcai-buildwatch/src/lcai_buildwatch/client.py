@@ -91,7 +91,10 @@ def tui_log_lines(record: dict, cursor: Optional[float]) -> tuple[list[str], Opt
     if cursor is None:
         rc, out, err = remote(record, "cloud-init status --long 2>&1 | head -n 8; echo '--- cloud-init-output.log'; "
                                       "tail -n 20 /var/log/cloud-init-output.log 2>&1 || true")
-        lines += out.rstrip().splitlines() if rc == 0 else [f"(ssh: {(err.strip().splitlines() or [f'exit {rc}'])[-1]})"]
+        if rc == 0:
+            lines += out.rstrip().splitlines()
+        else:
+            lines.append(f"(ssh: {(err.strip().splitlines() or [f'exit {rc}'])[-1]})")
         lines.append("--- container events (BuildWatch)")
     if "buildwatch" not in (record.get("features") or []):
         return lines + (["(no buildwatch capability on this deployment)"] if cursor is None else []), 0.0

@@ -3,9 +3,9 @@
 Serves ``/_ping``, ``/version``, ``/containers/{id}/json`` (404 JSON for removed ``--rm`` containers) and
 ``/events`` as chunked newline-delimited JSON honouring ``since``. Like dockerd it answers ``/version`` with its
 ``ApiVersion`` and ``MinAPIVersion`` (``api_version``/``min_api_version``, default 1.43/1.24) and refuses a
-``/v1.NN`` prefix outside that range with Docker's own 400 message; ``requested`` records every path asked for. Scripted events are served to every
-connection from ``since``; ``drop_after=N`` closes the first stream abruptly after N events (no terminating
-chunk), to test reconnects; raw ``garbage`` lines can be mixed in.
+``/v1.NN`` prefix outside that range with Docker's own 400 message; ``requested`` records every path asked for.
+Scripted events are served to every connection from ``since``; ``drop_after=N`` closes the first stream abruptly
+after N events (no terminating chunk), to test reconnects; raw ``garbage`` lines can be mixed in.
 """
 
 from __future__ import annotations

@@ -165,14 +165,18 @@ def of_instance(st: "State", inst: dict) -> list:
     if not ip:
         return []
     return [public_nb(nb) for nb in st.nodebalancers.values()
-            if any(n["address"].rpartition(":")[0] == ip for c in nb["_configs"].values() for n in c["_nodes"].values())]
+            if any(n["address"].rpartition(":")[0] == ip
+                   for c in nb["_configs"].values() for n in c["_nodes"].values())]
 
 
 # ------------------------------------------------------------------ validation
 
 def check_config(cfg: dict, where: str = "") -> list:
     errs: list = []
-    f = (lambda k: f"{where}{k}")
+
+    def f(k: str) -> str:
+        return f"{where}{k}"
+
     port = cfg.get("port")
     if not is_int(port) or not 1 <= port <= 65535:
         errs.append(error(f("port"), "Must be an integer 1-65535"))
@@ -206,7 +210,10 @@ def check_node(node: Any, where: str = "", partial: bool = False) -> list:
     if not isinstance(node, dict):
         return [error(where.rstrip(".") or None, "A node must be an object")]
     errs: list = []
-    f = (lambda k: f"{where}{k}")
+
+    def f(k: str) -> str:
+        return f"{where}{k}"
+
     if not partial or "label" in node:
         if not isinstance(node.get("label"), str) or not NB_NODE_LABEL_RE.match(node["label"]):
             errs.append(error(f("label"), "label is required: 3-32 letters, digits, - _ ."))
@@ -504,7 +511,8 @@ def rebuild_config(st: "State", nb: dict, cfg: dict, b: Any) -> dict:
 
 # ------------------------------------------------------------------ traffic: the NodeBalancer's own address
 
-NO_SERVER = b"<html><body><h1>503 Service Unavailable</h1>\nNo server is available to handle this request.\n</body></html>\n"
+NO_SERVER = (b"<html><body><h1>503 Service Unavailable</h1>\n"
+             b"No server is available to handle this request.\n</body></html>\n")
 
 
 class Front:

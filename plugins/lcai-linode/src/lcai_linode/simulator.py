@@ -62,7 +62,8 @@ PRIVATE_NET = ipaddress.ip_network("192.168.128.0/17")  # spec (VPC subnet): Lin
 
 REGIONS = [
     {"id": "us-ord", "label": "Chicago, IL", "country": "us",
-     "capabilities": ["Linodes", "Block Storage", "Cloud Firewall", "Metadata", "GPU Linodes", "Placement Group", "NodeBalancers"]},
+     "capabilities": ["Linodes", "Block Storage", "Cloud Firewall", "Metadata", "GPU Linodes", "Placement Group",
+                      "NodeBalancers"]},
     {"id": "us-mia", "label": "Miami, FL", "country": "us",
      "capabilities": ["Linodes", "Block Storage", "Cloud Firewall", "Metadata", "NodeBalancers"]},
     {"id": "de-fra-2", "label": "Frankfurt 2, DE", "country": "de",

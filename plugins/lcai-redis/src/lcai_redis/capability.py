@@ -75,7 +75,8 @@ class Redis(Capability):
                 f"maxmemory {config.maxmemory}\nmaxmemory-policy {config.maxmemory_policy}\n{persist}")
         host = "host.docker.internal" if docker else "127.0.0.1"
         pkg = "redis-server" if config.version is None else f"redis-server={config.version}"
-        dropin = "[Unit]\n# bind 172.17.0.1 needs docker0\nAfter=docker.service\nWants=docker.service\n" if docker else ""
+        dropin = ("[Unit]\n# bind 172.17.0.1 needs docker0\nAfter=docker.service\nWants=docker.service\n"
+                  if docker else "")
         files = [WriteFile("/etc/redis/redis.conf", conf, owner="redis:redis", permissions="0640", append=True,
                            defer=True)]
         if dropin:
