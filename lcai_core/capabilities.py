@@ -95,7 +95,6 @@ class DeployContext:
     template: str = ""
     runtime: str = "docker"
     container_image: Optional[str] = None
-    container_port: Optional[int] = None
     features: tuple[str, ...] = ()
     secret_seed: bytes = field(default=b"", repr=False)
     # True when the instance gets SSH keys for root: password logins are then turned off (ssh_pwauth: false,

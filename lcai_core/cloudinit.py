@@ -674,9 +674,3 @@ _Dumper.add_representer(_Flow, lambda d, data: d.represent_sequence("tag:yaml.or
 
 def dump_yaml(doc: Any) -> str:
     return yaml.dump(doc, Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=4096, allow_unicode=True)
-
-
-def summary_json(rendered: Rendered) -> str:
-    return json.dumps({"sizes": rendered.sizes(), "boot_plan": list(rendered.boot_plan),
-                       "env": list(rendered.env_names), "units": list(rendered.units),
-                       "warnings": list(rendered.warnings)}, indent=2)

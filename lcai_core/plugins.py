@@ -361,7 +361,7 @@ class Host:
 
         ctx = DeployContext(deployment_id="check000", app_name="check", env="default", image="linode/ubuntu24.04",
                             region="us-ord", type="g6-standard-2", template="check", runtime="docker",
-                            container_image="example/app:1", container_port=8000, features=(),
+                            container_image="example/app:1", features=(),
                             secret_seed=b"lcai-self-check")
         for name, reg in sorted(self.catalog.by_name.items()):
             cap = reg.capability
@@ -396,11 +396,6 @@ def get_host() -> Host:
             for w in _host.warnings:
                 report_warning(w)
     return _host
-
-
-def make_plugin_manager() -> pluggy.PluginManager:
-    """The loaded ``pluggy.PluginManager`` (specs → built-ins → entry points → check_pending)."""
-    return get_host().pm
 
 
 def reset_host() -> None:

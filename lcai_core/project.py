@@ -64,7 +64,6 @@ def deployed_state(directory: Path) -> Optional[dict]:
 @define
 class Prepared:
     directory: Path
-    template_file: Path
     template: Template
     ctx: DeployContext
     env: dict
@@ -116,7 +115,7 @@ def prepare(directory: str | os.PathLike, host, app: Optional[str] = None, env_n
     ctx = context_for(tpl, resolved, deployment_id, secret_seed, app=app, env_name=env_name, region=region,
                       type_=type_)
     env, rendered = render(tpl, resolved, ctx, dotenv, env_path)
-    return Prepared(d, f, tpl, ctx, env, rendered)
+    return Prepared(d, tpl, ctx, env, rendered)
 
 
 def context_for(tpl: Template, resolved: list, deployment_id: str, secret_seed: bytes, app: Optional[str] = None,
@@ -129,7 +128,6 @@ def context_for(tpl: Template, resolved: list, deployment_id: str, secret_seed: 
         deployment_id=deployment_id, app_name=app or tpl.name, env=env_name or "default", image=lin.image,
         region=region or lin.region_default, type=type_ or lin.type_default, template=tpl.name,
         runtime=tpl.capabilities.runtime, container_image=tpl.container.image,
-        container_port=tpl.container.internal_port,
         features=tuple(r.capability.name for r in resolved[1:]), secret_seed=secret_seed)
     for label, value in (("--app", ctx.app_name), ("--env", ctx.env)):
         if not re.match(r"^[a-z0-9][a-z0-9-]{0,38}$", value):

@@ -113,22 +113,36 @@ def test_duplicate_capability_names_are_refused():
 
 
 def test_registration_order_does_not_change_results():
-    class P1:
-        @hookimpl
-        def register_capabilities(self, register):
-            register(Hello())
+    """Two plugins whose capabilities both add packages and runcmd steps: the rendered user data is the same
+    byte for byte whichever plugin registers first (assembly orders by `order`, then name)."""
+    from lcai_core.testing import render_text
 
     class Bye(Hello):
         name = "bye"
+
+        def fragments(self, config, ctx):
+            return Fragments(packages=("bye",), runcmd=(("echo", "bye"),))
+
+    class Hi(Hello):
+        def fragments(self, config, ctx):
+            return Fragments(packages=("hello",), runcmd=(("echo", "hello"),))
+
+    class P1:
+        @hookimpl
+        def register_capabilities(self, register):
+            register(Hi())
 
     class P2:
         @hookimpl
         def register_capabilities(self, register):
             register(Bye())
 
-    a = Host(load_entry_points=False, extra_plugins=(P1(), P2())).catalog
-    b = Host(load_entry_points=False, extra_plugins=(P2(), P1())).catalog
-    assert a.names() == b.names()
+    text = ("name: web\ncapabilities:\n  runtime: docker\n  features: [hello, bye]\ndeploy:\n  linode:\n"
+            "    container:\n      image: nginx:1.27\n      internal_port: 80\n")
+    a = render_text(text, host=Host(extra_plugins=(P1(), P2()))).text
+    b = render_text(text, host=Host(extra_plugins=(P2(), P1()))).text
+    assert a == b
+    assert a.index("echo, bye") < a.index("echo, hello") or a.index("- bye") < a.index("- hello")
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ import time
 from typing import Any, Callable, Optional
 
 from lcai_core.errors import InputError, LcaiError
+from lcai_core.lifecycle import env_seconds
 
 DEFAULT_URL = "https://api.linode.com/v4"
 
@@ -68,13 +69,6 @@ def resolve_url() -> str:
     return DEFAULT_URL
 
 
-def _float_env(name: str, default: float) -> float:
-    try:
-        return float(os.environ.get(name, default))
-    except ValueError:
-        raise InputError(f"{name}={os.environ[name]!r}: expected a number of seconds") from None
-
-
 def make_client(token: Optional[str] = None, url: Optional[str] = None):
     """A linode_api4 client with timeouts on every request and the SDK's retries off."""
     import requests.adapters
@@ -82,7 +76,7 @@ def make_client(token: Optional[str] = None, url: Optional[str] = None):
 
     from . import __version__
 
-    timeout = (min(5.0, _float_env("LCAI_HTTP_TIMEOUT", 30.0)), _float_env("LCAI_HTTP_TIMEOUT", 30.0))
+    timeout = (min(5.0, env_seconds("LCAI_HTTP_TIMEOUT", 30.0)), env_seconds("LCAI_HTTP_TIMEOUT", 30.0))
 
     class TimeoutAdapter(requests.adapters.HTTPAdapter):
         def send(self, request, **kw):
@@ -157,7 +151,7 @@ class Retrier:
     def __init__(self, attempts: int = 6, base: Optional[float] = None, sleep: Callable[[float], None] = time.sleep,
                  say: Optional[Callable[[str], None]] = None):
         self.attempts = attempts
-        self.base = _float_env("LCAI_RETRY_DELAY", 1.0) if base is None else base
+        self.base = env_seconds("LCAI_RETRY_DELAY", 1.0) if base is None else base
         self.sleep = sleep
         self.say = say or _stderr
 
