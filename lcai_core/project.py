@@ -112,15 +112,18 @@ def prepare(directory: str | os.PathLike, host, app: Optional[str] = None, env_n
     if deployment_id is None or secret_seed is None:
         p = pending(d, deployment_id=pinned)
         deployment_id, secret_seed = p["deployment_id"], bytes.fromhex(p["secret_seed"])
+    from .lifecycle import ssh_public_keys
+
+    # deploy sends these keys; with keys the user data turns password logins off (plan renders the same)
     ctx = context_for(tpl, resolved, deployment_id, secret_seed, app=app, env_name=env_name, region=region,
-                      type_=type_)
+                      type_=type_, ssh_keys=bool(ssh_public_keys()))
     env, rendered = render(tpl, resolved, ctx, dotenv, env_path)
     return Prepared(d, tpl, ctx, env, rendered)
 
 
 def context_for(tpl: Template, resolved: list, deployment_id: str, secret_seed: bytes, app: Optional[str] = None,
                 env_name: Optional[str] = None, region: Optional[str] = None,
-                type_: Optional[str] = None) -> DeployContext:
+                type_: Optional[str] = None, ssh_keys: bool = False) -> DeployContext:
     import re
 
     lin = tpl.deploy.linode
@@ -128,7 +131,7 @@ def context_for(tpl: Template, resolved: list, deployment_id: str, secret_seed: 
         deployment_id=deployment_id, app_name=app or tpl.name, env=env_name or "default", image=lin.image,
         region=region or lin.region_default, type=type_ or lin.type_default, template=tpl.name,
         runtime=tpl.capabilities.runtime, container_image=tpl.container.image,
-        features=tuple(r.capability.name for r in resolved[1:]), secret_seed=secret_seed)
+        features=tuple(r.capability.name for r in resolved[1:]), secret_seed=secret_seed, ssh_keys=ssh_keys)
     for label, value in (("--app", ctx.app_name), ("--env", ctx.env)):
         if not re.match(r"^[a-z0-9][a-z0-9-]{0,38}$", value):
             raise InputError(f"{label} {value!r}: use 1-39 lowercase letters, digits and dashes")

@@ -104,6 +104,10 @@ def _deploy(prog, directory: Path, wait: bool, yes: bool, target: Optional[str],
                       _seed_of(Path(directory), dep_id, p))
             return
 
+    from .. import ui
+
+    for w in getattr(p.rendered, "warnings", ()):
+        ui.warning(w)
     prog.say(f"preflight ({prov.name}): {ctx.type} in {ctx.region}, image {ctx.image}")
     pre = prov.preflight(spec)
     click.echo(f"deploy {ctx.app_name} ({ctx.env}) as {spec.label} on {prov.name}: {pre.summary}, "

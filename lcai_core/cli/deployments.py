@@ -353,17 +353,23 @@ def logs(deployment_id: Optional[str], lines: int, follow: bool, directory: Opti
     ssh = prov.ssh(rec)
     if ssh is None:
         raise LcaiError(f"deployment {rec['deployment_id']} has no address yet", hint="wait for it: lcai status")
-    cmd = (f"cloud-init status --long 2>&1 | head -n 12; echo '{MARK}'; "
+    cmd = (f"cloud-init status --long 2>&1 | head -n 12; "
+           "for f in /var/lib/lcai/failed-step /var/lib/lcai/image-pull.json /var/lib/lcai/health.json; do "
+           "[ -s $f ] && echo \"$f: $(head -c 400 $f)\"; done; echo '" + MARK + "'; "
            f"tail -n {lines} /var/log/cloud-init-output.log 2>&1; echo '{MARK}'; "
-           "wc -l < /var/log/cloud-init-output.log 2>/dev/null || echo 0")
+           "wc -l < /var/log/cloud-init-output.log 2>/dev/null || echo 0; echo '" + MARK + "'; "
+           f"journalctl -u 'lcai-*' --no-pager -o short-iso -n {lines} 2>/dev/null | tail -n {lines}")
     r = run(ssh, cmd, timeout=60)
     if MARK not in r.out:
         raise LcaiError(f"could not reach {ssh.describe()}: {r.problem()}", hint=_ssh_hint(rec, r))
-    status_part, log_part, count_part = (r.out.split(MARK + "\n") + ["", ""])[:3]
+    status_part, log_part, count_part, journal = (r.out.split(MARK + "\n") + ["", "", ""])[:4]
     click.echo("== cloud-init ==")
     click.echo(status_part.rstrip())
     click.echo("== /var/log/cloud-init-output.log ==")
     click.echo(log_part.rstrip())
+    if journal.strip():
+        click.echo("== lcai units (journal) ==")
+        click.echo(journal.rstrip())
     sources = _event_sources(host, rec, ssh, lines, None)
     for _, out, _ in sources:
         for line in out:

@@ -66,6 +66,8 @@ def plan(directory: Path, cloud_config: Path | None, app, env_name, region, type
     share = ui.style(f"{pct:.0f}% of {sizes['limit']}", "bold red" if pct >= 100 else ("yellow" if pct >= 80 else ""))
     click.echo(f"  user data:    {sizes['raw']} B raw, {sizes['gzip']} B gzip ({share}), "
                f"{sizes['base64']} B base64")
+    for w in getattr(p.rendered, "warnings", ()):
+        ui.warning(w)
     click.echo("boot plan:")
     for i, line in enumerate(p.rendered.boot_plan, 1):
         click.echo(f"  {i:>2}. {line}")

@@ -71,7 +71,8 @@ def test_exec_check_and_unhealthy_instance(sim, svc, lcai, fake_ssh):
 
 
 def test_without_ssh_access_health_is_said_unknown_in_one_line(sim, svc, lcai, fake_ssh):
-    (svc / "deploy.yml").write_text((svc / "deploy.yml").read_text().replace("type: http", "type: exec, command: 'true'"))
+    text = (svc / "deploy.yml").read_text()
+    (svc / "deploy.yml").write_text(text.replace("type: http", "type: exec, command: 'true'"))
     fake_ssh.deny()
     code, out, err = lcai("deploy", "-d", svc, "--yes", "--wait", "--timeout", "30")
     assert code == 0, err
@@ -278,3 +279,13 @@ def test_directory_link_survives_a_second_machine(sim, svc, lcai, fake_ssh, tmp_
     code, out, err = lcai("deploy", "--yes")
     assert code == 0, err
     assert [i["id"] for i in sim.state()["instances"]] == [inst] and deployed_id(svc) == dep
+
+
+def test_logs_names_the_failed_step(sim, svc, lcai, fake_ssh):
+    assert lcai("deploy", "-d", svc, "--yes")[0] == 0
+    (fake_ssh.root / "var-lib-lcai" / "failed-step").write_text("runcmd step 3: apt-get install nvidia-driver\n")
+    fake_ssh.cloud_init("error")
+    code, out, err = lcai("logs", "-d", svc)
+    assert code == 0, err
+    assert "status: error" in out
+    assert "failed-step: runcmd step 3: apt-get install nvidia-driver" in out  # (the fake maps the path)

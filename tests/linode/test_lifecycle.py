@@ -78,9 +78,13 @@ def test_ssh_keys_used_and_no_password_saved(sim, svc, lcai, tmp_path):
     (home / ".ssh" / "id_ed25519.pub").write_text(f"ssh-ed25519 {blob} user@host\n")
     (home / ".ssh" / "id_broken.pub").write_text("ssh-ed25519 this-is-not-base64 x\n")  # skipped, not sent
     (home / ".ssh" / "id_sk.pub").write_text(f"sk-ssh-ed25519@openssh.com {blob} x\n")  # a type Linode refuses
+    assert lcai("plan", "-d", svc, "--cloud-config", tmp_path / "plan.yaml")[0] == 0
     code, _, err = lcai("deploy", "-d", svc, "--yes")
     assert code == 0, err
     assert not (svc / ".linode" / "root-password").exists()
+    # with a key, password logins are off, and plan rendered exactly what deploy sent
+    ud = gzip.decompress(base64.b64decode(sim.state()["instances"][0]["user_data"])).decode()
+    assert "ssh_pwauth: false" in ud and ud == (tmp_path / "plan.yaml").read_text()
     assert sim.state()["instances"][0].get("authorized_keys", [f"ssh-ed25519 {blob} user@host"]) == [
         f"ssh-ed25519 {blob} user@host"]
 
@@ -119,7 +123,11 @@ def test_hostile_env_values_reach_the_instance_literally(sim, svc, lcai):
                "BS": "a\\b", "HASH": "x # y", "U": "héllo ✓", "BIG": "z" * 4096}
     lines = []
     for k, v in hostile.items():
-        lines.append(f"{k}='{v}'" if "'" not in v else f'{k}="{v.replace(chr(92), chr(92) * 2).replace(chr(34), chr(92) + chr(34))}"')
+        if "'" not in v:
+            lines.append(f"{k}='{v}'")
+        else:
+            escaped = v.replace(chr(92), chr(92) * 2).replace(chr(34), chr(92) + chr(34))
+            lines.append(f'{k}="{escaped}"')
     (svc / ".env").write_text("\n".join(lines) + "\n")
     code, _, err = lcai("deploy", "-d", svc, "--yes")
     assert code == 0, err
