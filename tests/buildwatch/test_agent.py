@@ -102,7 +102,8 @@ def test_explicit_stop_is_not_an_issue(docker, make_agent):
 def test_nonzero_exit(docker, make_agent):
     docker.script = [event("start", BASE), event("die", BASE + 30, exitCode=1)]
     issues = until(make_agent(), "/issues", lambda b: b["history"])
-    assert kinds(issues) == ["nonzero_exit"] and issues["history"][0]["explanation"] == "app exited with code 1 after 30s"
+    assert kinds(issues) == ["nonzero_exit"]
+    assert issues["history"][0]["explanation"] == "app exited with code 1 after 30s"
 
 
 def test_crash_loop_then_cleared_after_stability(docker, make_agent):
@@ -124,7 +125,8 @@ def test_crash_loop_then_cleared_after_stability(docker, make_agent):
 def test_slow_startup(docker, make_agent):
     docker.script = [event("start", BASE), event("health_status: healthy", BASE + 200)]
     issues = until(make_agent(), "/issues", lambda b: b["history"])
-    assert kinds(issues) == ["slow_startup"] and "took 200s from start to healthy" in issues["history"][0]["explanation"]
+    assert kinds(issues) == ["slow_startup"]
+    assert "took 200s from start to healthy" in issues["history"][0]["explanation"]
 
 
 def test_failing_health_opens_and_clears(docker, make_agent):
@@ -167,7 +169,8 @@ def test_gpu_and_health_files(docker, make_agent, tmp_path):
     (tmp_path / "state" / "health.json").write_text(json.dumps({"state": "unhealthy", "detail": "HTTP 503"}))
     issues = until(make_agent(), "/issues", lambda b: len(b["open"]) == 2)
     assert sorted(i["kind"] for i in issues["open"]) == ["gpu_failed", "health_failing"]
-    assert "GPU verification failed (host): no driver" in next(i for i in issues["open"] if i["kind"] == "gpu_failed")["explanation"]
+    gpu_issue = next(i for i in issues["open"] if i["kind"] == "gpu_failed")
+    assert "GPU verification failed (host): no driver" in gpu_issue["explanation"]
 
 
 def test_history_survives_an_agent_restart(docker, make_agent, tmp_path):

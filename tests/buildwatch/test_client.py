@@ -30,7 +30,9 @@ def remote_env(tmp_path, monkeypatch, lcai_config_dir):
     # fake ssh: drop options, check the target, run the remote command here
     (bin_dir / "ssh").write_text("""#!/bin/sh
 while [ $# -gt 0 ]; do case "$1" in -o) shift 2 ;; root@*) host=$1; shift; break ;; *) shift ;; esac; done
-[ "$host" = "root@127.0.1.9" ] || { echo "ssh: connect to host ${host#root@} port 22: Connection refused" >&2; exit 255; }
+if [ "$host" != "root@127.0.1.9" ]; then
+  echo "ssh: connect to host ${host#root@} port 22: Connection refused" >&2; exit 255
+fi
 exec sh -c "$*"
 """)
     for f in bin_dir.iterdir():

@@ -369,7 +369,8 @@ def test_skips_for_missing_system_tools_are_summarised_in_one_line(tmp_path):
     lines = [x for x in r.stdout.splitlines() if x.startswith("skipped for missing system tools")]
     assert r.returncode == 0 and lines == [
         "skipped for missing system tools: test_x.py::test_pg (postgresql); test_x.py::test_redis (redis-server); "
-        "test_x.py::test_units (systemd) — get them with: sudo apt-get install postgresql redis-server systemd"], r.stdout
+        "test_x.py::test_units (systemd) — get them with: sudo apt-get install postgresql redis-server systemd"
+    ], r.stdout
 
 
 def test_scaffold_and_install_filesystem_mistakes_are_one_line(capsys, tmp_path, monkeypatch):

@@ -107,7 +107,8 @@ def deployment(tmp_path, features: str = "[foo]"):
     d = tmp_path / "svc"
     d.mkdir(parents=True)
     (d / "deploy.yml").write_text(f"name: web\ncapabilities:\n  runtime: docker\n  features: {features}\n"
-                                  "deploy:\n  linode:\n    container:\n      image: nginx:1.27\n      internal_port: 80\n")
+                                  "deploy:\n  linode:\n    container:\n"
+                                  "      image: nginx:1.27\n      internal_port: 80\n")
     return d
 
 

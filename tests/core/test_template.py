@@ -88,7 +88,7 @@ def test_all_errors_in_one_pass():
                    .replace("image: nginx:1.27", "image: 'Not An Image'"))
     assert len(out) == 3
     assert "deploy.yml:1: name:" in out[0]
-    assert any("deploy.yml:11: deploy.linode.container.external_port: port must be 1-65535, got 70000" == p for p in out)
+    assert "deploy.yml:11: deploy.linode.container.external_port: port must be 1-65535, got 70000" in out
 
 
 def test_missing_required_key():
@@ -98,7 +98,8 @@ def test_missing_required_key():
 def test_unknown_capability_lists_installed(catalog):
     out = problems(BASE.replace("runtime: docker", "runtime: docker\n  features: [dokker-optimize]"), catalog)
     assert len(out) == 1
-    assert "deploy.yml:5: capabilities.features[0]: unknown capability 'dokker-optimize'; did you mean 'docker-optimize'?" in out[0]
+    assert ("deploy.yml:5: capabilities.features[0]: unknown capability 'dokker-optimize'; "
+            "did you mean 'docker-optimize'?") in out[0]
     assert "installed:" in out[0] and "python-3.11" in out[0]
 
 
@@ -106,7 +107,8 @@ def test_uninstalled_first_party_plugin_names_the_package(monkeypatch):
     monkeypatch.setenv("LCAI_DISABLE_PLUGINS", "redis")
     cat = Host().catalog
     out = problems(BASE.replace("runtime: docker", "runtime: docker\n  features: [redis]"), cat)
-    assert out == ["deploy.yml:5: capabilities.features[0]: capability 'redis' is not installed (pip install lcai-redis)"]
+    assert out == [
+        "deploy.yml:5: capabilities.features[0]: capability 'redis' is not installed (pip install lcai-redis)"]
 
 
 def test_capability_config_is_strict_and_located(catalog):
@@ -152,7 +154,8 @@ def test_setup_file_paths(path, expected):
 
 
 def test_reserved_and_short_tags():
-    out = problems(BASE.replace("    image: linode/ubuntu24.04", "    image: linode/ubuntu24.04\n    tags: [ai, lcai-id:x]"))
+    out = problems(BASE.replace("    image: linode/ubuntu24.04",
+                                "    image: linode/ubuntu24.04\n    tags: [ai, lcai-id:x]"))
     assert len(out) == 2 and "3-50 characters" in out[0] and "reserved" in out[1]
 
 

@@ -48,7 +48,8 @@ def test_plain_when_not_a_tty():
     assert ui.style_status("running", width=10, stream=out) == "running   "
 
 
-@pytest.mark.parametrize("env", [{"NO_COLOR": "1"}, {"CI": "true"}, {"TERM": "dumb"}, {"NO_COLOR": "1", "FORCE_COLOR": "1"}])
+@pytest.mark.parametrize("env", [{"NO_COLOR": "1"}, {"CI": "true"}, {"TERM": "dumb"},
+                                 {"NO_COLOR": "1", "FORCE_COLOR": "1"}])
 def test_plain_on_a_tty_under_no_color_ci_or_dumb(monkeypatch, env):
     for k, v in env.items():
         monkeypatch.setenv(k, v)
@@ -132,7 +133,8 @@ def test_a_real_terminal_gets_colour_and_a_pipe_does_not(lcai_config_dir):
 
 
 def test_help_does_not_import_rich():
-    code = "import sys; from lcai_core.cli import main; main(['--help']); print(sorted(m for m in sys.modules if m.split('.')[0] in ('rich', 'textual')))"
+    code = ("import sys; from lcai_core.cli import main; main(['--help']); "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('rich', 'textual')))")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
                        env={**os.environ, "FORCE_COLOR": "1"})
     assert r.returncode == 0 and r.stdout.strip().splitlines()[-1] == "[]", r.stdout + r.stderr

@@ -175,8 +175,9 @@ def _run_verify(tmp_path, smi_ok: bool, docker_ok: bool, links_ok: bool = True, 
         'echo "NVIDIA-SMI has failed because it couldn\'t communicate with the NVIDIA driver" ; exit 9\n'))
     _fake_bin(bin_dir, "nvidia-ctk", f'echo "nvidia-ctk $*" >> {calls}\n' + ("" if links_ok else
                                                                         "echo 'no NVIDIA devices' >&2; exit 1\n"))
-    _fake_bin(bin_dir, "docker", f"echo docker >> {calls}\n" + ("echo 'GPU 0: NVIDIA RTX 4000 Ada'\n" if docker_ok
-                                 else "echo 'could not select device driver \"\" with capabilities: [[gpu]]' >&2; exit 125\n"))
+    docker_fails = "echo 'could not select device driver \"\" with capabilities: [[gpu]]' >&2; exit 125\n"
+    _fake_bin(bin_dir, "docker", f"echo docker >> {calls}\n"
+              + ("echo 'GPU 0: NVIDIA RTX 4000 Ada'\n" if docker_ok else docker_fails))
     if before is not None:
         (tmp_path / "gpu.json").write_text(json.dumps(before))
     (tmp_path / "gpu-verify").write_text(script)

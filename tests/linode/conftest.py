@@ -136,11 +136,13 @@ if [ -f {root}/deny ]; then echo "root@host: Permission denied (publickey)." >&2
 if [ -s {root}/script ]; then
   line=$(head -n 1 {root}/script); ci=${{line%% *}}; hs=${{line#* }}
   echo "status: $ci" > {root}/cloud-init-status
-  printf '{{"state": "%s", "attempt": 1, "max_retries": 3, "detail": "", "time": 0}}\n' "$hs" > {root}/var-lib-lcai/health.json
+  printf '{{"state": "%s", "attempt": 1, "max_retries": 3, "detail": "", "time": 0}}\n' "$hs" \\
+    > {root}/var-lib-lcai/health.json
   if [ "$(wc -l < {root}/script)" -gt 1 ]; then sed -i 1d {root}/script; fi
 fi
 while [ $# -gt 0 ]; do case "$1" in -o|-p|-i) shift 2 ;; *@*) shift; break ;; *) shift ;; esac; done
-cmd=$(printf '%s' "$*" | sed "s#/var/lib/lcai#{root}/var-lib-lcai#g; s#/var/log/cloud-init-output.log#{root}/cloud-init-output.log#g")
+cmd=$(printf '%s' "$*" | sed -e "s#/var/lib/lcai#{root}/var-lib-lcai#g" \\
+  -e "s#/var/log/cloud-init-output.log#{root}/cloud-init-output.log#g")
 PATH={bin_dir}:$PATH exec sh -c "$cmd"
 """)
     for f in bin_dir.iterdir():

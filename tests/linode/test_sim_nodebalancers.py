@@ -170,7 +170,8 @@ def test_the_firewall_must_let_the_nodebalancer_in(api, replicas):
         {**app_rule(port), "addresses": {"ipv4": ["192.168.128.0/24", "203.0.113.0/24"]}}]}
     api.ok("PUT", f"/networking/firewalls/{fw['id']}/rules", wrong_range)
     assert [n["status"] for n in nodes_of(api, nb)[1]] == ["DOWN"] * 3
-    api.ok("PUT", f"/networking/firewalls/{fw['id']}/rules", {**ssh_only, "inbound": ssh_only["inbound"] + [app_rule(port)]})
+    api.ok("PUT", f"/networking/firewalls/{fw['id']}/rules",
+           {**ssh_only, "inbound": ssh_only["inbound"] + [app_rule(port)]})
     assert [n["status"] for n in nodes_of(api, nb)[1]] == ["UP"] * 3
     api.ok("PUT", f"/networking/firewalls/{fw['id']}", {"status": "disabled"})
     api.ok("PUT", f"/networking/firewalls/{fw['id']}/rules", ssh_only)

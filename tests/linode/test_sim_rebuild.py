@@ -159,7 +159,8 @@ def test_rebuild_without_metadata_keeps_the_user_data_and_booted_false_stays_off
 
 @pytest.mark.parametrize("body,field", [
     ({"root_pass": PASS}, "image"), ({"image": "linode/nope", "root_pass": PASS}, "image"),
-    ({"image": "linode/ubuntu24.04"}, "root_pass"), ({"image": "linode/ubuntu24.04", "root_pass": "short"}, "root_pass"),
+    ({"image": "linode/ubuntu24.04"}, "root_pass"),
+    ({"image": "linode/ubuntu24.04", "root_pass": "short"}, "root_pass"),
     ({"image": "linode/ubuntu24.04", "root_pass": PASS, "authorized_keys": ["ssh-ed25519 nope"]}, "authorized_keys"),
     ({"image": "linode/ubuntu24.04", "root_pass": PASS, "metadata": {"user_data": "not base64!"}},
      "metadata.user_data"),

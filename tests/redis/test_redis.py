@@ -38,7 +38,8 @@ def installed():
 
 
 def tpl(feature="redis", runtime="docker", image="linode/ubuntu24.04"):
-    return TPL.format(feature=feature, runtime=runtime, image=image, container=DOCKER if runtime == "docker" else NATIVE)
+    return TPL.format(feature=feature, runtime=runtime, image=image,
+                      container=DOCKER if runtime == "docker" else NATIVE)
 
 
 
