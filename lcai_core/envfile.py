@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import re
 
+from typing import Callable
+
 from .errors import InputError
 
 
-def _env_file(env: dict[str, str], line) -> str:
+def _env_file(env: dict[str, str], line: Callable[[str, str], str]) -> str:
     for k, v in env.items():
         if "\n" in v or "\r" in v or "\x00" in v:
             raise InputError(f"{k}: the value contains a newline or NUL, which the env-file format cannot carry")
@@ -29,7 +31,7 @@ def systemd_env_file(env: dict[str, str]) -> str:
 def interpolate(value: str, values: dict[str, str], where: str) -> str:
     """Replace ``${NAME}`` from ``values``; ``$$`` is a literal ``$``. Unknown names are errors."""
 
-    def sub(m: re.Match) -> str:
+    def sub(m: re.Match[str]) -> str:
         if m.group(0) == "$$":
             return "$"
         name = m.group(1)

@@ -86,7 +86,7 @@ class Spec:
     #: instances behind one load balancer (providers with ``supports_replicas``); 1 = one machine, no balancer
     replicas: int = 1
     #: the template's health settings (type, path, success_codes, *_seconds, max_retries), or None
-    health: Optional[dict] = None
+    health: Optional[dict[str, Any]] = None
 
 
 class Step:
@@ -95,24 +95,41 @@ class Step:
 
     name: str = "step"
 
-    def run(self, state: dict, say: Say) -> dict:
+    def run(self, state: dict[str, Any], say: Say) -> dict[str, Any]:
         """Create the resource (reconciling: never a duplicate) and return fields for ``provider_state``."""
         raise NotImplementedError
 
-    def find(self, state: dict) -> Optional[dict]:
+    def find(self, state: dict[str, Any]) -> Optional[dict[str, Any]]:
         """After an interruption: the fields ``run`` would have returned if the resource exists, else None."""
         return None
 
-    def undo(self, state: dict, say: Say) -> None:
+    def undo(self, state: dict[str, Any], say: Say) -> None:
         """Delete the resource if it exists (already gone is fine)."""
 
     @staticmethod
-    def of(name: str, run: Callable[[dict, Say], dict], find: Callable[[dict], Optional[dict]] = lambda s: None,
-           undo: Callable[[dict, Say], None] = lambda s, say: None) -> "Step":
-        step = Step()
-        step.name = name
-        step.run, step.find, step.undo = run, find, undo  # type: ignore[method-assign]
-        return step
+    def of(name: str, run: Callable[[dict[str, Any], Say], dict[str, Any]],
+           find: Callable[[dict[str, Any]], Optional[dict[str, Any]]] = lambda s: None,
+           undo: Callable[[dict[str, Any], Say], None] = lambda s, say: None) -> "Step":
+        return _FunctionStep(name, run, find, undo)
+
+
+class _FunctionStep(Step):
+    """A ``Step`` made of three functions (``Step.of``)."""
+
+    def __init__(self, name: str, run: Callable[[dict[str, Any], Say], dict[str, Any]],
+                 find: Callable[[dict[str, Any]], Optional[dict[str, Any]]],
+                 undo: Callable[[dict[str, Any], Say], None]) -> None:
+        self.name = name
+        self._run, self._find, self._undo = run, find, undo
+
+    def run(self, state: dict[str, Any], say: Say) -> dict[str, Any]:
+        return self._run(state, say)
+
+    def find(self, state: dict[str, Any]) -> Optional[dict[str, Any]]:
+        return self._find(state)
+
+    def undo(self, state: dict[str, Any], say: Say) -> None:
+        self._undo(state, say)
 
 
 @define(frozen=True)
@@ -160,7 +177,7 @@ class Listing:
     registry does not know. ``reached``: False when the provider could not be asked (the rows are then the
     registry's, and ``source`` says why)."""
 
-    rows: list[dict]
+    rows: list[dict[str, Any]]
     source: str
     reached: bool = True
 
@@ -193,35 +210,35 @@ class Provider:
         step's fields must include ``address`` once known (or ``wait`` returns it)."""
         raise NotImplementedError(f"provider {self.name!r} does not create deployments")
 
-    def rebuild(self, record: dict, spec: Spec, say: Say = _quiet) -> dict:
+    def rebuild(self, record: dict[str, Any], spec: Spec, say: Say = _quiet) -> dict[str, Any]:
         """Replace the user data of a live deployment and boot it again on the same machine (same address).
         Returns updated ``provider_state`` fields."""
         raise NotImplementedError(f"provider {self.name!r} cannot rebuild; use `lcai deploy --new`")
 
-    def wait(self, record: dict, say: Say, deadline: float) -> dict:
+    def wait(self, record: dict[str, Any], say: Say, deadline: float) -> dict[str, Any]:
         """Block until the machine runs (``time.monotonic()`` past ``deadline``: raise ``LcaiError``), calling
         ``say(phase)`` on every change. Returns record fields to store (``status``, ``address``, …)."""
         raise NotImplementedError
 
     # ------------------------------------------------------------ read
 
-    def rows(self, records: dict[str, dict]) -> Listing:
+    def rows(self, records: dict[str, dict[str, Any]]) -> Listing:
         """Every deployment's live state in ``list_requests`` requests (see ``Listing``). Each row is a copy of
         its record plus ``live_status`` (``vanished`` when gone, ``creating?`` when recorded but never
         created) and ``untracked: True`` for live deployments missing from ``records``. Never raises for an
         unreachable cloud: return the records with ``reached=False``."""
         raise NotImplementedError
 
-    def detail(self, record: dict) -> list[tuple[str, Any]]:
+    def detail(self, record: dict[str, Any]) -> list[tuple[str, Any]]:
         """Provider-specific lines for ``status ID`` and the TUI's detail screen (label, value)."""
         return []
 
-    def ssh(self, record: dict) -> Optional[SshEndpoint]:
+    def ssh(self, record: dict[str, Any]) -> Optional[SshEndpoint]:
         """How to reach the machine over SSH (logs, on-machine health), or None when it has no address."""
         addr = record.get("address")
         return SshEndpoint(addr) if addr else None
 
-    def app_endpoint(self, record: dict) -> Optional[Endpoint]:
+    def app_endpoint(self, record: dict[str, Any]) -> Optional[Endpoint]:
         """Where the app's public port answers from this machine, or None (no public port, not reachable
         from here): core then reads the instance's own health result over SSH."""
         addr, port = record.get("address"), record.get("external_port")
@@ -229,22 +246,23 @@ class Provider:
 
     # ------------------------------------------------------------ replicas (optional)
 
-    def health(self, record: dict) -> Optional[Any]:
+    def health(self, record: dict[str, Any]) -> Optional[Any]:
         """The deployment's health as the provider sees it (``lcai_core.health.Health``), or None to let core
         check it (from here, else on the instance). A provider with a load balancer answers for replicated
         deployments from the balancer's view (``healthy k/N``) and may add ``replicas_healthy`` and
         ``replica_nodes`` to ``record`` for ``detail``."""
         return None
 
-    def scale(self, record: dict, replicas: int, spec: Optional[Spec], say: Say, deadline: float,
-              save: Callable[[dict], None]) -> dict:
+    def scale(self, record: dict[str, Any], replicas: int, spec: Optional[Spec], say: Say, deadline: float,
+              save: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
         """Change a replicated deployment to ``replicas`` instances: new ones are created from ``spec`` (the
         deployment's current user data), waited healthy, then put in rotation; removed ones are drained first,
         never below the healthy capacity asked for. ``save(fields)`` stores ``provider_state`` fields as they
         change (so an interruption leaves nothing the registry does not know). Returns the final fields."""
         raise NotImplementedError(f"provider {self.name!r} cannot scale deployments")
 
-    def rollout(self, record: dict, spec: Spec, say: Say, deadline: float, save: Callable[[dict], None]) -> dict:
+    def rollout(self, record: dict[str, Any], spec: Spec, say: Say, deadline: float,
+                save: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
         """Rolling redeploy of a replicated deployment: one replica at a time out of rotation, rebuilt with
         ``spec``'s user data, waited healthy, back in rotation. Raises ``LcaiError`` (with how to roll back or
         resume) when a replica does not become healthy; the others keep serving. Returns the final fields."""
@@ -252,12 +270,12 @@ class Provider:
 
     # ------------------------------------------------------------ remove, adopt
 
-    def destroy(self, record: dict, say: Say = _quiet) -> None:
+    def destroy(self, record: dict[str, Any], say: Say = _quiet) -> None:
         """Delete everything the deployment created, including resources an interrupted create may have left
         (find them by the deployment id). Idempotent: already-deleted resources are fine."""
         raise NotImplementedError(f"provider {self.name!r} does not destroy deployments")
 
-    def discover(self) -> list[dict]:
+    def discover(self) -> list[dict[str, Any]]:
         """For ``lcai sync``: a record (neutral fields + ``provider_state``) for every live deployment this
         provider can see, tracked here or not."""
         return []
