@@ -25,7 +25,8 @@ def spec(**kw) -> Spec:
     base = dict(deployment_id="dep00001", app="web", env="default", label="lcai-web-default-dep00001",
                 tags=("lcai", "lcai-id:dep00001"), region="local", type="g6-standard-2", image="linode/debian12",
                 user_data=USER_DATA, user_data_b64="", app_ports=(8000,), external_port=8000,
-                ssh_keys=("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIE0000000000000000000000000000000000000000000 me@laptop",))
+                ssh_keys=("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIE00000000000000000000000000000000000000000"
+                          "00 me@laptop",))
     base.update(kw)
     return Spec(**base)
 
@@ -102,7 +103,8 @@ def test_seed_iso_holds_the_exact_user_data(local_env, tmp_path):
 
 
 def vm_desc(tmp_path, accel="tcg"):
-    return {"deployment_id": "dep00001", "vm_dir": str(tmp_path), "ssh_port": 41022, "ports": {"8000": 41080, "443": 41443},
+    return {"deployment_id": "dep00001", "vm_dir": str(tmp_path), "ssh_port": 41022,
+            "ports": {"8000": 41080, "443": 41443},
             "accel": accel, "cpus": 2, "memory": 2048}
 
 
@@ -169,8 +171,10 @@ def test_kvm_probe_fails_on_emulation_failure(tmp_path):
 
     dev = tmp_path / "kvm"
     dev.write_text("")
-    q = fake_probe_qemu(tmp_path, "sys.stderr.write('KVM internal error. Suberror: 1\\nemulation failure\\n'); sys.exit(1)\n")
-    assert V.probe_kvm("/k", timeout=5, qemu=q, dev=str(dev)) == (False, "KVM emulation failure (nested virtualisation)")
+    q = fake_probe_qemu(tmp_path, "sys.stderr.write('KVM internal error. Suberror: 1\\nemulation failure\\n'); "
+                                  "sys.exit(1)\n")
+    assert V.probe_kvm("/k", timeout=5, qemu=q, dev=str(dev)) == (
+        False, "KVM emulation failure (nested virtualisation)")
 
 
 def test_kvm_probe_without_device_or_kernel(tmp_path):
@@ -194,7 +198,8 @@ def test_accelerator_falls_back_to_tcg_and_remembers(local_env, monkeypatch):
         return False, "a kernel made no progress under KVM in 10 s (nested virtualisation?)"
 
     monkeypatch.setattr(V, "probe_kvm", probe)
-    assert V.accelerator("/k") == ("tcg", "KVM unusable: a kernel made no progress under KVM in 10 s (nested virtualisation?)")
+    assert V.accelerator("/k") == (
+        "tcg", "KVM unusable: a kernel made no progress under KVM in 10 s (nested virtualisation?)")
     assert V.accelerator("/k")[0] == "tcg" and calls == ["/k"]  # the second answer comes from accel.json
     monkeypatch.setenv("LCAI_LOCAL_ACCEL", "kvm")
     assert V.accelerator("/k") == ("kvm", "LCAI_LOCAL_ACCEL")
@@ -251,7 +256,8 @@ def test_preflight_refuses_gpu_and_missing_image(local_env, fake_qemu):
 def test_preflight_summary_and_price(local_env, fake_qemu, tiny_image):
     pre = provider().preflight(spec())
     assert pre.price.hourly == 0 and pre.price.note == "local VM"
-    assert "image debian12" in pre.summary and "TCG" in pre.summary and "port 8000 forwarded to 127.0.0.1" in pre.summary
+    assert "image debian12" in pre.summary and "TCG" in pre.summary
+    assert "port 8000 forwarded to 127.0.0.1" in pre.summary
     assert any(n.startswith("accelerator tcg") for n in pre.notes)
 
 
@@ -280,7 +286,8 @@ def test_create_wait_rows_ssh_destroy(local_env, fake_qemu, tiny_image):
     d = Path(ps["vm_dir"])
     assert rec["address"] == "127.0.0.1" and ps["accel"] == "tcg" and ps["accel_reason"] == "LCAI_LOCAL_ACCEL"
     assert alive(ps["pid"]) and set(ps["ports"]) == {"8000"} and ps["app_port"] == ps["ports"]["8000"]
-    assert sorted(os.listdir(d)) == ["disk.qcow2", "fake-argv", "qemu.log", "qemu.pid", "seed.iso", "serial.log", "vm.json"]
+    assert sorted(os.listdir(d)) == ["disk.qcow2", "fake-argv", "qemu.log", "qemu.pid", "seed.iso", "serial.log",
+                                     "vm.json"]
     assert stat.S_IMODE(d.stat().st_mode) == 0o700
     key = Path(os.environ["LCAI_LOCAL_DIR"]) / "id_ed25519"
     assert stat.S_IMODE(key.stat().st_mode) == 0o600
@@ -400,7 +407,8 @@ def test_qemu_start_failure_is_one_line(local_env, fake_qemu, tiny_image, monkey
     state = disk.run({}, lambda m: None)
     with pytest.raises(LcaiError) as e:
         vm_step.run(state, lambda m: None)
-    assert e.value.message == "qemu failed to start: qemu-system-x86_64: -drive file=x: Could not open 'x': No such file or directory"
+    assert e.value.message == ("qemu failed to start: qemu-system-x86_64: -drive file=x: Could not open 'x': "
+                               "No such file or directory")
     assert e.value.hint.endswith("qemu.log")
     disk.undo(state, lambda m: None)
 
@@ -486,14 +494,16 @@ def test_image_build_names_the_missing_tools(local_env, tmp_path, monkeypatch):
     empty = tmp_path / "emptybin"
     empty.mkdir()
     env = dict(os.environ, PATH=str(empty))
-    r = subprocess.run([sys.executable, "-c", "import lcai_local.paths as p; p.which = lambda t: None; "
-                        "from lcai_core.cli import main; raise SystemExit(main(['local', 'image', 'build', 'debian12']))"],
+    code = ("import lcai_local.paths as p; p.which = lambda t: None; from lcai_core.cli import main; "
+            "raise SystemExit(main(['local', 'image', 'build', 'debian12']))")
+    r = subprocess.run([sys.executable, "-c", code],
                        capture_output=True, text=True, env=env, timeout=60)
     assert r.returncode == 2, r.stderr
     lines = r.stderr.strip().splitlines()
     assert lines[0] == ("error: building a local image needs mmdebstrap, mkfs.ext4, qemu-system-x86_64, qemu-img, "
                         "xorriso, not found on PATH")
-    assert lines[1] == "hint: apt-get install --no-install-recommends e2fsprogs mmdebstrap qemu-system-x86 qemu-utils xorriso"
+    assert lines[1] == ("hint: apt-get install --no-install-recommends e2fsprogs mmdebstrap qemu-system-x86 "
+                        "qemu-utils xorriso")
 
 
 def test_image_build_reuses_the_cache(local_env, tiny_image):

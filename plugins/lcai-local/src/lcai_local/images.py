@@ -145,7 +145,8 @@ def add(name: str, file: str) -> dict:
     info = qemu_img_info(path)
     fmt = info.get("format")
     if fmt not in ("qcow2", "raw"):
-        raise InputError(f"{file}: disk format {fmt!r} is not supported", hint="convert it: qemu-img convert -O qcow2 …")
+        raise InputError(f"{file}: disk format {fmt!r} is not supported",
+                         hint="convert it: qemu-img convert -O qcow2 …")
     d = os.path.join(cache_dir(), n)
     os.makedirs(d, exist_ok=True)
     meta = {"name": n, "linode_image": f"linode/{n}", "kind": "disk", "disk": path, "format": fmt,

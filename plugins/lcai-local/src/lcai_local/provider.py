@@ -72,8 +72,9 @@ class LocalProvider(Provider):
         accel, why = V.accelerator(_probe_kernel(img))
         ports = sorted(set(spec.app_ports) | ({spec.external_port} if spec.external_port else set()))
         fwd = ", ".join(f"{p}" for p in ports)
-        summary = (f"local VM from image {img['name']} ({'direct kernel boot' if img.get('kind') == 'kernel' else 'own boot loader'}), "
-                   f"{cpus} vCPU, {mem} MiB, {accel.upper()}; SSH{' and port ' + fwd if fwd else ''} forwarded to {ADDRESS}")
+        boot = "direct kernel boot" if img.get("kind") == "kernel" else "own boot loader"
+        summary = (f"local VM from image {img['name']} ({boot}), {cpus} vCPU, {mem} MiB, {accel.upper()}; "
+                   f"SSH{' and port ' + fwd if fwd else ''} forwarded to {ADDRESS}")
         notes = [f"accelerator {accel}: {why}"]
         if accel == "tcg":
             notes.append("TCG emulates the CPU: expect a few minutes to boot and install packages")
@@ -169,8 +170,8 @@ class LocalProvider(Provider):
         ]
         out.append(("ssh options", "-o UserKnownHostsFile=/dev/null -o StrictHostKeyChecking=no "
                                    "(every new disk makes new host keys on the same port)"))
-        fwd = [f"{ADDRESS}:{vm['ssh_port']} -> 22"] + [f"{ADDRESS}:{h} -> {g}" for g, h in
-                                                       sorted((vm.get("ports") or {}).items(), key=lambda kv: int(kv[0]))]
+        guest_ports = sorted((vm.get("ports") or {}).items(), key=lambda kv: int(kv[0]))
+        fwd = [f"{ADDRESS}:{vm['ssh_port']} -> 22"] + [f"{ADDRESS}:{h} -> {g}" for g, h in guest_ports]
         out.append(("forwarded ports", ", ".join(fwd)))
         out.append(("serial console log", os.path.join(d, "serial.log")))
         out.append(("vm directory", d))
