@@ -351,6 +351,6 @@ def test_cloud_init_is_done_while_a_slow_health_check_still_waits(test_host, reg
             r = vm.sh("cat /var/lib/lcai/health.json", check=False)
             return '"waiting"' in r.stdout and '"attempt": 0,' not in r.stdout, r.stdout.strip() or r.stderr.strip()
         wait_for("lcai-health to probe the app and keep waiting", health_waiting, HEALTH_TIMEOUT)
-        vm.sh("docker exec app touch /tmp/ready")
+        vm.sh("docker exec app sh -c ': > /tmp/ready'")  # busybox sh builtins only
         healthy = wait_healthy(vm, "/", external=True)
         assert done_at < healthy["time"], f"cloud-init finished at {done_at}, after the app was healthy ({healthy})"
