@@ -182,7 +182,7 @@ class AppSpec:
     image: Optional[str]
     command: tuple[str, ...]
     env_file: str
-    ports: tuple[tuple[int, int], ...]  # (host, container)
+    ports: tuple[tuple[str, int], ...]  # (host side as docker -p takes it: "8080" or "127.0.0.1:8080", container)
     volumes: tuple[str, ...]
     docker_args: tuple[str, ...]
     gpu: bool

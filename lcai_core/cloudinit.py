@@ -42,10 +42,9 @@ from __future__ import annotations
 
 import base64
 import gzip
-import json
 import re
 import shlex
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 import yaml
 from attrs import define, field
@@ -345,7 +344,7 @@ def strict_script(text: str, step: str) -> str:
 
 
 def app_fragments(tpl, runtime, ctx: DeployContext, env: dict[str, str], a: Assembled,
-                  resolved: list[Resolved] = ()) -> tuple[Fragments, dict, list[str]]:
+                  resolved: Sequence[Resolved] = ()) -> tuple[Fragments, dict, list[str]]:
     """The app's own pieces: env file, app unit, setup/health/post-start units; plus the boot-plan lines of
     what those units do (they run after the reboot, when there is one)."""
     c = tpl.container

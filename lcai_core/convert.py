@@ -7,12 +7,18 @@ list, ``3.9`` is not an int, ``true`` is not a string. Unknown keys are errors w
 from __future__ import annotations
 
 import difflib
+import sys
 import typing
 from typing import Any, Callable
 
 import attrs
 import cattrs
-from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError, IterableValidationError
+from cattrs.errors import (
+    ClassValidationError,
+    ForbiddenExtraKeysError,
+    IterableValidationError,
+    IterableValidationNote,
+)
 
 from .errors import Problem
 from .yamlfile import Document, dotted
@@ -81,23 +87,31 @@ def _is_dict(t: Any) -> bool:
     return typing.get_origin(t) is dict
 
 
-class _IndexNote(str):
-    def __new__(cls, index: int):
-        self = super().__new__(cls, f"@ index {index}")
-        self.index = index
-        return self
+def _add_note(e: BaseException, note: str) -> None:
+    """``e.add_note(note)``, also on Python 3.10 (no add_note there, and ``__notes__`` is not a declared
+    attribute; cattrs reads it all the same)."""
+    setattr(e, "__notes__", [*getattr(e, "__notes__", []), note])  # noqa: B010 -- undeclared before 3.11
+
+
+def _index_note(index: int, elem: Any) -> IterableValidationNote:
+    """The note naming a list element that failed (cattrs' own note type: a str with ``index``)."""
+    return IterableValidationNote(f"@ index {index}", index, elem)
 
 
 class _KeyNote(str):
-    def __new__(cls, key: str):
+    key: str
+
+    def __new__(cls, key: str) -> _KeyNote:
         self = super().__new__(cls, f"@ key {key!r}")
         self.key = key
         return self
 
 
-try:
-    _ExceptionGroup = ExceptionGroup  # type: ignore[name-defined]  # builtin from 3.11
-except NameError:  # pragma: no cover - Python 3.10: cattrs depends on the backport
+if sys.version_info >= (3, 11):
+    import builtins
+
+    _ExceptionGroup = builtins.ExceptionGroup
+else:  # pragma: no cover - Python 3.10: cattrs depends on the backport
     from exceptiongroup import ExceptionGroup as _ExceptionGroup
 
 
@@ -117,7 +131,7 @@ def _seq_factory(t: Any, conv: cattrs.Converter) -> Callable[[Any, Any], tuple]:
             try:
                 out.append(handler(item, elem))
             except Exception as e:  # collected, re-raised as a group below
-                e.__notes__ = [*getattr(e, "__notes__", []), _IndexNote(i)]
+                _add_note(e, _index_note(i, elem))
                 errors.append(e)
         if errors:
             raise IterableValidationError(f"While structuring {t!r}", errors, t)
@@ -140,7 +154,7 @@ def _dict_factory(t: Any, conv: cattrs.Converter) -> Callable[[Any, Any], dict]:
                     raise StrictTypeError(f"keys must be strings, got {describe(k)}")
                 out[k] = handler(v, vt)
             except Exception as e:
-                e.__notes__ = [*getattr(e, "__notes__", []), _KeyNote(str(k))]
+                _add_note(e, _KeyNote(str(k)))
                 errors.append(e)
         if errors:
             raise MappingValidationError(f"While structuring {t!r}", errors)
@@ -178,7 +192,7 @@ def structure(data: Any, cls: type, doc: Document, base: tuple = ()) -> tuple[An
 
 def _note_of(exc: BaseException) -> Any:
     for note in reversed(getattr(exc, "__notes__", []) or []):
-        if isinstance(note, (_IndexNote, _KeyNote)) or hasattr(note, "name") or hasattr(note, "index"):
+        if isinstance(note, (IterableValidationNote, _KeyNote)) or hasattr(note, "name") or hasattr(note, "index"):
             return note
     return None
 

@@ -99,7 +99,7 @@ def check(provider: Provider, record: dict) -> Health:
     if not h and record.get("template"):
         return Health(None, "no health check in the template", "none")
     ep = local_endpoint(provider, record) if h else None
-    if ep is not None:
+    if h and ep is not None:
         ok, detail = probe_endpoint(ep, h)
         return Health(ok, detail, "this machine")
     return from_instance(provider, record)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, cast
 
 import pluggy
 
@@ -189,8 +189,8 @@ class Host:
             if info.status == "ok" and info.plugin is not None:
                 info.hooks = sorted(h.name for h in self.pm.get_hookcallers(info.plugin) or [])
         self._catalog = None
-        self._sources = None
-        self._providers = None
+        self._sources: Optional[list[Any]] = None
+        self._providers: Optional[dict[str, Any]] = None
 
     def _broken(self, info: PluginInfo, error: str) -> None:
         first = info.status != "broken"
@@ -318,7 +318,9 @@ class Host:
         out: list[tuple[str, list[str]]] = []
         for impl in sorted(self.pm.hook.deployment_sections.get_hookimpls(), key=lambda i: i.plugin_name):
             try:
-                out.extend(impl.function(deployment=deployment) or [])
+                # pluggy types a hook's result as object; hookspecs.deployment_sections declares its shape
+                sections = cast(Optional[list[tuple[str, list[str]]]], impl.function(deployment=deployment))
+                out.extend(sections or [])
             except Exception as e:  # one plugin's failure must not hide the deployment
                 out.append((impl.plugin_name, [f"unavailable: {type(e).__name__}: {e}"]))
         return out

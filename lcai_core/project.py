@@ -11,7 +11,7 @@ import os
 import secrets
 import string
 from pathlib import Path
-from typing import Optional
+from typing import Any, Literal, Optional, overload
 
 from attrs import define
 
@@ -31,7 +31,11 @@ def new_deployment_id() -> str:
     return secrets.choice(string.ascii_lowercase) + "".join(secrets.choice(alphabet) for _ in range(7))
 
 
-def pending(directory: Path, create: bool = True, deployment_id: Optional[str] = None) -> Optional[dict]:
+@overload
+def pending(directory: Path, create: Literal[True] = True, deployment_id: Optional[str] = None) -> dict[str, Any]: ...
+@overload
+def pending(directory: Path, create: bool, deployment_id: Optional[str] = None) -> Optional[dict[str, Any]]: ...
+def pending(directory: Path, create: bool = True, deployment_id: Optional[str] = None) -> Optional[dict[str, Any]]:
     """The pending plan (id + secret seed), created on first use; ``deployment_id`` pins the id (a directory
     linked to a live deployment whose seed stayed on another machine)."""
     p = directory / PENDING

@@ -4,11 +4,15 @@ capabilities' config classes, so it never drifts from what the loader accepts.""
 from __future__ import annotations
 
 import typing
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import attrs
 
 from .template import Feature, Template
+
+# attrs' stubs declare Factory as a function (so `x: list = Factory(list)` type-checks); at runtime it is the class
+# of factory defaults
+_FACTORY = cast(type, attrs.Factory)
 
 DESCRIPTIONS = {
     "Template.name": "Template id: 3-63 lowercase letters, digits, dashes.",
@@ -69,7 +73,7 @@ def object_schema(cls: type, defs: dict) -> dict:
         desc = DESCRIPTIONS.get(f"{cls.__name__}.{f.name}")
         if desc:
             s = {**s, "description": desc}
-        if f.default is not attrs.NOTHING and not isinstance(f.default, attrs.Factory):
+        if f.default is not attrs.NOTHING and not isinstance(f.default, _FACTORY):
             try:
                 import json
 

@@ -37,7 +37,7 @@ class DirectorySource:
         self.kind, self.root, self.label, self.plugin = kind, os.fspath(root), label, plugin
 
     def entries(self) -> list[TemplateEntry]:
-        out = []
+        out: list[TemplateEntry] = []
         try:
             children = sorted(os.scandir(self.root), key=lambda d: d.name)
         except (FileNotFoundError, NotADirectoryError):

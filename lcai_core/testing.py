@@ -39,6 +39,12 @@ def have_cloud_init() -> bool:
     return (cloud_init_root() / "usr" / "bin" / "cloud-init").is_file()
 
 
+def _need(exe: str | None, name: str) -> str:
+    if exe is None:
+        raise RuntimeError(f"{name} is not installed (require_validators() skips or fails a test that needs it)")
+    return exe
+
+
 def shellcheck_bin() -> str | None:
     exe = Path(sys.executable).parent / "shellcheck"
     return str(exe) if exe.is_file() else shutil.which("shellcheck")
@@ -125,8 +131,8 @@ def shellcheck(script: str, shell: str | None = None) -> tuple[bool, str]:
     if shell is None:
         first = script.split("\n", 1)[0]
         shell = "bash" if "bash" in first else "sh"
-    r = subprocess.run([shellcheck_bin(), "-s", shell, "-f", "gcc", "-"], input=script, capture_output=True,
-                       text=True, timeout=120)
+    r = subprocess.run([_need(shellcheck_bin(), "shellcheck"), "-s", shell, "-f", "gcc", "-"], input=script,
+                       capture_output=True, text=True, timeout=120)
     return r.returncode == 0, r.stdout + r.stderr
 
 
@@ -197,7 +203,7 @@ def systemd_verify(units: dict[str, str], executables: Iterable[str] = ()) -> tu
         for d in ("bin", "sbin", "lib", "lib64"):
             if not (r / d).exists():
                 (r / d).symlink_to(f"usr/{d}")
-        proc = subprocess.run([systemd_analyze_bin(), "verify", f"--root={root}", "--man=no",
+        proc = subprocess.run([_need(systemd_analyze_bin(), "systemd-analyze"), "verify", f"--root={root}", "--man=no",
                                *[str(etc / n) for n in units if "/" not in n]],
                               capture_output=True, text=True, timeout=120)
         out = (proc.stdout + proc.stderr).strip()
@@ -243,8 +249,8 @@ def validate_many(texts: list[str]) -> list[list[str]]:
         r = subprocess.run([sys.executable, "-c", _BATCH_RUNNER, *paths], capture_output=True, text=True, env=env,
                            timeout=600)
         results = dict(line.split("\t", 1) for line in r.stdout.splitlines() if "\t" in line)
-        for i, p in enumerate(paths):
-            res = results.get(p, f"no result (rc {r.returncode}: {r.stderr.strip()[-300:]})")
+        for i, path in enumerate(paths):
+            res = results.get(path, f"no result (rc {r.returncode}: {r.stderr.strip()[-300:]})")
             if res != "ok":
                 findings[i].append(f"cloud-init schema: {res}")
     for i, (t, doc) in enumerate(zip(texts, docs)):

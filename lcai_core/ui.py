@@ -20,7 +20,10 @@ from __future__ import annotations
 import os
 import sys
 import time
-from typing import IO, Optional
+from typing import IO, TYPE_CHECKING, Optional
+
+if TYPE_CHECKING:
+    from rich.live import Live
 
 # -------------------------------------------------------------- the program name (lcai, or linode-cli build)
 
@@ -179,7 +182,7 @@ class Progress:
         self.fancy = (not quiet) and fancy(self.stream)
         self._status: Optional[str] = None
         self._status_t0 = self.t0
-        self._live = None
+        self._live: Optional[Live] = None
         self._console = None
 
     @property

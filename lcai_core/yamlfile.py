@@ -17,7 +17,7 @@ MAX_BYTES = 1024 * 1024
 MAX_NODES = 100_000
 
 try:  # libyaml is ~10x faster; fall back to the pure-Python loader when it is absent
-    _Loader = yaml.CSafeLoader  # type: ignore[attr-defined]
+    _Loader = yaml.CSafeLoader
 except AttributeError:  # pragma: no cover - depends on the PyYAML build
     _Loader = yaml.SafeLoader
 
@@ -62,13 +62,13 @@ def _fail(file: str, line: int | None, message: str, hint: str | None = None) ->
 
 def load_text(text: str | bytes, file: str = "<input>") -> Document:
     if isinstance(text, bytes):
-        if len(text) > MAX_BYTES:
-            raise _fail(file, None, f"file is {len(text) / 1048576:.1f} MiB; the limit is {MAX_BYTES // 1024} KiB")
+        raw = text
+        if len(raw) > MAX_BYTES:
+            raise _fail(file, None, f"file is {len(raw) / 1048576:.1f} MiB; the limit is {MAX_BYTES // 1024} KiB")
         try:
-            text = text.decode("utf-8")
+            text = raw.decode("utf-8")
         except UnicodeDecodeError as e:
-            line = text[: e.start].count(b"\n") + 1
-            raise _fail(file, line, f"not valid UTF-8 (byte {e.start})") from None
+            raise _fail(file, raw[: e.start].count(b"\n") + 1, f"not valid UTF-8 (byte {e.start})") from None
     elif len(text) > MAX_BYTES:
         raise _fail(file, None, f"file is {len(text) / 1048576:.1f} MiB; the limit is {MAX_BYTES // 1024} KiB")
     if "\x00" in text:

@@ -324,12 +324,13 @@ def sync() -> None:
     if synced or not failed:
         click.echo(f"sync: {total} deployment(s) found; adopted {counts['adopted']}, updated {counts['updated']}, "
                    f"marked vanished {counts['vanished']}")
-    for name, e in failed[1:]:
-        _say(f"error: {name}: {e.message}")
+    for name, err in failed[1:]:
+        _say(f"error: {name}: {err.message}")
     if failed:
-        name, e = failed[0]
-        e.message = f"{name}: {e.message} (its deployments were not synced)" if len(failed) > 1 or synced else e.message
-        raise e
+        name, err = failed[0]
+        if len(failed) > 1 or synced:
+            err.message = f"{name}: {err.message} (its deployments were not synced)"
+        raise err
 
 
 # ---------------------------------------------------------------- logs
@@ -353,7 +354,7 @@ def logs(deployment_id: Optional[str], lines: int, follow: bool, directory: Opti
     ssh = prov.ssh(rec)
     if ssh is None:
         raise LcaiError(f"deployment {rec['deployment_id']} has no address yet", hint="wait for it: lcai status")
-    cmd = (f"cloud-init status --long 2>&1 | head -n 12; "
+    cmd = ("cloud-init status --long 2>&1 | head -n 12; "
            "for f in /var/lib/lcai/failed-step /var/lib/lcai/image-pull.json /var/lib/lcai/health.json; do "
            "[ -s $f ] && echo \"$f: $(head -c 400 $f)\"; done; echo '" + MARK + "'; "
            f"tail -n {lines} /var/log/cloud-init-output.log 2>&1; echo '{MARK}'; "
@@ -408,7 +409,7 @@ def _event_sources(host, rec: dict, ssh, limit: int, cursors: Optional[dict]) ->
     what came after each plugin's cursor."""
     from ..remote import run
 
-    out = []
+    out: list[tuple[str, list[str], object]] = []
     for impl in sorted(host.pm.hook.deployment_events.get_hookimpls(), key=lambda i: i.plugin_name):
         since = None if cursors is None else cursors.get(impl.plugin_name)
         try:

@@ -129,7 +129,7 @@ def _spec_for_new_replicas(host, rec: dict, directory: Optional[Path], n: int):
     dep_id = rec["deployment_id"]
     d = directory or (Path(rec["directory"]) if rec.get("directory") else None)
     st = L.read_state(d) if d is not None and d.is_dir() else None
-    if st is None or st.get("deployment_id") != dep_id or not st.get("secret_seed"):
+    if d is None or st is None or st.get("deployment_id") != dep_id or not st.get("secret_seed"):
         raise InputError(f"adding replicas to {dep_id} needs its deployment directory with this machine's state "
                          f"({L.STATE}): the new replicas boot from its user data",
                          hint=f"run it inside the directory deploy used (or -d DIR); `lcai scale {dep_id} N` with a "

@@ -1,4 +1,5 @@
 import sys
+from typing import Any
 
 import click
 
@@ -28,7 +29,7 @@ def list_(long_: bool, as_json: bool) -> None:
     if as_json or long_ or sys.stdout.isatty():
         from ..yamlfile import load_file
 
-        rows = []
+        rows: list[dict[str, Any]] = []
         for e in entries.values():
             meta: dict = {}
             try:
@@ -178,8 +179,8 @@ def install(path: str, force: bool) -> None:
     from ..paths import user_templates_dir
     from ..template import load_template, template_file_in
 
-    path = Path(path)
-    f = Path(template_file_in(path))
+    src = Path(path)
+    f = Path(template_file_in(src))
     t = load_template(f, _host().catalog)
     dest = Path(user_templates_dir()) / t.name
     if dest.exists() and not force:
@@ -189,8 +190,8 @@ def install(path: str, force: bool) -> None:
     shutil.rmtree(tmp, ignore_errors=True)
     try:
         tmp.parent.mkdir(parents=True, exist_ok=True)
-        if path.is_dir():
-            shutil.copytree(path, tmp, ignore=shutil.ignore_patterns(".env", ".linode", "__pycache__", ".git"))
+        if src.is_dir():
+            shutil.copytree(src, tmp, ignore=shutil.ignore_patterns(".env", ".linode", "__pycache__", ".git"))
             if f.name != "template.yml":
                 (tmp / f.name).rename(tmp / "template.yml")
         else:
