@@ -194,6 +194,15 @@ class Provider:
     images: ClassVar[Optional[tuple[str, ...]]] = None
     #: report cloud-init phases over SSH while waiting (the provider knows SSH works early, e.g. a local VM)
     phases_over_ssh: ClassVar[bool] = False
+    #: the machine's public ports face the internet (False: e.g. forwarded to 127.0.0.1 only)
+    public_network: ClassVar[bool] = True
+    #: the provider sets the root password from ``Spec.root_password`` (core saves it, 0600, when no key is sent)
+    uses_root_password: ClassVar[bool] = True
+
+    def configured(self) -> bool:
+        """True when ``lcai status``/``sync`` should ask this provider even with no deployment recorded here
+        (Linode: a token is set; local: VM directories exist). Default: only when it has records."""
+        return False
     #: the provider can run ``Spec.replicas`` > 1 behind a load balancer, and implements ``scale`` and
     #: ``rollout`` (records of such deployments carry ``replicas``: N)
     supports_replicas: ClassVar[bool] = False

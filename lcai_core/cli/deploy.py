@@ -108,13 +108,14 @@ def _deploy(prog, directory: Path, wait: bool, yes: bool, target: Optional[str],
 
     for w in getattr(p.rendered, "warnings", ()):
         ui.warning(w)
-    prog.say(f"preflight ({prov.name}): {ctx.type} in {ctx.region}, image {ctx.image}")
+    prog.say(f"preflight ({prov.name})")
     pre = prov.preflight(spec)
     click.echo(f"deploy {ctx.app_name} ({ctx.env}) as {spec.label} on {prov.name}: {pre.summary}, "
                f"{pre.price.describe()}", err=True)
     for note in pre.notes:
         click.echo(f"note: {note}", err=True)
-    _exposure_warning(c, health, app_sources)
+    if prov.public_network:
+        _exposure_warning(c, health, app_sources)
     if not yes:
         prog.clear()
         L.confirm("create it?", "deploy creates billable resources")
@@ -129,7 +130,7 @@ def _deploy(prog, directory: Path, wait: bool, yes: bool, target: Optional[str],
     rec = reg.update(dep_id, status=runner.record_fields.get("status") or "created")
     address = rec.get("address")
     d = Path(directory)
-    if not keys:
+    if not keys and prov.uses_root_password:
         from ..files import write_private
 
         write_private(d / L.ROOT_PASSWORD, root_pass + "\n")
@@ -142,7 +143,7 @@ def _deploy(prog, directory: Path, wait: bool, yes: bool, target: Optional[str],
         (d / PENDING).unlink()
     except FileNotFoundError:
         pass
-    if not keys:
+    if not keys and prov.uses_root_password:
         prog.say("no ~/.ssh/*.pub: root password saved to .linode/root-password (0600)")
     if wait:
         try:
@@ -330,7 +331,7 @@ def _redeploy(prov, reg, rec: dict, spec, desired: dict, prog, wait: bool, yes: 
         raise LcaiError(f"rebuild of deployment {dep_id} failed: {e.message}",
                         hint=f"it is still tracked (`lcai status {dep_id}`); "
                              "run `lcai deploy` again to retry") from None
-    if not spec.ssh_keys:
+    if not spec.ssh_keys and prov.uses_root_password:
         from ..files import write_private
 
         write_private(Path(directory) / L.ROOT_PASSWORD, spec.root_password + "\n")

@@ -54,6 +54,8 @@ class LocalProvider(Provider):
     summary = "a local QEMU VM running the exact user data under real cloud-init (NoCloud seed)"
     list_requests = 0
     phases_over_ssh = True
+    public_network = False  # ports are forwarded to 127.0.0.1 only
+    uses_root_password = False  # root logs in by key (the provider's own and yours)
 
     def configured(self) -> bool:
         """VM directories exist here: `lcai status` and `lcai sync` ask this provider even with no record, so a
