@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from .errors import InputError, Problem, ValidationError
 from .template import ENV_NAME_RE, Template
@@ -51,10 +52,10 @@ def load_env_file(path: str | os.PathLike) -> dict[str, str]:
     return values
 
 
-class EnvValues(dict):
+class EnvValues(dict[str, str]):
     """NAME → value, with the line each name was set on (``lines``) for located errors."""
 
-    def __init__(self, *a, **kw):
+    def __init__(self, *a: Any, **kw: str) -> None:
         super().__init__(*a, **kw)
         self.lines: dict[str, int] = {}
 
