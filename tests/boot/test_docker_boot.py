@@ -308,7 +308,8 @@ def test_bundled_template_with_a_standin_image(name, test_host, registry, reques
             out = vm.sh("journalctl -b --no-pager -o cat -u lcai-post-start.service").stdout
             assert "stand-in ollama: pull llama3.2:3b" in out, out[-1000:]
         no_leaks(vm, dotenv)
-        metadata_blocked_for_containers(vm, ref, ["timeout", "10", "wget", "-q", "-O", "-"])
+        # sh stays PID 1: a timeout-killed wget must not be the container's init (which ignores SIGTERM)
+        metadata_blocked_for_containers(vm, ref, ["sh", "-c", 'timeout 10 wget -q -O - "$0"; exit $?'])
 
 
 # ---------------------------------------------------------------- cloud-init does not wait for the app
