@@ -93,12 +93,15 @@ def app_environment(tpl: Template, dotenv: dict[str, str], env_path: Path,
     if problems:
         example = Path(env_path).parent / ".env.example"
         raise ValidationError(problems, hint=f"set them in {env_path} (NAME=value; {example} lists every variable)")
-    for k in unknown:
-        near = did_you_mean(k, sorted(known))
+    import difflib
+
+    for k in unknown:  # a likely typo only (close to a known name), not every extra key
+        near = difflib.get_close_matches(k, sorted(known), n=1, cutoff=0.85)
         if near:
             from . import ui
 
-            ui.warning(f"{env_path}:{lines.get(k, '?')}: {k} is not a variable of the template{near}")
+            where = f"{env_path}:{lines[k]}" if k in lines else str(env_path)
+            ui.warning(f"{where}: {k} is not a variable of the template; did you mean '{near[0]}'?")
     env: dict[str, str] = dict(provided or {})
     for var in tpl.env.optional:
         if var.default is not None:
