@@ -370,3 +370,17 @@ try:
 
 except ImportError:  # pragma: no cover - pytest is only needed for tests
     pass
+
+
+def install_distribution(project, target) -> None:
+    """``pip install`` a project directory (its pyproject.toml; no dependencies, no build isolation) into the
+    directory ``target``, as a user would: put ``target`` on ``sys.path`` and lcai finds its entry points in the
+    installed metadata. For tests of plugins and of the guides' examples."""
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
+                        "--disable-pip-version-check", "--target", str(target), str(project)],
+                       capture_output=True, text=True, timeout=300)
+    if r.returncode != 0:
+        raise RuntimeError(f"pip install {project} failed: {r.stderr.strip()[-2000:]}")

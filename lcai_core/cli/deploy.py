@@ -55,7 +55,7 @@ def _deploy(prog, directory: Path, wait: bool, yes: bool, target: Optional[str],
             type_, ssh_from, app_from, timeout, replicas: Optional[int] = None) -> None:
     from .. import lifecycle as L
     from ..plugins import get_host
-    from ..project import PENDING, prepare
+    from ..project import prepare
     from ..registry import Registry
 
     ssh_sources = L.parse_sources(ssh_from, "--ssh-from")
@@ -128,21 +128,12 @@ def _deploy(prog, directory: Path, wait: bool, yes: bool, target: Optional[str],
     runner = L.StepRunner(reg, dep_id, prog.say, prov.name)
     runner.run(prov.create_steps(spec))
     rec = reg.update(dep_id, status=runner.record_fields.get("status") or "created")
-    address = rec.get("address")
     d = Path(directory)
     if not keys and prov.uses_root_password:
         from ..files import write_private
 
         write_private(d / L.ROOT_PASSWORD, root_pass + "\n")
-    L.write_state(d, {"deployment_id": dep_id, "provider": prov.name, "secret_seed": _seed_of(d, dep_id, p),
-                      "label": spec.label, "app": ctx.app_name, "env": ctx.env, "region": ctx.region,
-                      "type": ctx.type, "address": address, "external_port": c.external_port,
-                      "created_at": rec.get("created_at")})
-    _write_connect(d, prov, rec)
-    try:
-        (d / PENDING).unlink()
-    except FileNotFoundError:
-        pass
+    _write_directory(d, prov, rec, _seed_of(d, dep_id, p))
     if not keys and prov.uses_root_password:
         prog.say("no ~/.ssh/*.pub: root password saved to .linode/root-password (0600)")
     if wait:
@@ -232,6 +223,23 @@ def _seed_of(d: Path, dep_id: str, p) -> str:
     if st and st.get("deployment_id") == dep_id and st.get("secret_seed"):
         return st["secret_seed"]
     raise LcaiError(f"internal: the secret seed of deployment {dep_id} was lost")
+
+
+def _write_directory(d: Path, prov, rec: dict, seed: str) -> None:
+    """What a deployment directory keeps of its deployment: the state (0600, with the secret seed), the link
+    (no secrets), connect.sh; the pending plan is used up."""
+    from .. import lifecycle as L
+    from ..project import PENDING
+
+    L.write_state(d, {"deployment_id": rec["deployment_id"], "provider": prov.name, "secret_seed": seed,
+                      "label": rec.get("label"), "app": rec.get("app"), "env": rec.get("env"),
+                      "region": rec.get("region"), "type": rec.get("type"), "address": rec.get("address"),
+                      "external_port": rec.get("external_port"), "created_at": rec.get("created_at")})
+    try:
+        (d / PENDING).unlink()
+    except FileNotFoundError:
+        pass
+    _write_connect(d, prov, rec)
 
 
 def _write_connect(d: Path, prov, rec: dict) -> None:
@@ -342,15 +350,7 @@ def _redeploy(prov, reg, rec: dict, spec, desired: dict, prog, wait: bool, yes: 
                      health_status=None, health_detail=None, rebuilt_at=_now(),
                      **{k: v for k, v in fields.items() if k == "address"}, **desired)
     prog.say(f"rebuild started ({len(changes)} change{'s' if len(changes) != 1 else ''})")
-    L.write_state(Path(directory), {"deployment_id": dep_id, "provider": prov.name, "secret_seed": seed,
-                                    "label": rec.get("label"), "app": rec.get("app"), "env": rec.get("env"),
-                                    "region": rec.get("region"), "type": rec.get("type"), "address": rec.get("address"),
-                                    "external_port": rec.get("external_port"), "created_at": rec.get("created_at")})
-    try:
-        (Path(directory) / ".linode" / "pending.json").unlink()
-    except FileNotFoundError:
-        pass
-    _write_connect(Path(directory), prov, rec)
+    _write_directory(Path(directory), prov, rec, seed)
     if wait:
         try:
             L.wait_ready(prov, reg, dict(rec), prog, deadline)
@@ -422,15 +422,7 @@ def _rollout(prov, reg, rec: dict, spec, desired: dict, changes: list, prog, wai
                      health_detail=f"healthy {n}/{n} (each UP at the NodeBalancer after its rebuild)",
                      health_source="nodebalancer", replicas_healthy=n, rebuilt_at=_now(), **desired)
     prog.say(f"rollout done: {n} replica(s) on the new version")
-    L.write_state(Path(directory), {"deployment_id": dep_id, "provider": prov.name, "secret_seed": seed,
-                                    "label": rec.get("label"), "app": rec.get("app"), "env": rec.get("env"),
-                                    "region": rec.get("region"), "type": rec.get("type"), "address": rec.get("address"),
-                                    "external_port": rec.get("external_port"), "created_at": rec.get("created_at")})
-    try:
-        (Path(directory) / ".linode" / "pending.json").unlink()
-    except FileNotFoundError:
-        pass
-    _write_connect(Path(directory), prov, rec)
+    _write_directory(Path(directory), prov, rec, seed)
     if wait:
         try:
             L.wait_ready(prov, reg, dict(rec), prog, deadline)

@@ -5,7 +5,7 @@ import types
 from pathlib import Path
 
 from lcai_core.plugins import Host
-from lcai_core.testing import require_validators
+from lcai_core.testing import install_distribution, require_validators
 
 DOC = Path(__file__).parents[2] / "docs" / "capabilities.md"
 
@@ -29,7 +29,6 @@ def test_capability_guide_example_works(monkeypatch):
 def test_capability_guide_pyproject_builds_installs_and_plugs_in(tmp_path, monkeypatch, capsys):
     """The guide's pyproject and plugin code, built into a wheel and installed: `lcai plugins` lists it and a
     template using it plans (the entry point is found from the installed metadata, not injected)."""
-    import subprocess
     import sys
 
     from lcai_core.cli import main
@@ -43,10 +42,7 @@ def test_capability_guide_pyproject_builds_installs_and_plugs_in(tmp_path, monke
     (src / "src" / "lcai_memcached" / "__init__.py").write_text(code)
     (src / "pyproject.toml").write_text(toml)
     site = tmp_path / "site"
-    r = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
-                        "--disable-pip-version-check", "--target", str(site), str(src)],
-                       capture_output=True, text=True, timeout=300)
-    assert r.returncode == 0, r.stderr
+    install_distribution(src, site)
     monkeypatch.syspath_prepend(str(site))
     reset_host()
     try:

@@ -6,13 +6,13 @@ import base64
 import gzip
 import json
 import re
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
 from lcai_core.registry import Registry
+from lcai_core.testing import install_distribution
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -196,10 +196,7 @@ def toycloud(tmp_path, monkeypatch):
     (src / "src" / "lcai_toycloud" / "__init__.py").write_text(py)
     (src / "pyproject.toml").write_text(toml)
     site = tmp_path / "site"
-    r = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
-                        "--disable-pip-version-check", "--target", str(site), str(src)],
-                       capture_output=True, text=True, timeout=300)
-    assert r.returncode == 0, r.stderr
+    install_distribution(src, site)
     monkeypatch.syspath_prepend(str(site))
     monkeypatch.setenv("TOYCLOUD_DIR", str(tmp_path / "toy-db"))
     from lcai_core.plugins import reset_host
