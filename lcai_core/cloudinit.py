@@ -276,11 +276,14 @@ waiting_since=$(date +%s)
 start=""
 failures=0
 detail=""
+last_status=""
 while :; do
   n=$(show NRestarts)
   restarts=$(( ${{n:-0}} - ${{restarts0:-0}} ))
+  st=$(show ExecMainStatus)
+  [ "${{st:-0}}" = 0 ] || last_status=$st
   if [ "$restarts" -ge "$max_restarts" ]; then
-    unhealthy "crash loop: the app restarted $restarts times (last exit status $(show ExecMainStatus));\
+    unhealthy "crash loop: the app restarted $restarts times (last exit status ${{last_status:-$st}});\
  see journalctl -u $app"
   fi
   active=$(show ActiveState)
