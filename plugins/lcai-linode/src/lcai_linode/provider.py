@@ -262,28 +262,8 @@ class LinodeProvider(ReplicaMixin, Provider):
         if spec.replicas > 1:
             return self.replica_steps(spec)
         dep = spec.deployment_id
-
-        def fw_fields(fw: dict) -> dict:
-            return {"firewall_id": fw["id"], "firewall_label": fw["label"]}
-
-        def fw_run(state: dict, say) -> dict:
-            fw = self.find_firewall(firewall_label(dep)) or self.create_firewall(
-                dep, list(spec.tags), list(spec.app_ports), list(spec.ssh_sources), list(spec.app_sources))
-            say(f"firewall {fw['label']} ({fw['id']}): inbound "
-                + ", ".join(["22"] + [str(x) for x in spec.app_ports]))
-            return fw_fields(fw)
-
-        def fw_find(state: dict) -> Optional[dict]:
-            fw = self.find_firewall(firewall_label(dep))
-            return fw_fields(fw) if fw else None
-
-        def fw_undo(state: dict, say) -> None:
-            fw_id = state.get("firewall_id")
-            if fw_id is None:
-                fw = self.find_firewall(firewall_label(dep))
-                fw_id = fw["id"] if fw else None
-            if fw_id is not None and self.delete_firewall(fw_id):
-                say(f"firewall {fw_id}: deleted")
+        fw_step = self.firewall_step(spec, list(spec.app_ports), list(spec.app_sources),
+                                     "inbound " + ", ".join(["22"] + [str(x) for x in spec.app_ports]))
 
         def inst_fields(inst: dict) -> dict:
             return {"linode_id": inst["id"], "address": (inst.get("ipv4") or [None])[0],
@@ -308,7 +288,34 @@ class LinodeProvider(ReplicaMixin, Provider):
                 if self.delete_instance(inst["id"]):
                     say(f"instance {inst['id']}: deleted")
 
-        return [Step.of("firewall", fw_run, fw_find, fw_undo), Step.of("instance", inst_run, inst_find, inst_undo)]
+        return [fw_step, Step.of("instance", inst_run, inst_find, inst_undo)]
+
+    def firewall_step(self, spec: Spec, ports: list[int], app_sources: list[str], rules: str) -> Step:
+        """The deployment's Cloud Firewall as an undoable step (found again by its label); ``rules`` is said."""
+        dep = spec.deployment_id
+
+        def fields(fw: dict) -> dict:
+            return {"firewall_id": fw["id"], "firewall_label": fw["label"]}
+
+        def run(state: dict, say) -> dict:
+            fw = self.find_firewall(firewall_label(dep)) or self.create_firewall(
+                dep, list(spec.tags), ports, list(spec.ssh_sources), app_sources)
+            say(f"firewall {fw['label']} ({fw['id']}): {rules}")
+            return fields(fw)
+
+        def find(state: dict) -> Optional[dict]:
+            fw = self.find_firewall(firewall_label(dep))
+            return fields(fw) if fw else None
+
+        def undo(state: dict, say) -> None:
+            fw_id = state.get("firewall_id")
+            if fw_id is None:
+                fw = self.find_firewall(firewall_label(dep))
+                fw_id = fw["id"] if fw else None
+            if fw_id is not None and self.delete_firewall(fw_id):
+                say(f"firewall {fw_id}: deleted")
+
+        return Step.of("firewall", run, find, undo)
 
     # ------------------------------------------------------------ rebuild, wait
 
@@ -571,10 +578,11 @@ class LinodeProvider(ReplicaMixin, Provider):
         """Instances (by id, and any a lost reply left behind with the deployment's tag), then the firewall; a
         replicated deployment's NodeBalancer first."""
         if is_replicated(record):
-            return self.destroy_replicated(record, say)
+            self.destroy_nodebalancer_of(record, say)
         dep_id = record["deployment_id"]
         state = record.get("provider_state") or {}
         linode_ids = {state["linode_id"]} if state.get("linode_id") else set()
+        linode_ids |= {r["linode_id"] for r in state.get("replicas") or [] if r.get("linode_id")}
         linode_ids |= {i["id"] for i in self.list_instances(dep_id)}
         for lid in sorted(linode_ids):
             gone = not self.delete_instance(lid)

@@ -20,6 +20,7 @@ import time
 from typing import Any, Callable, Optional
 
 from lcai_core.errors import InputError, LcaiError
+from lcai_core.lifecycle import env_seconds
 from lcai_core.providers import Spec, Step
 
 PRIVATE_NET = ipaddress.ip_network("192.168.128.0/17")  # Linode private IPv4 addresses
@@ -60,12 +61,6 @@ def public_ip(inst: dict) -> Optional[str]:
 def is_replicated(record: dict) -> bool:
     """A deployment behind a NodeBalancer (made with replicas > 1; stays so when scaled down to 1)."""
     return record.get("replicas") is not None
-
-
-def env_seconds(name: str, default: float) -> float:
-    from lcai_core.lifecycle import env_seconds as e
-
-    return e(name, default)
 
 
 def nb_check(health: Optional[dict]) -> dict:
@@ -235,38 +230,9 @@ class ReplicaMixin:
 
     def replica_steps(self, spec: Spec) -> list[Step]:
         """Firewall (SSH; the app port only from the NodeBalancer range), the replicas, then the NodeBalancer."""
-        dep = spec.deployment_id
         port = spec.external_port
-
-        def fw_fields(fw: dict) -> dict:
-            return {"firewall_id": fw["id"], "firewall_label": fw["label"]}
-
-        def fw_run(state: dict, say) -> dict:
-            from .provider import firewall_label
-
-            fw = self.find_firewall(firewall_label(dep)) or self.create_firewall(
-                dep, list(spec.tags), [port], list(spec.ssh_sources), [NB_SOURCES])
-            say(f"firewall {fw['label']} ({fw['id']}): inbound 22, {port} from the NodeBalancer range "
-                f"{NB_SOURCES} only")
-            return fw_fields(fw)
-
-        def fw_find(state: dict) -> Optional[dict]:
-            from .provider import firewall_label
-
-            fw = self.find_firewall(firewall_label(dep))
-            return fw_fields(fw) if fw else None
-
-        def fw_undo(state: dict, say) -> None:
-            from .provider import firewall_label
-
-            fw_id = state.get("firewall_id")
-            if fw_id is None:
-                fw = self.find_firewall(firewall_label(dep))
-                fw_id = fw["id"] if fw else None
-            if fw_id is not None and self.delete_firewall(fw_id):
-                say(f"firewall {fw_id}: deleted")
-
-        steps = [Step.of("firewall", fw_run, fw_find, fw_undo)]
+        steps = [self.firewall_step(spec, [port], [NB_SOURCES],
+                                    f"inbound 22, {port} from the NodeBalancer range {NB_SOURCES} only")]
         for k in range(1, spec.replicas + 1):
             steps.append(self._replica_step(spec, k))
         steps.append(self._nb_step(spec))
@@ -626,31 +592,15 @@ class ReplicaMixin:
 
     # ------------------------------------------------------------ destroy
 
-    def destroy_replicated(self, record: dict, say) -> None:
-        """The NodeBalancer (clients stop first), every instance tagged with the id, then the firewall."""
-        from .provider import firewall_label
-
-        dep = record["deployment_id"]
-        st = record.get("provider_state") or {}
-        nb_id = st.get("nodebalancer_id")
+    def destroy_nodebalancer_of(self, record: dict, say) -> None:
+        """A replicated deployment's NodeBalancer (deleted first, so clients stop before the replicas go)."""
+        nb_id = (record.get("provider_state") or {}).get("nodebalancer_id")
         if nb_id is None:
-            nb = self.find_nodebalancer(dep)
+            nb = self.find_nodebalancer(record["deployment_id"])
             nb_id = nb["id"] if nb else None
         if nb_id is not None:
             gone = not self.delete_nodebalancer(nb_id)
             say(f"NodeBalancer {nb_id}: {'already gone' if gone else 'deleted'}")
-        ids = {r["linode_id"] for r in st.get("replicas") or [] if r.get("linode_id")}
-        ids |= {i["id"] for i in self.list_instances(dep)}
-        for lid in sorted(ids):
-            gone = not self.delete_instance(lid)
-            say(f"instance {lid}: {'already gone' if gone else 'deleted'}")
-        fw_id = st.get("firewall_id")
-        if fw_id is None:
-            fw = self.find_firewall(firewall_label(dep))
-            fw_id = fw["id"] if fw else None
-        if fw_id is not None:
-            gone = not self.delete_firewall(fw_id)
-            say(f"firewall {fw_id}: {'already gone' if gone else 'deleted'}")
 
     # ------------------------------------------------------------ detail
 
