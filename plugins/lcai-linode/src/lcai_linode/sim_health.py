@@ -45,6 +45,39 @@ class Server(ThreadingHTTPServer):
 APP_STATES = ("healthy", "unhealthy", "crashed")
 
 
+class Listeners:
+    """HTTP listeners on one loopback address, one per port (``servers``, ``errors``, ``lock`` and ``stopped`` are
+    set by the subclass): started in a thread, closed one by one, all stopped at once."""
+
+    ip: str
+    servers: dict
+    errors: dict
+    lock: threading.Lock
+    stopped: bool
+
+    def _start_listener(self, port: int, handler, what: str) -> None:
+        try:
+            srv = Server((self.ip, port), handler)
+        except OSError as e:
+            self.errors[port] = f"cannot serve {what} on {self.ip}:{port}: {e}"
+            return
+        srv.daemon_threads = True
+        self.servers[port] = srv
+        threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+
+    def _close(self, port: int) -> None:
+        srv = self.servers.pop(port, None)
+        if srv is not None:
+            srv.shutdown()
+            srv.server_close()
+
+    def stop(self) -> None:
+        with self.lock:
+            self.stopped = True
+            for port in list(self.servers):
+                self._close(port)
+
+
 @dataclass
 class HealthSettings:
     type: Optional[str] = None            # http | tcp | exec | None (no health check in the template)
@@ -179,7 +212,7 @@ def health_settings(user_data_b64: Optional[str]) -> HealthSettings:
     return settings
 
 
-class App:
+class App(Listeners):
     """One instance's app: listeners on its public IPv4 for each port, answering as the template says.
 
     ``ready()`` says whether the instance is up long enough for the app to serve (running + app_ready_s).
@@ -276,26 +309,7 @@ class App:
             def log_message(self, *a):
                 pass
 
-        try:
-            srv = Server((self.ip, port), H)
-        except OSError as e:
-            self.errors[port] = f"cannot serve the app on {self.ip}:{port}: {e}"
-            return
-        srv.daemon_threads = True
-        self.servers[port] = srv
-        threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-
-    def _close(self, port: int) -> None:
-        srv = self.servers.pop(port, None)
-        if srv is not None:
-            srv.shutdown()
-            srv.server_close()
-
-    def stop(self) -> None:
-        with self.lock:
-            self.stopped = True
-            for port in list(self.servers):
-                self._close(port)
+        self._start_listener(port, H, "the app")
 
     def describe(self) -> dict:
         return {"settings": self.settings.to_json(), "state": self.effective_state(), "crashes": self.crashes,

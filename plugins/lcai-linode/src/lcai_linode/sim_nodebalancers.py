@@ -27,6 +27,7 @@ import re
 import time
 from typing import TYPE_CHECKING, Any, Optional
 
+from .sim_health import Listeners
 from .sim_validate import NB_LABEL_RE, NB_NODE_LABEL_RE, CHECK_PATH_RE, check_tags, error, firewall_allows, is_int
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -515,7 +516,7 @@ NO_SERVER = (b"<html><body><h1>503 Service Unavailable</h1>\n"
              b"No server is available to handle this request.\n</body></html>\n")
 
 
-class Front:
+class Front(Listeners):
     """Listens on a NodeBalancer's IPv4 (127.0.2.N in the simulator) on each config's port and hands each HTTP
     request to a backend chosen as the NodeBalancer would: ``accept`` nodes that are UP (round robin; ``backup``
     nodes only when no ``accept`` node is UP; never ``drain``/``reject`` nodes for new requests); 503 when none
@@ -572,10 +573,8 @@ class Front:
                 self._close(port)
 
     def _listen(self, port: int) -> None:
-        import threading
         from http.server import BaseHTTPRequestHandler
 
-        from .sim_health import Server
 
         front = self
 
@@ -596,26 +595,7 @@ class Front:
             def log_message(self, *a):
                 pass
 
-        try:
-            srv = Server((self.ip, port), H)
-        except OSError as e:
-            self.errors[port] = f"cannot serve NodeBalancer {self.nb_id} on {self.ip}:{port}: {e}"
-            return
-        srv.daemon_threads = True
-        self.servers[port] = srv
-        threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-
-    def _close(self, port: int) -> None:
-        srv = self.servers.pop(port, None)
-        if srv is not None:
-            srv.shutdown()
-            srv.server_close()
-
-    def stop(self) -> None:
-        with self.lock:
-            self.stopped = True
-            for port in list(self.servers):
-                self._close(port)
+        self._start_listener(port, H, f"NodeBalancer {self.nb_id}")
 
 
 def sync_fronts(st: "State") -> None:
