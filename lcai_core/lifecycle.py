@@ -15,16 +15,23 @@ from __future__ import annotations
 import base64
 import binascii
 import glob
-import hashlib
 import ipaddress
 import json
 import os
-import re
 import sys
 import time
 from pathlib import Path
 from typing import Callable, Optional
 
+from .conventions import (  # noqa: F401  (the contract's names, here since before lcai_core.conventions)
+    TAG,
+    deployment_tags,
+    env_seconds,
+    instance_label,
+    parse_tags,
+    random_root_password,
+    sha256,
+)
 from .errors import InputError, LcaiError
 from .providers import Listing, Provider, Step
 
@@ -35,41 +42,11 @@ CONNECT = "connect.sh"
 ANYWHERE = ("0.0.0.0/0", "::/0")
 SSH_KEY_TYPES = ("ssh-rsa", "ssh-ed25519", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521",
                  "ssh-dss")
-TAG = "lcai"
 RECORD_FIELDS = ("address", "status")  # step/wait results that belong to the record, not provider_state
 
 
 class Cancelled(LcaiError):
     """The user answered no: nothing was changed (exit 1, not 130: nothing was interrupted)."""
-
-
-# ---------------------------------------------------------------- names (contract)
-
-
-def deployment_tags(deployment_id: str, app: str, env: str) -> list[str]:
-    """Contract: exactly ``lcai``, ``lcai-id:<id>``, ``lcai-app:<app>``, ``lcai-env:<env>`` (each 3-50 chars)."""
-    tags = [TAG, f"lcai-id:{deployment_id}", f"lcai-app:{app}", f"lcai-env:{env}"]
-    for t in tags:
-        if not 3 <= len(t) <= 50:
-            raise InputError(f"tag {t!r} must be 3-50 characters (Linode's limit); use a shorter --app/--env")
-    return tags
-
-
-def parse_tags(tags: list[str]) -> dict:
-    out = {}
-    for t in tags:
-        for key in ("id", "app", "env"):
-            if t.startswith(f"lcai-{key}:"):
-                out[key] = t.split(":", 1)[1]
-    return out
-
-
-def instance_label(app: str, env: str, deployment_id: str) -> str:
-    """3-64 chars, a letter first, letters/digits/-/_/. only, no '--', '__', '..', alphanumeric last."""
-    base = re.sub(r"[^a-zA-Z0-9-]+", "-", f"lcai-{app}-{env}")
-    base = re.sub(r"-{2,}", "-", base).strip("-")
-    label = f"{base[:64 - len(deployment_id) - 1]}-{deployment_id}"
-    return re.sub(r"-{2,}", "-", label)
 
 
 # ---------------------------------------------------------------- inputs, checked before anything is created
@@ -105,25 +82,6 @@ def ssh_public_keys() -> list[str]:
             continue
         keys.append(line)
     return keys
-
-
-def random_root_password() -> str:
-    """A strong random password (Linode needs one with an image); kept (0600) only if no SSH key is used."""
-    import secrets
-    import string
-
-    alphabet = string.ascii_letters + string.digits + "-_.,:+"
-    while True:
-        pw = "".join(secrets.choice(alphabet) for _ in range(40))
-        if all(any(c in cls for c in pw) for cls in (string.ascii_lowercase, string.ascii_uppercase, string.digits)):
-            return pw
-
-
-def env_seconds(name: str, default: float) -> float:
-    try:
-        return float(os.environ.get(name, default))
-    except ValueError:
-        raise InputError(f"{name}={os.environ[name]!r}: expected a number of seconds") from None
 
 
 # ---------------------------------------------------------------- providers
@@ -509,7 +467,3 @@ def destroy(host, registry, record: dict, say: Callable[[str], None]) -> list[st
     if not record.get("untracked"):
         registry.remove(record["deployment_id"])
     return remove_local_files(record.get("directory"), record["deployment_id"])
-
-
-def sha256(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()

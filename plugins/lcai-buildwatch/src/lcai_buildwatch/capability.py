@@ -11,7 +11,7 @@ from importlib import resources
 
 from attrs import define
 
-from lcai_core.capabilities import Capability, DeployContext, Fragments, Unit, WriteFile
+from lcai_core.api import Capability, DeployContext, Fragments, Unit, WriteFile
 
 AGENT_PATH = "/usr/local/bin/build-watcher"
 CONFIG_PATH = "/etc/build-watcher/config.json"

@@ -23,7 +23,7 @@ from importlib import resources
 
 from attrs import define
 
-from lcai_core.capabilities import AptSource, Capability, DeployContext, Fragments, Unit, WriteFile
+from lcai_core.api import AptSource, Capability, DeployContext, Fragments, Unit, WriteFile
 
 TOOLKIT_KEY_FINGERPRINT = "C95B321B61E88C1809C4F759DDCAE044F796ECB0"
 TOOLKIT_KEY_PATH = "/etc/apt/keyrings/lcai-nvidia-container-toolkit.gpg"

@@ -1,0 +1,74 @@
+"""The plugin API: everything a capability or provider plugin imports from lcai-core, and nothing that renders.
+
+    from lcai_core.api import hookimpl, Capability, DeployContext, Fragments, Unit, WriteFile
+
+It re-exports the stand-alone contract modules only — the hook markers (``lcai_core.hookspecs``), the errors
+(``lcai_core.errors``), the capability types (``lcai_core.capabilities``), the provider contract
+(``lcai_core.providers``), the shared conventions (``lcai_core.conventions``: tags, labels, passwords,
+timeouts) and the config directory (``lcai_core.paths``) — so a plugin that imports it loads none of core's
+renderer, flow or CLI. Names resolve on first use: ``from lcai_core.api import hookimpl`` (what a plugin's
+``__init__`` needs while ``lcai --help`` runs) loads the hook markers and nothing else.
+
+Plugins that drive lcai from outside the contract (commands, the dashboard, other CLIs) use
+:mod:`lcai_core.api.frontend`. Tests use :mod:`lcai_core.testing`. Nothing else in ``lcai_core`` is API: its
+modules may change in any release. ``.importlinter`` checks both rules.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from ..errors import InputError, LcaiError, Problem, ValidationError
+from ..hookspecs import hookimpl, hookspec
+from ..paths import config_dir
+
+if TYPE_CHECKING:
+    from ..capabilities import AppSpec, AptSource, Capability, DeployContext, Fragments, Runtime, Unit, WriteFile
+    from ..conventions import (
+        deployment_tags,
+        env_seconds,
+        instance_label,
+        parse_tags,
+        random_root_password,
+        sha256,
+    )
+    from ..providers import Endpoint, Listing, Preflight, Price, Provider, Say, Spec, SshEndpoint, Step
+
+_LAZY = {
+    "lcai_core.capabilities": ("AppSpec", "AptSource", "Capability", "DeployContext", "Fragments", "Runtime", "Unit",
+                               "WriteFile"),
+    "lcai_core.providers": ("Endpoint", "Listing", "Preflight", "Price", "Provider", "Say", "Spec", "SshEndpoint",
+                            "Step"),
+    "lcai_core.conventions": ("deployment_tags", "env_seconds", "instance_label", "parse_tags", "random_root_password",
+                              "sha256"),
+}
+_MODULE_OF = {name: mod for mod, names in _LAZY.items() for name in names}
+
+__all__ = [
+    # hooks
+    "hookimpl", "hookspec",
+    # errors
+    "LcaiError", "InputError", "ValidationError", "Problem",
+    # capabilities
+    "Capability", "Runtime", "DeployContext", "Fragments", "Unit", "WriteFile", "AptSource", "AppSpec",
+    # providers
+    "Provider", "Spec", "Step", "Price", "Preflight", "Listing", "SshEndpoint", "Endpoint", "Say",
+    # conventions
+    "deployment_tags", "parse_tags", "instance_label", "random_root_password", "env_seconds", "sha256",
+    # paths
+    "config_dir",
+]
+
+
+def __getattr__(name: str) -> Any:
+    mod = _MODULE_OF.get(name)
+    if mod is None:
+        raise AttributeError(f"module 'lcai_core.api' has no attribute {name!r}")
+    value = getattr(importlib.import_module(mod), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
