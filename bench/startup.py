@@ -5,8 +5,9 @@
 - wall time of `lcai --help` and `lcai templates list` as a ratio to `python -c "import click"` (median of N runs;
   target <= 1.5x)
 - render time of the largest bundled template and of the largest capability combination (median; target <= 20 ms)
-- llm-api's user data: gzip bytes (target <= 8 KiB, half of Linode's 16 KiB) and base64 characters (Linode's API
-  limit: about 16 KiB encoded), and what the embedded BuildWatch agent and NVIDIA key take of it
+- llm-api's user data, with BuildWatch's agent from the package index (as installed from PyPI) and inside the user
+  data (a source checkout): gzip bytes (target <= 8 KiB, half of Linode's 16 KiB) and base64 characters (Linode's
+  API limit: about 16 KiB encoded), and the files that take most of it
 """
 
 import argparse
@@ -42,7 +43,7 @@ def main() -> None:
 
     sys.path.insert(0, str(ROOT))
     from lcai_core import cloudinit
-    from lcai_core.testing import render_text
+    from lcai_testing import render_text
 
     # report sizes even over the limits (a too-large rendering is exactly what this bench must show)
     cloudinit.Rendered.check_size = lambda self: None
@@ -75,15 +76,22 @@ deploy:
         s = r.sizes()
         print(f"render {label:<27} {statistics.median(times) * 1000:7.2f} ms  (target <= 20 ms)  "
               f"raw {s['raw']} B, gzip {s['gzip']} B, base64 {s['base64']} B")
-    llm_size(render_text, bundled["llm-api"], {"VLLM_API_KEY": "sk-bench"})
+    # BuildWatch's agent: from the package index (what `auto` picks for lcai-buildwatch installed from PyPI),
+    # or inside the user data (what `auto` picks in a source checkout)
+    anchor = "slow_start_seconds: 1500\n"
+    assert anchor in bundled["llm-api"], "bench/startup.py: llm-api's buildwatch config changed; update the bench"
+    for mode in ("package-index", "user-data"):
+        text = bundled["llm-api"].replace(anchor, f"{anchor}        agent_from: {mode}\n")
+        llm_size(render_text, text, {"VLLM_API_KEY": "sk-bench"}, f"agent from {mode}")
 
 
-def llm_size(render_text, text: str, env: dict) -> None:
+def llm_size(render_text, text: str, env: dict, label: str) -> None:
     import gzip
 
     r = render_text(text, dotenv=env)
     s = r.sizes()
-    print(f"llm-api user data                  gzip {s['gzip']} B (target <= 8192; limit {s['limit']})  "
+    print(f"llm-api user data ({label})")
+    print(f"                                   gzip {s['gzip']} B (target <= 8192; limit {s['limit']})  "
           f"base64 {s['base64']} chars (limit {s.get('base64_limit', 16384)})  raw {s['raw']} B")
     # what each written file adds to the gzip stream: the stream without it, compared
     whole = len(gzip.compress(r.text.encode(), 9, mtime=0))
