@@ -72,9 +72,12 @@ def example_text(tpl: Template) -> str:
 
 
 def app_environment(tpl: Template, dotenv: dict[str, str], env_path: Path,
-                    provided: dict[str, str] | None = None) -> dict[str, str]:
-    """The container's environment. Precedence (low → high): capability-provided values, optional
-    defaults, the template's container.env (with ``${NAME}`` resolved), the .env file."""
+                    provided: dict[str, str] | None = None,
+                    template_file: str | os.PathLike | None = None) -> dict[str, str]:
+    """The container's environment. Precedence (low → high): values the capabilities provide (``provided``:
+    ``REDIS_URL``, ``DATABASE_URL``, …), optional defaults, the template's container.env (its ``${NAME}``
+    resolved from all of these and .env), the .env file. A reference to a name none of them sets is an error
+    located in ``template_file`` (file:line: field)."""
     from .envfile import interpolate
 
     from .convert import did_you_mean
@@ -82,7 +85,7 @@ def app_environment(tpl: Template, dotenv: dict[str, str], env_path: Path,
     problems: list[Problem] = []
     lines = getattr(dotenv, "lines", {})
     known = {v.name for v in (*tpl.env.required, *tpl.env.optional)} | set(tpl.container.env)
-    unknown = sorted(k for k in dotenv if k not in known)
+    unknown = sorted(k for k in dotenv if k not in known and k not in (provided or {}))
     for var in tpl.env.required:
         if var.name not in dotenv:
             problems.append(Problem(str(env_path), None, var.name,
@@ -107,7 +110,73 @@ def app_environment(tpl: Template, dotenv: dict[str, str], env_path: Path,
         if var.default is not None:
             env[var.name] = var.default
     lookup = {**env, **dotenv}
+    _check_references(((CONTAINER + ("env", k), v) for k, v in tpl.container.env.items()), lookup, template_file)
     for k, v in tpl.container.env.items():
         env[k] = interpolate(v, lookup, f"deploy.linode.container.env.{k}")
     env.update(dotenv)
     return env
+
+
+CONTAINER = ("deploy", "linode", "container")
+
+
+def app_command(tpl: Template, env: dict[str, str], template_file: str | os.PathLike | None = None) -> tuple[str, ...]:
+    """container.command → argv: split first (shell-like quoting), then ``${NAME}`` in each argument from the
+    app's environment (``app_environment``: capability values, defaults, container.env, .env), so a value with
+    spaces or quotes stays one argument and is never parsed."""
+    import shlex
+
+    from .envfile import interpolate
+
+    command = tpl.container.command
+    if not command:
+        return ()
+    where = "deploy.linode.container.command"
+    try:
+        words = shlex.split(command)
+    except ValueError as e:
+        raise InputError(f"{where}: cannot split into arguments: {e}") from None
+    _check_references(((CONTAINER + ("command",), command),), env, template_file)
+    return tuple(interpolate(w, env, where) for w in words)
+
+
+def _check_references(fields, values: dict[str, str], template_file: str | os.PathLike | None) -> None:
+    """Every ``${NAME}`` in the template's (path, text) ``fields`` is set in ``values``; else one located
+    problem per field (``file:line: deploy.linode.container.env.X: references ${NAME}, …``)."""
+    from .template import references
+    from .yamlfile import dotted
+
+    problems = []
+    for path, text in fields:
+        missing = [n for n in references(text) if n not in values]
+        if missing:
+            problems.append((path, missing[0]))
+    if not problems:
+        return
+    doc = None
+    if template_file is not None:
+        from .yamlfile import load_file
+
+        try:
+            doc = load_file(os.fspath(template_file))
+        except (InputError, OSError):  # changed or gone since it was loaded: the field is still named
+            doc = None
+    hint = f"add {problems[0][1]}=… to .env, or declare it under env.optional with a default"
+    out = [(path, f"references ${{{name}}}, which is not set in .env, has no default and no capability of the "
+                  "template provides it") for path, name in problems]
+    if doc is None:  # rendered from text (tests): no file to point into
+        raise InputError("; ".join(f"{dotted(path)}: {msg}" for path, msg in out), hint=hint)
+    raise ValidationError([doc.problem(path, msg) for path, msg in out], hint=hint)
+
+
+def overridden(dotenv: dict[str, str], provided_by: dict[str, str], env_path: Path) -> list[str]:
+    """One warning per .env variable that replaces a value a capability provides (the .env value wins: it is
+    how a deployment points the app elsewhere). ``provided_by``: NAME → the capability that provides it."""
+    lines = getattr(dotenv, "lines", {})
+    out = []
+    for k in dotenv:
+        if k in provided_by:
+            where = f"{env_path}:{lines[k]}" if k in lines else str(env_path)
+            out.append(f"{where}: {k} replaces the value capability '{provided_by[k]}' provides; the app gets the "
+                       f".env value (remove it from .env to use the capability's)")
+    return out

@@ -16,8 +16,8 @@ from typing import Any, Literal, Optional, overload
 from attrs import define
 
 from .capabilities import DeployContext
-from .cloudinit import Rendered, build
-from .env import app_environment, load_env_file
+from .cloudinit import Rendered, Stack, build
+from .env import load_env_file
 from .errors import InputError
 from .files import write_private
 from .template import Template, load_template
@@ -121,7 +121,7 @@ def prepare(directory: str | os.PathLike, host, app: Optional[str] = None, env_n
     # deploy sends these keys; with keys the user data turns password logins off (plan renders the same)
     ctx = context_for(tpl, resolved, deployment_id, secret_seed, app=app, env_name=env_name, region=region,
                       type_=type_, ssh_keys=bool(ssh_public_keys()))
-    env, rendered = render(tpl, resolved, ctx, dotenv, env_path)
+    env, rendered = render(tpl, resolved, ctx, dotenv, env_path, f)
     return Prepared(d, tpl, ctx, env, rendered)
 
 
@@ -135,16 +135,19 @@ def context_for(tpl: Template, resolved: list, deployment_id: str, secret_seed: 
         deployment_id=deployment_id, app_name=app or tpl.name, env=env_name or "default", image=lin.image,
         region=region or lin.region_default, type=type_ or lin.type_default, template=tpl.name,
         runtime=tpl.capabilities.runtime, container_image=tpl.container.image,
-        features=tuple(r.capability.name for r in resolved[1:]), secret_seed=secret_seed, ssh_keys=ssh_keys)
+        features=tuple(r.capability.name for r in Stack.of(resolved).features), secret_seed=secret_seed,
+        ssh_keys=ssh_keys)
     for label, value in (("--app", ctx.app_name), ("--env", ctx.env)):
         if not re.match(r"^[a-z0-9][a-z0-9-]{0,38}$", value):
             raise InputError(f"{label} {value!r}: use 1-39 lowercase letters, digits and dashes")
     return ctx
 
 
-def render(tpl: Template, resolved: list, ctx: DeployContext, dotenv: dict, env_path: Path = Path(".env")):
-    """(app environment, rendered user data) — the one rendering path of plan, deploy and tests."""
-    env = app_environment(tpl, dotenv, env_path)
-    rendered = build(tpl, resolved, ctx, env)
+def render(tpl: Template, resolved: list, ctx: DeployContext, dotenv: dict, env_path: Path = Path(".env"),
+           template_file: Optional[Path] = None):
+    """(app environment, rendered user data) — the one rendering path of plan, deploy and tests: the
+    capabilities' fragments, then the app's environment (with the values they provide), then the app's units
+    (``lcai_core.cloudinit.document``). ``template_file`` locates errors in the template (file:line)."""
+    rendered = build(tpl, resolved, ctx, dotenv, env_path, template_file)
     rendered.check_size()
-    return env, rendered
+    return rendered.env, rendered

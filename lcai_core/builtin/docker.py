@@ -9,7 +9,7 @@ from typing import ClassVar
 from attrs import define
 
 from ..capabilities import AppSpec, Capability, DeployContext, Fragments, Runtime, Unit, WriteFile
-from ..cloudinit import IMAGE_PULL_UNIT, LIB, STATE
+from ..cloudinit.layout import IMAGE_PULL_UNIT, LIB, STATE
 from ..envfile import docker_env_file
 
 PULL_ATTEMPTS = 4
