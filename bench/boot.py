@@ -90,7 +90,7 @@ def answers(url: str) -> bool:
 def one(name: str, text: str) -> dict:
     from lcai_core.project import new_deployment_id
     from lcai_core.providers import Spec
-    from lcai_core.testing import render_text
+    from lcai_testing import render_text
     from lcai_local.provider import LocalProvider
 
     prov = LocalProvider()

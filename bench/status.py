@@ -22,7 +22,7 @@ def main() -> None:
     from lcai_core.plugins import reset_host
     from lcai_core.registry import Registry
     from lcai_linode.provider import deployment_tags
-    from lcai_linode.simulator import Simulator
+    from lcai_testing.linode.simulator import Simulator
 
     tmp = Path(tempfile.mkdtemp(prefix="lcai-bench-"))
     sim = Simulator(provision_s=0.0, boot_s=0.0, serve_health=False).start()

@@ -8,6 +8,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from pkgindex import package_index  # noqa: E402,F401  (the session fixture)
 from registry import registry  # noqa: E402,F401  (the session fixture)
 
 

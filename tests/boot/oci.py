@@ -351,13 +351,18 @@ def mmdebstrap_tar(packages: tuple[str, ...], out: Path, suite: str = SUITE) -> 
 # ---------------------------------------------------------------- the images the boot tests use
 
 #: busybox 1.35's static wget crashes (SIGSEGV) with ``-T``: bound it with ``timeout SECS wget …`` instead
-BUSYBOX_APPLETS = ("sh", "cat", "echo", "env", "id", "ls", "mkdir", "nc", "printf", "ps", "rm", "sleep",
+BUSYBOX_APPLETS = ("sh", "cat", "echo", "env", "id", "ls", "mkdir", "mv", "nc", "printf", "ps", "rm", "sleep",
                    "true", "false", "wget", "httpd", "ip", "timeout")
 
 STANDIN_ENTRYPOINT = """#!/bin/sh
 # lcai boot-test stand-in: serves /www on $STANDIN_PORT (the health path is a file there); the arguments meant
-# for the image it stands in for are ignored.
+# for the image it stands in for are ignored. With STANDIN_GATE set (a path in the container), the health path
+# answers 404 until that file exists: a test decides when the app becomes healthy.
 echo "stand-in: serving /www on port $STANDIN_PORT"
+if [ -n "${STANDIN_GATE:-}" ]; then  # httpd keeps /www as its directory: move what is in it, not /www itself
+  mkdir /www.gated && mv /www/* /www.gated/
+  (while [ ! -e "$STANDIN_GATE" ]; do sleep 1; done; mv /www.gated/* /www/) &
+fi
 exec /bin/busybox httpd -f -p "$STANDIN_PORT" -h /www
 """
 

@@ -4,7 +4,7 @@ nothing a template renders except its own forwarder unit, the socat package and 
 import pytest
 
 from lcai_core.errors import ValidationError
-from lcai_core.testing import render_text, require_plugins, require_validators, validate_many, written
+from lcai_testing import render_text, require_plugins, require_validators, validate_many, written
 
 FULL = """\
 name: deps-test

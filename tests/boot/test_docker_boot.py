@@ -76,7 +76,7 @@ def apparmor_gap(rendered) -> str | None:
 
 def known_defects(request, host, template_text: str, dotenv: dict, run: bool = True) -> None:
     """Mark the test xfail(strict) while a known defect holds; ``run=False`` skips the boot (same cause)."""
-    from lcai_core.testing import render_text
+    from lcai_testing import render_text
 
     reason = apparmor_gap(render_text(template_text, dotenv, host=host))
     if reason is None:
@@ -202,7 +202,7 @@ capabilities:
     - docker-optimize
     - redis
     - postgresql
-    - buildwatch
+    - {{name: buildwatch, config: {{agent_from: package-index, index_url: "{index}"}}}}
     - {{name: test-registry, config: {{port: {port}}}}}
 deploy:
   target: local
@@ -223,11 +223,11 @@ env:
 """
 
 
-def test_docker_redis_postgres_buildwatch_with_the_deps_app(test_host, registry, request):
+def test_docker_redis_postgres_buildwatch_with_the_deps_app(test_host, registry, package_index, request):
     image = oci.deps_app_image(8080, "/healthz")
     ref = registry.push(image, "lcai/deps-app", image.digest[7:19])
     dotenv = {"APP_SECRET": secret_value("app-secret")}
-    text = DEPS_TEMPLATE.format(port=registry.port, ref=ref)
+    text = DEPS_TEMPLATE.format(port=registry.port, ref=ref, index=package_index.url_from_vm())
     known_defects(request, test_host, text, dotenv)
     with boot(test_host, text, dotenv, "deps-test") as vm:
         env = vmboot_env(vm)
@@ -256,11 +256,72 @@ def test_docker_redis_postgres_buildwatch_with_the_deps_app(test_host, registry,
                       "postgres password": urllib.parse.unquote(db.password)})
         fetch = "import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())"
         metadata_blocked_for_containers(vm, ref, ["python3", "-c", fetch])
+        # BuildWatch's agent came from the package index, once, and is the agent.py of this checkout
+        assert len(package_index.downloads) == 1, package_index.downloads
+        pinned = json.loads(vm.sh("cat /etc/build-watcher/config.json").stdout)["agent_sha256"]
+        assert vm.sh("sha256sum /var/lib/build-watcher/agent.py").stdout.split()[0] == pinned
+        app_killed_restarted_and_recorded(vm)
+        oom_kill_reported(vm, ref)
+        # reboot: the whole stack comes back (Redis, PostgreSQL, the app, BuildWatch) without the index
+        vm.reboot()
+        health = wait_healthy(vm, "/healthz", external=True)
+        result = json.loads(http_get(vm.app_url("/healthz"))[1])
+        assert result["postgres"]["user"] == db.username, result
+        units_active(vm)
+        bw = json.loads(vm.sh("build-watcher query status").stdout)
+        assert bw["state"] == "running", bw
+        assert len(package_index.downloads) == 1, package_index.downloads
+
+
+def bw_issues(vm) -> list[dict]:
+    data = json.loads(vm.sh("build-watcher query issues").stdout)
+    return data["open"] + data["history"]
+
+
+def app_killed_restarted_and_recorded(vm) -> None:
+    """``docker kill app`` (SIGKILL): systemd restarts the app, it is healthy again, BuildWatch records the
+    kill (exit 137, not an OOM) and the restart."""
+    before = int(vm.sh("systemctl show -p NRestarts --value lcai-app.service").stdout.strip() or 0)
+    vm.sh("docker kill app")
+
+    def restarted():
+        n = int(vm.sh("systemctl show -p NRestarts --value lcai-app.service", check=False).stdout.strip() or 0)
+        status, _ = http_get(vm.app_url("/healthz"))
+        return n > before and status == 200, (n, status)
+    wait_for("systemd to restart the killed app and the app to answer again", restarted, 300)
+
+    def recorded():
+        kinds = [i["kind"] for i in bw_issues(vm)]
+        st = json.loads(vm.sh("build-watcher query status").stdout)
+        return "killed" in kinds and st["restarts"] >= 1 and st["state"] == "running", (kinds, st)
+    kinds, st = wait_for("BuildWatch to record the kill and the restart", recorded, 120)
+    killed = [i for i in bw_issues(vm) if i["kind"] == "killed"][-1]
+    assert any(e.get("exitCode") == "137" for e in killed["evidence"]), killed
+    log(f"kill: restarted by systemd, BuildWatch: {killed['explanation']} (restarts {st['restarts']})")
+
+
+def oom_kill_reported(vm, ref: str) -> None:
+    """The app container over its memory limit (48 MiB, no swap; it allocates 512 MiB): the kernel kills it
+    and BuildWatch reports an OOM, not a plain kill. The app unit is stopped meanwhile, then started again."""
+    dep = vm.record["deployment_id"]
+    vm.sh("systemctl stop lcai-app.service")
+    r = vm.sh(f"docker run --rm --name app --label lcai.deployment={dep} --memory 48m --memory-swap 48m "
+              f"--entrypoint python3 {ref} -c 'b = bytearray(512 << 20)'", check=False, timeout=300)
+    assert r.returncode == 137, f"the container was not killed: exit {r.returncode}\n{r.stderr[-500:]}"
+
+    def reported():
+        ooms = [i for i in bw_issues(vm) if i["kind"] == "oom"]
+        return bool(ooms), [i["kind"] for i in bw_issues(vm)]
+    wait_for("BuildWatch to report the OOM kill", reported, 120)
+    oom = [i for i in bw_issues(vm) if i["kind"] == "oom"][-1]
+    log(f"oom: {oom['explanation']}")
+    vm.sh("systemctl start lcai-app.service")
+    wait_for("the app to answer again", lambda: (http_get(vm.app_url("/healthz"))[0] == 200, "waiting"), 300)
 
 
 def vmboot_env(vm) -> dict[str, str]:
     """The app's environment as rendered (docker's literal NAME=value env file)."""
-    from lcai_core.testing import app_env
+    from lcai_testing import app_env
 
     return app_env(vm.rendered)
 
@@ -270,6 +331,8 @@ def vmboot_env(vm) -> dict[str, str]:
 #: programs of the real image a template's scripts call (the stand-in logs their arguments and succeeds)
 STANDIN_COMMANDS = {"chat-agent": ("ollama",)}
 NO_GPU = ("chat-agent", "embeddings-python", "ml-pipeline")
+#: this template's stand-in stays unhealthy until the test opens its gate: cloud-init must be done before that
+GATED = "chat-agent"
 
 
 def standin_template(name: str, registry) -> tuple[str, dict, str]:
@@ -282,6 +345,8 @@ def standin_template(name: str, registry) -> tuple[str, dict, str]:
     image = oci.standin_image(port, h["path"], commands=STANDIN_COMMANDS.get(name, ()))
     ref = registry.push(image, f"lcai/standin-{name}", image.digest[7:19])
     c["image"] = ref
+    if name == GATED:
+        c.setdefault("env", {})["STANDIN_GATE"] = "/tmp/ready"
     doc["deploy"]["linode"]["image"] = "linode/debian12"
     doc["capabilities"]["features"].append({"name": "test-registry", "config": {"port": registry.port}})
     dotenv = {v["name"]: secret_value(v["name"].lower()) for v in doc.get("env", {}).get("required", [])}
@@ -295,8 +360,12 @@ def test_bundled_template_with_a_standin_image(name, test_host, registry, reques
     doc = yaml.safe_load(text)
     c = doc["deploy"]["linode"]["container"]
     with boot(test_host, text, dotenv, name) as vm:
-        wait_healthy(vm, c["health"]["path"], external=bool(c.get("external_port")))
+        if name == GATED:
+            done_at = cloud_init_is_done_while_health_still_waits(vm)
+        healthy = wait_healthy(vm, c["health"]["path"], external=bool(c.get("external_port")))
         cloud_init_done(vm)
+        if name == GATED:
+            assert done_at < healthy["time"], f"cloud-init finished at {done_at}, after the app was healthy ({healthy})"
         if c.get("post_start_script"):
             def post_started():
                 r = vm.sh("systemctl is-active lcai-post-start.service", check=False)
@@ -315,43 +384,16 @@ def test_bundled_template_with_a_standin_image(name, test_host, registry, reques
 # ---------------------------------------------------------------- cloud-init does not wait for the app
 
 
-SLOW_HEALTH = """\
-name: slow-health
-version: 0.1.0
-capabilities:
-  runtime: docker
-  features:
-    - {{name: test-registry, config: {{port: {port}}}}}
-deploy:
-  target: local
-  linode:
-    image: linode/debian12
-    container:
-      image: {ref}
-      internal_port: 8080
-      external_port: 8080
-      health:
-        type: exec
-        command: test -f /tmp/ready
-        initial_delay_seconds: 5
-        interval_seconds: 2
-        max_retries: 1000
-"""
+def cloud_init_is_done_while_health_still_waits(vm) -> float:
+    """cloud-init reaches ``done`` while lcai's health wait still probes an app that is not healthy (its gate is
+    closed); then the test opens the gate. Returns when cloud-init was done."""
+    done_at = cloud_init_done(vm)["done_at"]
+    assert done_at, "cloud-init finished without writing /var/lib/cloud/instance/boot-finished"
 
-
-def test_cloud_init_is_done_while_a_slow_health_check_still_waits(test_host, registry, request):
-    image = oci.standin_image(8080, "/")
-    ref = registry.push(image, "lcai/standin-slow", image.digest[7:19])
-    text = SLOW_HEALTH.format(port=registry.port, ref=ref)
-    known_defects(request, test_host, text, {}, run=False)
-    with boot(test_host, text, {}, "slow-health") as vm:
-        done_at = cloud_init_done(vm)["done_at"]
-        assert done_at, "cloud-init finished without writing /var/lib/cloud/instance/boot-finished"
-
-        def health_waiting():  # the health wait runs (after the image pull and the app's start) and fails
-            r = vm.sh("cat /var/lib/lcai/health.json", check=False)
-            return '"waiting"' in r.stdout and '"attempt": 0,' not in r.stdout, r.stdout.strip() or r.stderr.strip()
-        wait_for("lcai-health to probe the app and keep waiting", health_waiting, HEALTH_TIMEOUT)
-        vm.sh("docker exec app sh -c ': > /tmp/ready'")  # busybox sh builtins only
-        healthy = wait_healthy(vm, "/", external=True)
-        assert done_at < healthy["time"], f"cloud-init finished at {done_at}, after the app was healthy ({healthy})"
+    def health_waiting():  # the health wait runs (after the image pull and the app's start) and fails
+        r = vm.sh("cat /var/lib/lcai/health.json", check=False)
+        return '"waiting"' in r.stdout and '"attempt": 0,' not in r.stdout, r.stdout.strip() or r.stderr.strip()
+    wait_for("lcai-health to probe the app and keep waiting", health_waiting, HEALTH_TIMEOUT)
+    vm.sh("docker exec app sh -c ': > /tmp/ready'")  # busybox sh builtins only
+    log("cloud-init done while the health wait still waited; gate opened")
+    return done_at

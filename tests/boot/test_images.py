@@ -201,6 +201,24 @@ def test_standin_serves_its_health_path_and_ignores_the_real_images_arguments(tm
     assert "secret" not in out
 
 
+def test_a_gated_standin_is_unhealthy_until_its_gate_opens(tmp_path):
+    """STANDIN_GATE: the health path answers 404 until the gate file exists (what the chat-agent boot uses to
+    show cloud-init is done while the health wait still waits)."""
+    _need_root()
+    port = free_port()
+    config = unpack(oci.standin_image(port, "/api/version"), tmp_path / "root")
+    proc = run_in(tmp_path / "root", config, {"STANDIN_GATE": "/tmp/ready"})
+    try:
+        wait_http(f"http://127.0.0.1:{port}/api/version", lambda s, b: s == 404, proc=proc)
+        time.sleep(1.5)  # the gate loop polls every second: still closed
+        assert get(f"http://127.0.0.1:{port}/api/version")[0] == 404
+        (tmp_path / "root" / "tmp" / "ready").write_text("")
+        status, body = wait_http(f"http://127.0.0.1:{port}/api/version", lambda s, b: s == 200, proc=proc)
+        assert (status, body) == (200, b"ok\n")
+    finally:
+        stop(proc)
+
+
 # the deps app against a real redis-server and a real PostgreSQL on the host
 
 

@@ -103,6 +103,24 @@ class Booted:
         b64 = base64.b64encode(code.encode()).decode()
         return self.sh(f"python3 -c \"$(echo {b64} | base64 -d)\"", stdin=stdin, timeout=timeout, check=False)
 
+    def boot_id(self) -> str:
+        return self.sh("cat /proc/sys/kernel/random/boot_id", timeout=30).stdout.strip()
+
+    def reboot(self) -> float:
+        """``systemctl reboot`` on the VM (QEMU restarts the guest in the same process, with the same forwarded
+        ports), then wait until SSH answers with a new boot id; returns the seconds it took."""
+        before, t = self.boot_id(), time.monotonic()
+        self.sh("systemctl reboot", check=False, timeout=60)
+
+        def back():
+            r = self.sh("cat /proc/sys/kernel/random/boot_id", check=False, timeout=30)
+            now = r.stdout.strip()
+            return r.returncode == 0 and bool(now) and now != before, now or r.stderr.strip()[-200:]
+        wait_for("the VM to come back after a reboot (SSH with a new boot id)", back, BOOT_TIMEOUT)
+        took = time.monotonic() - t
+        log(f"rebooted: SSH answers again after {took:.0f}s")
+        return took
+
     def app_url(self, path: str) -> Optional[str]:
         ep = self.provider.app_endpoint(self.record)
         return ep.url(path) if ep else None
@@ -122,7 +140,7 @@ def boot(host, template_text: str, dotenv: dict, app: str):
     wait until the machine runs, yield a ``Booted``; destroy the VM afterwards, whatever happened."""
     from lcai_core.project import new_deployment_id
     from lcai_core.providers import Spec
-    from lcai_core.testing import render_text
+    from lcai_testing import render_text
 
     prov = local_provider(host)
     dep = new_deployment_id()

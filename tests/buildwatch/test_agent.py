@@ -12,7 +12,7 @@ import pytest
 
 from lcai_buildwatch import agent as agent_mod
 from lcai_buildwatch.agent import Agent
-from lcai_buildwatch.testing import BASE, FakeDocker, event
+from lcai_testing.docker import BASE, FakeDocker, event
 
 AGENT_FILE = Path(agent_mod.__file__)
 

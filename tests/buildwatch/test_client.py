@@ -9,7 +9,7 @@ import time
 import pytest
 
 from lcai_buildwatch.agent import Agent
-from lcai_buildwatch.testing import BASE, FakeDocker, event
+from lcai_testing.docker import BASE, FakeDocker, event
 from lcai_core.cli import main
 from lcai_core.registry import Registry
 

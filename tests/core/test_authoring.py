@@ -69,7 +69,7 @@ def test_scaffold_is_scriptable_without_a_terminal(tmp_path):
 
 
 def test_llm_instructions_follow_the_installed_plugins(tmp_path, monkeypatch):
-    from lcai_core.testing import require_plugins
+    from lcai_testing import require_plugins
 
     require_plugins("redis")
     text = llm_instructions(Host(), "x-svc", tmp_path)
@@ -159,7 +159,7 @@ def blocks(doc: str, lang: str) -> list[str]:
 
 
 def test_template_guide_yaml_blocks_validate():
-    from lcai_core.testing import require_plugins
+    from lcai_testing import require_plugins
 
     require_plugins("gpu-nvidia", "redis")
     ys = blocks("templates.md", "yaml")
@@ -207,7 +207,7 @@ def _probe(template_text):
     """(port, path) the rendered health check polls on the instance (the health-wait script's HTTP probe)."""
     import re
 
-    from lcai_core.testing import render_text
+    from lcai_testing import render_text
 
     r = render_text(template_text)
     script = next(w["content"] for w in r.doc["write_files"] if w["path"].endswith("health-wait"))

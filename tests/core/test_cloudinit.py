@@ -9,7 +9,7 @@ import yaml
 from lcai_core.capabilities import Fragments, Unit, WriteFile
 from lcai_core.cloudinit import ConflictError, assemble, docker_env_file, exec_line, systemd_quote
 from lcai_core.errors import InputError
-from lcai_core.testing import render_text
+from lcai_testing import render_text
 
 TPL = """\
 name: demo

@@ -5,7 +5,7 @@ import types
 from pathlib import Path
 
 from lcai_core.plugins import Host
-from lcai_core.testing import install_distribution, require_validators
+from lcai_testing import install_distribution, require_validators
 
 DOC = Path(__file__).parents[2] / "docs" / "capabilities.md"
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from lcai_core.errors import ValidationError
-from lcai_core.testing import render_text
+from lcai_testing import render_text
 
 TPL = """\
 name: deb

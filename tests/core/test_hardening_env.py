@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from lcai_core.errors import ValidationError
-from lcai_core.testing import app_env, render_text, written
+from lcai_testing import app_env, render_text, written
 
 ROOT = Path(__file__).parents[2]
 

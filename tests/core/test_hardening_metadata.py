@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from lcai_core.testing import render_text, units_in, written
+from lcai_testing import render_text, units_in, written
 
 NATIVE = """\
 name: guard

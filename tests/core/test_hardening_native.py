@@ -13,7 +13,7 @@ import subprocess
 import pytest
 
 from lcai_core.errors import ValidationError
-from lcai_core.testing import render_text, units_in
+from lcai_testing import render_text, units_in
 
 TPL = """\
 name: nat
@@ -107,7 +107,7 @@ def test_sandbox_fields_are_native_only():
 
 
 def test_gpu_app_keeps_the_devices():
-    from lcai_core.testing import require_plugins
+    from lcai_testing import require_plugins
 
     require_plugins("gpu-nvidia")
     r = render_text(TPL.replace("linode/debian12", "linode/ubuntu24.04").format(
@@ -117,7 +117,7 @@ def test_gpu_app_keeps_the_devices():
 
 
 def test_native_units_pass_systemd_analyze_verify():
-    from lcai_core.testing import require_validators, validate_many
+    from lcai_testing import require_validators, validate_many
 
     require_validators()
     texts = [render_text(TPL.format(port=p, extra=e, features="")).text

@@ -11,7 +11,7 @@ import pytest
 
 from lcai_core.cloudinit import USER_DATA_B64_LIMIT, USER_DATA_LIMIT, Rendered
 from lcai_core.errors import InputError
-from lcai_core.testing import render_text
+from lcai_testing import render_text
 
 
 def rendered_with(payload: bytes) -> Rendered:

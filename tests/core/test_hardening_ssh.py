@@ -16,7 +16,7 @@ import pytest
 from lcai_core.plugins import get_host
 from lcai_core.project import context_for, render
 from lcai_core.template import load_template_text
-from lcai_core.testing import validate_many, written
+from lcai_testing import validate_many, written
 
 TPL = """\
 name: keys
@@ -58,7 +58,7 @@ def test_default_context_has_no_keys():
 
 
 def test_keys_rendering_passes_the_validators():
-    from lcai_core.testing import require_validators
+    from lcai_testing import require_validators
 
     require_validators()
     assert validate_many([render_with(True, img).text for img in

@@ -16,7 +16,7 @@ import subprocess
 
 import pytest
 
-from lcai_core.testing import render_text, shellify, written
+from lcai_testing import render_text, shellify, written
 
 TPL = """\
 name: steps
@@ -87,7 +87,7 @@ def test_a_failing_setup_script_fails_cloud_init_on_boot_1(tmp_path):
 
 
 def test_with_a_reboot_due_setup_runs_after_it():
-    from lcai_core.testing import require_plugins
+    from lcai_testing import require_plugins
 
     require_plugins("gpu-nvidia")
     r = render_text(TPL.format(setup="    echo one\n", post="").replace(

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from lcai_core.testing import PACKAGE_UNITS, render_text, require_plugins, systemd_analyze_bin, units_in, written
+from lcai_testing import package_units, render_text, require_plugins, systemd_analyze_bin, units_in, written
 
 ROOT = Path(__file__).parents[2]
 ENV = {"VLLM_API_KEY": "sk-test", "EMBEDDINGS_API_KEY": "key-test"}
@@ -134,7 +134,7 @@ def fake_root(units: dict[str, str], enabled: list[str]) -> tempfile.TemporaryDi
     for src in Path("/usr/lib/systemd/system").glob("*.target"):
         if src.is_file():
             shutil.copy(src, lib / src.name)
-    referenced = set(PACKAGE_UNITS)
+    referenced = package_units(units)
     for c in units.values():
         for key in ("After", "Before", "Requires", "Wants"):
             referenced.update(u for u in directives(c, key) if u.endswith(".service"))

@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 
-from lcai_core.testing import render_text
+from lcai_testing import render_text
 
 TPL = """\
 name: health-test

@@ -1,10 +1,14 @@
-"""Start-up stays light, and the built wheel carries the bundled templates."""
+"""Start-up stays light; the built wheel carries the bundled templates; the runtime wheels ship no test stand-ins,
+and lcai-testing's validators work from its installed wheel, outside the source checkout."""
 
 import json
+import os
 import subprocess
 import sys
 import zipfile
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).parents[2]
 HEAVY = ("linode_api4", "textual", "requests", "jsonschema", "rich")
@@ -33,16 +37,93 @@ def test_help_imports_no_heavy_module_or_plugin_internals():
     assert "lcai_core.template" not in mods and "lcai_core.cli.plan" not in mods
 
 
-def test_wheel_contains_bundled_templates(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(tmp_path),
-                        str(ROOT)], capture_output=True, text=True, timeout=300)
+def build_wheel(project: Path, outdir: Path) -> Path:
+    r = subprocess.run([sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(outdir),
+                        str(project)], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
-    wheel = next(tmp_path.glob("lcai_core-*.whl"))
+    name = project.resolve().name.replace("-", "_") if project != ROOT else "lcai_core"
+    return next(outdir.glob(f"{name}-*.whl"))
+
+
+def test_wheel_contains_bundled_templates(tmp_path):
+    wheel = build_wheel(ROOT, tmp_path)
     names = set(zipfile.ZipFile(wheel).namelist())
     for t in ("llm-api", "chat-agent", "embeddings-python", "ml-pipeline"):
         assert f"lcai_core/_bundled_templates/{t}/template.yml" in names
         assert f"lcai_core/_bundled_templates/{t}/README.md" in names
-    assert "lcai_core/cli/__init__.py" in names and "lcai_core/testing.py" in names
+    assert "lcai_core/cli/__init__.py" in names
     entry = next(n for n in names if n.endswith("entry_points.txt"))
     text = zipfile.ZipFile(wheel).read(entry).decode()
     assert "lcai = lcai_core.cli:main" in text
+
+
+# what a test stand-in looks like inside a wheel: by file name, and by content
+STAND_IN_FILES = ("testing.py", "simulator.py", "conftest.py", "pytest_plugin.py")
+STAND_IN_TEXT = ("class FakeDocker", "class Simulator", "lcai_testing", "import pytest", "lcai-linode-sim", "pytest11")
+
+
+def test_runtime_wheels_ship_no_test_stand_ins(tmp_path):
+    """lcai-core, lcai-linode and lcai-buildwatch as built for PyPI: no simulator, no FakeDocker, no test helper
+    module and no pytest plugin entry point — those are lcai-testing's."""
+    for project in (ROOT, ROOT / "plugins" / "lcai-linode", ROOT / "plugins" / "lcai-buildwatch"):
+        wheel = build_wheel(project, tmp_path / project.name)
+        with zipfile.ZipFile(wheel) as z:
+            names = z.namelist()
+            assert any(n.endswith("/__init__.py") for n in names), names
+            for n in names:
+                base = n.rsplit("/", 1)[-1]
+                assert base not in STAND_IN_FILES and not base.startswith(("sim_", "test_")), (wheel.name, n)
+                if n.endswith((".py", ".txt", ".json")):
+                    text = z.read(n).decode()
+                    found = [t for t in STAND_IN_TEXT if t in text]
+                    assert not found, (wheel.name, n, found)
+
+
+def test_lcai_testing_wheel_validates_user_data_outside_the_checkout(tmp_path):
+    """lcai-testing built and installed as a wheel (into a directory of its own, run from a directory that is
+    not the checkout): validate_user_data finds cloud-init in the user's cache dir (no LCAI_CLOUD_INIT_ROOT) and
+    reports a schema error; with no cache and no apt-get to fetch one it says so. The wheel carries the simulator,
+    FakeDocker and the lcai-linode-sim command, and no pytest11 entry point (the plugin is opt-in)."""
+    from lcai_testing.cloudinit import cloud_init_dir, have_cloud_init
+
+    if not have_cloud_init():
+        pytest.skip(f"cloud-init's validator is not at {cloud_init_dir()} (set LCAI_CLOUD_INIT_ROOT)")
+    wheel = build_wheel(ROOT / "plugins" / "lcai-testing", tmp_path / "dist")
+    with zipfile.ZipFile(wheel) as z:
+        names = z.namelist()
+        for module in ("linode/simulator.py", "linode/sim_health.py", "docker.py", "pytest_plugin.py", "py.typed"):
+            assert f"lcai_testing/{module}" in names, names
+        entry = z.read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
+    assert "lcai-linode-sim = lcai_testing.linode.simulator:main" in entry and "pytest11" not in entry
+    target = tmp_path / "site"
+    r = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--disable-pip-version-check",
+                        "--target", str(target), str(wheel)], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    cache = tmp_path / "cache"
+    (cache / "lcai-testing").mkdir(parents=True)
+    (cache / "lcai-testing" / "cloud-init").symlink_to(cloud_init_dir().resolve())
+    code = (
+        "import lcai_testing, sys\n"
+        f"assert lcai_testing.__file__.startswith({str(target)!r}), lcai_testing.__file__\n"
+        "from lcai_testing import validate_user_data\n"
+        "assert validate_user_data('#cloud-config\\npackages: [curl]\\n') == []\n"
+        "bad = validate_user_data('#cloud-config\\npackages: 5\\n')\n"
+        "assert any(f.startswith('cloud-init schema:') and 'packages' in f for f in bad), bad\n"
+        "print('ok')\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("LCAI_CLOUD_INIT_ROOT", "PYTHONPATH")}
+    work = tmp_path / "elsewhere"
+    work.mkdir()
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=work, timeout=300,
+                       env={**env, "PYTHONPATH": str(target), "XDG_CACHE_HOME": str(cache)})
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr[-3000:]
+    # no cache and nothing to fetch with: one actionable error, naming the fetch command
+    bare = tmp_path / "bin"
+    bare.mkdir()
+    (bare / "python").symlink_to(sys.executable)
+    r = subprocess.run([str(bare / "python"), "-c", "from lcai_testing import validate_user_data\n"
+                        "validate_user_data('#cloud-config\\n')"], capture_output=True, text=True, cwd=work,
+                       timeout=300, env={**env, "PYTHONPATH": str(target), "XDG_CACHE_HOME": str(tmp_path / "empty"),
+                                         "PATH": str(bare)})
+    assert r.returncode != 0
+    last = r.stderr.strip().splitlines()[-1]
+    assert "apt-get not available" in last and "python -m lcai_testing.cloudinit" in last, r.stderr[-2000:]

@@ -115,7 +115,7 @@ def test_duplicate_capability_names_are_refused():
 def test_registration_order_does_not_change_results():
     """Two plugins whose capabilities both add packages and runcmd steps: the rendered user data is the same
     byte for byte whichever plugin registers first (assembly orders by `order`, then name)."""
-    from lcai_core.testing import render_text
+    from lcai_testing import render_text
 
     class Bye(Hello):
         name = "bye"

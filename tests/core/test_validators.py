@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from lcai_core.plugins import get_host
-from lcai_core.testing import render_text, require_plugins, require_validators, validate_many, validate_user_data
+from lcai_testing import render_text, require_plugins, require_validators, validate_many, validate_user_data
 
 ROOT = Path(__file__).parents[2]
 BUNDLED = sorted(p.parent.name for p in (ROOT / "templates").glob("*/template.yml"))

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from lcai_core.errors import ValidationError
-from lcai_core.testing import render_text, require_plugins
-from lcai_core.testing import written as files
+from lcai_testing import render_text, require_plugins
+from lcai_testing import written as files
 
 TPL = """\
 name: gpu-app

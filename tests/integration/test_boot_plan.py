@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from lcai_core.testing import render_text, require_plugins, require_validators, validate_many
+from lcai_testing import render_text, require_plugins, require_validators, validate_many
 
 FEATURES = {"none": [], "gpu-nvidia": ["gpu-nvidia"], "redis": ["redis"], "postgresql": ["postgresql"]}
 IMAGES = ["linode/ubuntu22.04", "linode/ubuntu24.04", "linode/debian12"]

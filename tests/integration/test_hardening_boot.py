@@ -43,7 +43,11 @@ def metadata():
 class H(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         if self.path == "/health":
-            code, body = (200 if time.monotonic() - START > SLOW else 503), b"{}"
+            # slow only on the first boot (the state directory keeps the mark across reboots)
+            fast = os.path.exists("/var/lib/lcai-app/was-healthy")
+            code, body = (200 if fast or time.monotonic() - START > SLOW else 503), b"{}"
+            if code == 200 and not fast:
+                write("/var/lib/lcai-app/was-healthy")
         elif self.path == "/sandbox":
             code = 200
             body = json.dumps({"user": pwd.getpwuid(os.getuid()).pw_name, "cwd": os.getcwd(),
@@ -71,6 +75,9 @@ deploy:
       internal_port: 8000
       external_port: 8000
       health: {{type: http, path: /health, initial_delay_seconds: 0, interval_seconds: 3, max_retries: 300}}
+      post_start_script: |
+        #!/bin/sh
+        echo ran >> /var/lib/lcai-post-start-runs
 setup:
   script: |
 {setup}  files:
@@ -135,6 +142,7 @@ def test_native_app_sandboxed_guarded_and_not_holding_cloud_init():
             return status == 200 and health(vm).get("state") == "healthy", (status, health(vm))
         vmboot.wait_for("the app to become healthy", healthy, TIMEOUT)
         assert vm.sh("cat /var/lib/lcai-setup-runs").stdout.split() == ["ran"]
+        post_start_ran_once(vm)
 
         # 15. the app runs as lcai-app in the sandbox: read-only system, its own state directory writable
         status, body = vmboot.http_get(vm.app_url("/sandbox"))
@@ -154,6 +162,14 @@ def test_native_app_sandboxed_guarded_and_not_holding_cloud_init():
         v6 = vm.sh("ip6tables -t raw -S PREROUTING; ip6tables -S OUTPUT").stdout
         assert "fd00:a9fe:a9fe::1" in v6
 
+        # reboot: the app comes back healthy; the setup and post-start scripts do not run again
+        boot = vm.boot_id()
+        vm.reboot()
+        vmboot.wait_for("the app to be healthy again after the reboot", healthy, TIMEOUT)
+        assert vm.boot_id() != boot
+        assert vm.sh("cat /var/lib/lcai-setup-runs").stdout.split() == ["ran"], "setup.script ran again"
+        post_start_ran_once(vm, after_reboot=True)
+
         # 2. a crash loop ends the health wait as unhealthy, with the reason, on the real systemd
         vm.sh("mkdir -p /run/systemd/system/lcai-app.service.d && printf '[Service]\\nExecStart=\\n"
               "ExecStart=/bin/sh -c \"sleep 1; exit 3\"\\n' > /run/systemd/system/lcai-app.service.d/crash.conf && "
@@ -168,6 +184,22 @@ def test_native_app_sandboxed_guarded_and_not_holding_cloud_init():
         vmboot.log(f"crash loop reported after {time.monotonic() - t:.0f}s: {h}")
         assert h["detail"].startswith("crash loop: the app restarted") and "last exit status 3" in h["detail"], h
         assert vm.sh("systemctl is-failed lcai-health.service", check=False).stdout.strip() == "failed"
+
+
+def post_start_ran_once(vm, after_reboot: bool = False) -> None:
+    """The post-start unit finished (first boot) or was skipped by its once-per-instance marker (a reboot:
+    systemd evaluated ConditionPathExists=!… and it failed); either way the script ran exactly once."""
+    import vmboot
+
+    def finished():
+        if after_reboot:
+            r = vm.sh("systemctl show -p ConditionResult --value lcai-post-start.service", check=False)
+            return r.stdout.strip() == "no", f"ConditionResult={r.stdout.strip()}"
+        r = vm.sh("systemctl is-active lcai-post-start.service", check=False)
+        return r.stdout.strip() in ("active", "failed"), r.stdout.strip()
+    vmboot.wait_for("the post-start unit to finish or be skipped", finished, 300)
+    runs = vm.sh("cat /var/lib/lcai-post-start-runs", check=False).stdout.split()
+    assert runs == ["ran"], f"post_start_script ran {len(runs)} times"
 
 
 def test_failing_setup_script_fails_cloud_init_and_is_named():

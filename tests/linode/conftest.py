@@ -7,7 +7,7 @@ import pytest
 pytest.importorskip("linode_api4") if not os.environ.get("CI") else None
 
 from lcai_core.cli import main  # noqa: E402
-from lcai_linode.simulator import Simulator  # noqa: E402
+from lcai_testing.linode.simulator import Simulator  # noqa: E402
 
 TEMPLATE = """\
 name: web

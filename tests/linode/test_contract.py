@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from lcai_core.registry import Registry
-from lcai_core.testing import install_distribution
+from lcai_testing import install_distribution
 
 ROOT = Path(__file__).resolve().parents[2]
 

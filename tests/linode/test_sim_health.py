@@ -11,8 +11,8 @@ import urllib.request
 
 import pytest
 
-from lcai_linode.sim_health import health_settings
-from lcai_linode.simulator import Simulator
+from lcai_testing.linode.sim_health import health_settings
+from lcai_testing.linode.simulator import Simulator
 
 TEMPLATE = """\
 name: web
@@ -43,7 +43,7 @@ def free_port() -> int:
 
 def rendered_b64(health: str, port: int) -> str:
     """User data exactly as `lcai deploy` sends it (the real renderer; base64(gzip(cloud-config)))."""
-    from lcai_core.testing import render_text
+    from lcai_testing import render_text
 
     return render_text(TEMPLATE.format(port=port, health=health)).user_data_b64
 
@@ -152,7 +152,7 @@ deploy:
 
 
 def test_a_port_not_published_is_not_reachable_from_outside():
-    from lcai_core.testing import render_text
+    from lcai_testing import render_text
 
     port = free_port()
     docker = render_text(PRIVATE.format(runtime="docker", container="      image: nginx:1.27", port=port,

@@ -9,7 +9,7 @@ import urllib.request
 
 import pytest
 
-from lcai_linode.simulator import Simulator
+from lcai_testing.linode.simulator import Simulator
 
 TEMPLATE = """\
 name: web
@@ -78,7 +78,7 @@ def app_rule(port):
 @pytest.fixture
 def replicas(api):
     """Three running replicas with private IPs behind one firewall that lets NodeBalancers reach the app port."""
-    from lcai_core.testing import render_text
+    from lcai_testing import render_text
 
     port = free_port()
     ud = render_text(TEMPLATE.format(port=port)).user_data_b64

@@ -11,7 +11,7 @@ import urllib.request
 
 import pytest
 
-from lcai_linode.simulator import Simulator
+from lcai_testing.linode.simulator import Simulator
 
 TEMPLATE = """\
 name: web
@@ -37,7 +37,7 @@ def free_port() -> int:
 
 
 def user_data(version: str, path: str, port: int) -> str:
-    from lcai_core.testing import render_text
+    from lcai_testing import render_text
 
     return render_text(TEMPLATE.format(version=version, path=path, port=port)).user_data_b64
 

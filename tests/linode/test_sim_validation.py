@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from lcai_linode.simulator import Simulator
+from lcai_testing.linode.simulator import Simulator
 
 SPEC = Path(os.environ.get("LCAI_LINODE_SPEC", "/work/shared/reference/linode-openapi-4.189.0.json"))
 

@@ -12,9 +12,9 @@ import urllib.parse
 import pytest
 
 from lcai_core.errors import ValidationError
-from lcai_core.testing import app_env as env_of
-from lcai_core.testing import render_text, require_plugins, require_validators, validate_many
-from lcai_core.testing import written as files
+from lcai_testing import app_env as env_of
+from lcai_testing import render_text, require_plugins, require_validators, validate_many
+from lcai_testing import written as files
 
 TPL = """\
 name: pg-app

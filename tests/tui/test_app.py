@@ -7,7 +7,7 @@ from textual.widgets import DataTable, Input
 
 from lcai_core.plugins import get_host
 from lcai_core.registry import Registry
-from lcai_core.testing import require_plugins
+from lcai_testing import require_plugins
 
 
 
@@ -21,7 +21,7 @@ def sim_rows(monkeypatch, lcai_config_dir, tmp_path):
             pytest.fail("lcai-linode is not installed")
         pytest.skip("lcai-linode is not installed")
     from lcai_core.cli import main
-    from lcai_linode.simulator import Simulator
+    from lcai_testing.linode.simulator import Simulator
 
     sim = Simulator(provision_s=0.0, boot_s=0.0, serve_health=False).start()
     monkeypatch.setenv("LCAI_LINODE_API_URL", sim.url)

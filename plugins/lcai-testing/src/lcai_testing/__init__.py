@@ -1,0 +1,21 @@
+"""lcai-testing: what tests of lcai and of its plugins use — nothing here is needed at run time.
+
+- validators for rendered user data (cloud-init's own schema, shellcheck, ``systemd-analyze verify``):
+  :func:`validate_user_data`, :func:`validate_many` (:mod:`lcai_testing.validators`; cloud-init's validator is
+  found or fetched by :mod:`lcai_testing.cloudinit`);
+- rendering without a directory: :func:`render_text`, :func:`written`, :func:`app_env`
+  (:mod:`lcai_testing.render`);
+- a Linode API v4 simulator (:mod:`lcai_testing.linode.simulator`, the ``lcai-linode-sim`` command) and a fake
+  Docker Engine API (:mod:`lcai_testing.docker`);
+- an opt-in pytest plugin with fixtures (:mod:`lcai_testing.pytest_plugin`).
+"""
+
+from .render import app_env, install_distribution, render_text, require_plugins, written
+from .validators import (package_units, require_validators, shellcheck, shellcheck_bin, systemd_analyze_bin,
+                         systemd_verify, units_in, validate_many, validate_user_data)
+
+__version__ = "0.1.0"
+
+__all__ = ["app_env", "install_distribution", "package_units", "render_text", "require_plugins",
+           "require_validators", "shellcheck", "shellcheck_bin", "systemd_analyze_bin", "systemd_verify",
+           "units_in", "validate_many", "validate_user_data", "written"]
