@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import socket
+import stat
 import subprocess
 import tarfile
 import tempfile
@@ -207,6 +208,9 @@ def test_a_gated_standin_is_unhealthy_until_its_gate_opens(tmp_path):
     _need_root()
     port = free_port()
     config = unpack(oci.standin_image(port, "/api/version"), tmp_path / "root")
+    # sh gives a background job /dev/null as stdin; a container has it, a bare chroot needs one
+    (tmp_path / "root" / "dev").mkdir(exist_ok=True)
+    os.mknod(tmp_path / "root" / "dev" / "null", 0o666 | stat.S_IFCHR, os.makedev(1, 3))
     proc = run_in(tmp_path / "root", config, {"STANDIN_GATE": "/tmp/ready"})
     try:
         wait_http(f"http://127.0.0.1:{port}/api/version", lambda s, b: s == 404, proc=proc)
