@@ -10,6 +10,8 @@ from attrs import define
 
 from ..capabilities import AppSpec, Capability, DeployContext, Fragments, Runtime, Unit, WriteFile
 from ..cloudinit.layout import IMAGE_PULL_UNIT, LIB, STATE
+from ..cloudinit.scripts import data_file, script_header
+from ..cloudinit.units import unit_text
 from ..envfile import docker_env_file
 
 PULL_ATTEMPTS = 4
@@ -18,45 +20,29 @@ PULL_FIRST_RETRY_DELAY = 15  # then x3: 15, 45, 135 s
 
 
 def image_pull_script(image: str) -> str:
-    """Pull ``image`` unless present: bounded per attempt, retried with backoff, result in image-pull.json."""
-    return f"""#!/bin/bash
-# lcai: pull the app image (bounded attempts, retried) before what needs it; result: {STATE}/image-pull.json
-set -u
-image={shlex.quote(image)}
-attempts={PULL_ATTEMPTS}
-per_attempt={PULL_ATTEMPT_TIMEOUT}
-delay=${{LCAI_PULL_RETRY_DELAY:-{PULL_FIRST_RETRY_DELAY}}}
-state={STATE}/image-pull.json
-mkdir -p {STATE}
-record() {{
-  printf '{{"state": "%s", "image": "%s", "attempt": %d, "attempts": %d, "detail": "%s", "time": %d}}\\n' \\
-    "$1" "$image" "$2" "$attempts" "$(printf '%s' "$3" | tr -d '\\042\\134' | tr '\\n\\t' '  ' | cut -c1-300)" \\
-    "$(date +%s)" > "$state.tmp" && mv -f "$state.tmp" "$state"
-}}
-if docker image inspect "$image" >/dev/null 2>&1; then
-  record present 0 "already on this machine"
-  exit 0
-fi
-out=""
-for attempt in $(seq 1 "$attempts"); do
-  record pulling "$attempt" "attempt $attempt of $attempts"
-  if out=$(timeout "$per_attempt" docker pull --quiet "$image" 2>&1); then
-    record pulled "$attempt" "$out"
-    echo "lcai: pulled $image (attempt $attempt of $attempts)"
-    exit 0
-  fi
-  rc=$?
-  [ "$rc" -eq 124 ] && out="timed out after ${{per_attempt}}s"
-  echo "lcai: pull of $image failed (attempt $attempt of $attempts): $out" >&2
-  if [ "$attempt" -lt "$attempts" ]; then
-    sleep "$delay"
-    delay=$((delay * 3))
-  fi
-done
-record failed "$attempts" "$out"
-echo "lcai: step image-pull failed: could not pull $image after $attempts attempts: $out" >&2
-exit 1
-"""
+    """Pull ``image`` unless present: bounded per attempt, retried with backoff, result in image-pull.json.
+    The script is ``lcai_core/data/image-pull.bash`` behind a header of values."""
+    header = script_header(
+        "#!/bin/bash",
+        [f"lcai: pull the app image (bounded attempts, retried) before what needs it; result: {STATE}/image-pull.json"],
+        {"image": shlex.quote(image), "attempts": str(PULL_ATTEMPTS), "per_attempt": str(PULL_ATTEMPT_TIMEOUT),
+         "delay": "${LCAI_PULL_RETRY_DELAY:-" + str(PULL_FIRST_RETRY_DELAY) + "}",
+         "state": f"{STATE}/image-pull.json"},
+        f"mkdir -p {STATE}")
+    return header + data_file("image-pull.bash")
+
+
+def pull_unit(app: AppSpec, deps: tuple[str, ...]) -> str:
+    """After the app's other dependencies too (one may serve the image: a registry forwarder), wanting them
+    without failing on them (a failed database must not stop the pull)."""
+    return unit_text([
+        ("Unit", [("Description", f"lcai: pull the app image {app.image} (bounded, retried)"),
+                  ("After", ["network-online.target", "docker.service", "multi-user.target", *deps]),
+                  ("Wants", ["network-online.target", *(d for d in deps if d != "docker.service")]),
+                  ("Requires", "docker.service")]),
+        ("Service", [("Type", "oneshot"), ("RemainAfterExit", "yes"), ("ExecStart", f"{LIB}/image-pull"),
+                     ("TimeoutStartSec", str(pull_timeout()))]),
+    ])
 
 
 def pull_timeout() -> int:
@@ -89,25 +75,9 @@ class Docker(Runtime):
         """``lcai-image-pull.service``: the app (and e.g. a GPU check) order after it and require it."""
         if not app.image:
             return Fragments()
-        # after the app's other dependencies too (one may serve the image: a registry forwarder), wanting them
-        # without failing on them (a failed database must not stop the pull)
-        after = " ".join(dict.fromkeys(("network-online.target", "docker.service", "multi-user.target", *deps)))
-        wants = " ".join(dict.fromkeys(("network-online.target", *(d for d in deps if d != "docker.service"))))
-        unit = f"""[Unit]
-Description=lcai: pull the app image {app.image} (bounded, retried)
-After={after}
-Wants={wants}
-Requires=docker.service
-
-[Service]
-Type=oneshot
-RemainAfterExit=yes
-ExecStart={LIB}/image-pull
-TimeoutStartSec={pull_timeout()}
-"""
         return Fragments(
             write_files=(WriteFile(f"{LIB}/image-pull", image_pull_script(app.image), permissions="0755"),),
-            units=(Unit(IMAGE_PULL_UNIT, unit, enable=False),),
+            units=(Unit(IMAGE_PULL_UNIT, pull_unit(app, deps), enable=False),),
             boot_plan=(),
         )
 

@@ -9,24 +9,28 @@ from .units import INSTALL, unit_text
 # raw PREROUTING (not lo): packets the host forwards (containers, other namespaces) are dropped before routing;
 # OUTPUT: new connections of any user but root are refused (NEW only: kernel-sent packets of root's connections
 # have no socket owner, and ICMP errors must pass)
-GUARD_SCRIPT = f"""#!/bin/sh
-# lcai: only root on this host may reach the metadata service (it serves the user data)
-set -eu
-guard() {{  # $1: iptables or ip6tables, $2: the address
-  if ! "$1" -t raw -C PREROUTING ! -i lo -d "$2" -j DROP 2>/dev/null; then
-    "$1" -t raw -I PREROUTING ! -i lo -d "$2" -j DROP
-  fi
-  if ! "$1" -C OUTPUT -d "$2" -m conntrack --ctstate NEW -m owner ! --uid-owner 0 -j REJECT 2>/dev/null; then
-    "$1" -I OUTPUT -d "$2" -m conntrack --ctstate NEW -m owner ! --uid-owner 0 -j REJECT
-  fi
-}}
-guard iptables {METADATA_V4}
-if ip6tables -t raw -S PREROUTING >/dev/null 2>&1; then
-  guard ip6tables {METADATA_V6}
-else
-  echo "lcai: ip6tables is not usable here (no IPv6): only {METADATA_V4} is guarded" >&2
-fi
-"""
+_GUARD_FUNCTION = [  # plain shell: no values in it
+    "guard() {  # $1: iptables or ip6tables, $2: the address",
+    '  if ! "$1" -t raw -C PREROUTING ! -i lo -d "$2" -j DROP 2>/dev/null; then',
+    '    "$1" -t raw -I PREROUTING ! -i lo -d "$2" -j DROP',
+    "  fi",
+    '  if ! "$1" -C OUTPUT -d "$2" -m conntrack --ctstate NEW -m owner ! --uid-owner 0 -j REJECT 2>/dev/null; then',
+    '    "$1" -I OUTPUT -d "$2" -m conntrack --ctstate NEW -m owner ! --uid-owner 0 -j REJECT',
+    "  fi",
+    "}",
+]
+GUARD_SCRIPT = "".join(line + "\n" for line in [
+    "#!/bin/sh",
+    "# lcai: only root on this host may reach the metadata service (it serves the user data)",
+    "set -eu",
+    *_GUARD_FUNCTION,
+    f"guard iptables {METADATA_V4}",
+    "if ip6tables -t raw -S PREROUTING >/dev/null 2>&1; then",
+    f"  guard ip6tables {METADATA_V6}",
+    "else",
+    f'  echo "lcai: ip6tables is not usable here (no IPv6): only {METADATA_V4} is guarded" >&2',
+    "fi",
+])
 
 
 def guard_unit() -> str:

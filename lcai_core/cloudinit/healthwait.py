@@ -9,22 +9,19 @@ runtime, are two functions written where the data file's marker line is."""
 from __future__ import annotations
 
 import shlex
-from functools import lru_cache
-from importlib.resources import files
 from typing import Any, Optional
 
 from .layout import APP_UNIT, LIB, START_GRACE, STATE
+from .scripts import data_file, script_header
 from .units import INSTALL, unit_text
 
 SCRIPT = f"{LIB}/health-wait"
 MARKER = "# @lcai: the renderer defines probe() and running() here\n"
 
 
-@lru_cache(maxsize=None)
 def _body() -> tuple[str, str]:
     """The data file, split at its marker line: (before, after)."""
-    text = (files("lcai_core") / "data" / "health-wait.bash").read_text(encoding="utf-8")
-    before, sep, after = text.partition(MARKER)
+    before, sep, after = data_file("health-wait.bash").partition(MARKER)
     if not sep or MARKER in after:
         raise RuntimeError("lcai_core/data/health-wait.bash must hold its marker line exactly once")
     return before, after
@@ -36,7 +33,7 @@ def health_timeout(h: Any) -> int:
 
 
 def _function(name: str, body: str) -> str:
-    return f"{name}() {{\n  {body}\n}}\n"
+    return name + "() {\n  " + body + "\n}\n"
 
 
 def probe_body(h: Any, exec_argv: list[str], port: Optional[int]) -> str:
@@ -46,8 +43,8 @@ def probe_body(h: Any, exec_argv: list[str], port: Optional[int]) -> str:
         codes = "|".join(str(c) for c in h.success_codes)
         url = q(f"http://127.0.0.1:{port}{h.path}")
         return "\n  ".join([
-            f"code=$(curl -sS -o /dev/null -w '%{{http_code}}' --max-time {h.timeout_seconds} {url} 2>/dev/null)"
-            " || code=000",
+            "code=$(curl -sS -o /dev/null -w '%{http_code}' "
+            f"--max-time {h.timeout_seconds} {url} 2>/dev/null) || code=000",
             f'case "$code" in {codes}) return 0 ;; esac',
             f'detail="HTTP $code from "{q(h.path)}',
             "return 1"])
@@ -71,22 +68,17 @@ def health_script(h: Any, probe: str, running: str) -> str:
         "interval": str(h.interval_seconds),
         "max_retries": str(h.max_retries),
         "max_restarts": str(h.max_restarts),
-        "start_grace": f"${{LCAI_START_GRACE:-{START_GRACE}}}",
+        "start_grace": "${LCAI_START_GRACE:-" + str(START_GRACE) + "}",
         "app": APP_UNIT,
         "state": f"{STATE}/health.json",
     }
-    header = [
+    header = script_header(
         "#!/bin/bash",
-        "# lcai health wait (template settings): the clock starts once the app runs; a crash loop or an app that"
-        " does",
-        f"# not run ends it as unhealthy. Result and reason: {STATE}/health.json",
-        "set -u",
-        *(f"{k}={v}" for k, v in settings.items()),
-        f"mkdir -p {STATE}",
-    ]
+        ["lcai health wait (template settings): the clock starts once the app runs; a crash loop or an app that does",
+         f"not run ends it as unhealthy. Result and reason: {STATE}/health.json"],
+        settings, f"mkdir -p {STATE}")
     before, after = _body()
-    return "".join(line + "\n" for line in header) + before + _function("probe", probe) \
-        + _function("running", running) + after
+    return header + before + _function("probe", probe) + _function("running", running) + after
 
 
 def health_unit(app_name: str, h: Any) -> str:

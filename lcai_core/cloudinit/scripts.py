@@ -1,6 +1,11 @@
-"""The template's own scripts (setup.script, post_start_script), made to stop at their first failure."""
+"""Scripts: the template's own (setup.script, post_start_script), made to stop at their first failure, and
+lcai's (the health wait, the image pull): a data file of the package behind a header of values."""
 
 from __future__ import annotations
+
+from functools import lru_cache
+from importlib.resources import files
+from typing import Sequence
 
 _SHELLS = {"bash": "bash", "sh": "sh", "dash": "sh"}
 
@@ -28,3 +33,19 @@ def strict_script(text: str, step: str) -> str:
     else:
         return text
     return f"{first}\n{prelude}\n{rest}"
+
+
+# ---------------------------------------------------------------- lcai's own scripts
+
+
+@lru_cache(maxsize=None)
+def data_file(name: str) -> str:
+    """A script shipped in the package (``lcai_core/data/<name>``): plain shell, no templating."""
+    return (files("lcai_core") / "data" / name).read_text(encoding="utf-8")
+
+
+def script_header(shebang: str, comment: Sequence[str], settings: dict[str, str], *extra: str) -> str:
+    """The head of one of lcai's scripts: the shebang, comment lines, ``set -u``, the values as shell variables
+    (``NAME=value``, quoted by the caller where needed), then ``extra`` lines."""
+    lines = [shebang, *(f"# {c}" for c in comment), "set -u", *(f"{k}={v}" for k, v in settings.items()), *extra]
+    return "".join(line + "\n" for line in lines)
