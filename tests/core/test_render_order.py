@@ -177,10 +177,11 @@ def test_health_script_comes_from_the_package_data_file():
     assert "/dev/tcp/127.0.0.1/8000" in script.split("probe() {")[1].split("}")[0]
 
 
-def test_wheel_ships_the_health_script(tmp_path):
+def test_wheel_ships_the_scripts(tmp_path):
     root = Path(__file__).parents[2]
     r = subprocess.run([sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(tmp_path),
                         str(root)], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     wheel = zipfile.ZipFile(next(tmp_path.glob("lcai_core-*.whl")))
-    assert wheel.read("lcai_core/data/health-wait.bash") == (root / "lcai_core/data/health-wait.bash").read_bytes()
+    for name in ("health-wait.bash", "image-pull.bash"):
+        assert wheel.read(f"lcai_core/data/{name}") == (root / "lcai_core" / "data" / name).read_bytes()
