@@ -127,3 +127,68 @@ def test_lcai_testing_wheel_validates_user_data_outside_the_checkout(tmp_path):
     assert r.returncode != 0
     last = r.stderr.strip().splitlines()[-1]
     assert "apt-get not available" in last and "python -m lcai_testing.cloudinit" in last, r.stderr[-2000:]
+
+
+def locked() -> dict[str, str]:
+    """constraints.txt as {normalised name: version}."""
+    pins = {}
+    for line in (ROOT / "constraints.txt").read_text().splitlines():
+        if line and not line.startswith("#"):
+            name, _, version = line.partition("==")
+            assert version, f"constraints.txt: {line!r} is not name==version"
+            pins[_norm(name)] = version
+    return pins
+
+
+def _norm(name: str) -> str:
+    import re
+
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def test_the_lock_pins_everything_bootstrap_installs():
+    """Every distribution lcai's own (lcai-core, each plugin, with its [test] extra) need here — their requirements
+    and theirs in turn, markers evaluated for this Python — is pinned in constraints.txt, and .venv holds exactly
+    the pinned version: a dependency added to a pyproject.toml without refreshing the lock fails here."""
+    import importlib.metadata as md
+
+    from packaging.requirements import Requirement
+
+    pins = locked()
+    ours = {"lcai-core"} | {_norm(p.parent.name) for p in ROOT.glob("plugins/*/pyproject.toml")}
+    todo = [(d, ("test",)) for d in sorted(ours)]
+    seen: set[str] = set()
+    problems = []
+    while todo:
+        dist, extras = todo.pop()
+        if dist in seen:
+            continue
+        seen.add(dist)
+        try:
+            meta = md.distribution(dist)
+        except md.PackageNotFoundError:
+            problems.append(f"{dist} is not installed")
+            continue
+        if dist not in ours:
+            if dist not in pins:
+                problems.append(f"{dist} is not in the lock")
+            elif meta.version != pins[dist]:
+                problems.append(f"{dist} {meta.version} installed, {pins[dist]} locked")
+        for text in meta.requires or []:
+            req = Requirement(text)
+            if req.marker is None or any(req.marker.evaluate({"extra": e}) for e in (*extras, "")):
+                todo.append((_norm(req.name), tuple(req.extras)))
+    assert not problems, ("; ".join(problems) + " — refresh the lock with ./scripts/lock.sh --keep, then "
+                          "./scripts/bootstrap.sh")
+    assert "pip" in pins and md.version("pip") == pins["pip"]
+
+
+def test_lock_and_bootstrap_scripts_pass_shellcheck():
+    from lcai_testing import shellcheck_bin
+
+    exe = shellcheck_bin()
+    if exe is None:
+        pytest.skip("shellcheck is not installed")
+    for script in ("scripts/lock.sh", "scripts/bootstrap.sh"):
+        p = subprocess.run([exe, "-s", "sh", str(ROOT / script)], capture_output=True, text=True)
+        assert p.returncode == 0, (script, p.stdout)
