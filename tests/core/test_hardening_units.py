@@ -61,10 +61,7 @@ def renderings():
 def render_unchecked(text: str):
     """As plan renders, without the user-data size check (the size has its own tests): the unit graph of every
     bundled template is checked even while one is over Linode's limit."""
-    from pathlib import Path as P
-
     from lcai_core.cloudinit import build
-    from lcai_core.env import app_environment
     from lcai_core.plugins import get_host
     from lcai_core.project import context_for
     from lcai_core.template import load_template_text
@@ -73,7 +70,7 @@ def render_unchecked(text: str):
     tpl = load_template_text(text, "template.yml", host.catalog)
     resolved = host.catalog.resolve(tpl)
     ctx = context_for(tpl, resolved, "t3stdepl", b"lcai-test-seed")
-    return build(tpl, resolved, ctx, app_environment(tpl, ENV, P(".env")))
+    return build(tpl, resolved, ctx, ENV)  # ENV: the .env values (build resolves the app's environment)
 
 
 def directives(content: str, key: str) -> list[str]:
