@@ -1,5 +1,7 @@
 """.env loading (python-dotenv's parser, no interpolation: values reach the container literally) and the
-app environment: required/optional checks, defaults, ``${NAME}`` references in container.env."""
+app's environment: required/optional checks, defaults, the values capabilities provide, ``${NAME}`` references
+in container.env and container.command (an unknown one is an error located in the template). The renderer
+calls it after the capabilities' fragments (``lcai_core.cloudinit.document``); it never imports the renderer."""
 
 from __future__ import annotations
 

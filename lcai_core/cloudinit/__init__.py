@@ -37,11 +37,13 @@ an image pull, a setup script or a slow health check. The units the app requires
 GPU check) stay before the target, which is why the app's own units must all be after it: a unit before the
 target cannot order after one behind it.
 
-The renderer, one module per concern: ``layout`` (paths and unit names on the instance), ``stack`` (the runtime
-and the features), ``assembly`` (merging fragments), ``units`` (systemd units from data), ``scripts`` (the
-template's scripts), ``healthwait`` (the health wait), ``guard`` (the metadata guard), ``app`` (the app's
-units), ``document`` (the order of rendering and the cloud-config) and ``yamldump``. This package re-exports the
-names the rest of lcai uses.
+Rendering runs one way (``document.build``): the capabilities' fragments, then the app's environment with the
+values they provide (``lcai_core.env``), then the app's units, then the document. One module per concern:
+``layout`` (paths and unit names on the instance), ``stack`` (the runtime and the features), ``assembly``
+(merging fragments), ``units`` (systemd units from directive lists), ``scripts`` (the template's scripts, and
+lcai's own from ``lcai_core/data``), ``healthwait`` (the health wait), ``guard`` (the metadata guard), ``app``
+(the app's units), ``document`` (the order and the cloud-config) and ``yamldump``; ``.importlinter`` keeps
+those layers. This package re-exports the names the rest of lcai uses.
 """
 
 from __future__ import annotations
