@@ -22,8 +22,8 @@ def deployment_tags(deployment_id: str, app: str, env: str) -> list[str]:
     return tags
 
 
-def parse_tags(tags: list[str]) -> dict:
-    out = {}
+def parse_tags(tags: list[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
     for t in tags:
         for key in ("id", "app", "env"):
             if t.startswith(f"lcai-{key}:"):

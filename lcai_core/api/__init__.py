@@ -2,12 +2,13 @@
 
     from lcai_core.api import hookimpl, Capability, DeployContext, Fragments, Unit, WriteFile
 
-It re-exports the stand-alone contract modules only — the hook markers (``lcai_core.hookspecs``), the errors
+It re-exports the stand-alone contract modules only: the hook markers (``lcai_core.hookspecs``), the errors
 (``lcai_core.errors``), the capability types (``lcai_core.capabilities``), the provider contract
-(``lcai_core.providers``), the shared conventions (``lcai_core.conventions``: tags, labels, passwords,
-timeouts) and the config directory (``lcai_core.paths``) — so a plugin that imports it loads none of core's
-renderer, flow or CLI. Names resolve on first use: ``from lcai_core.api import hookimpl`` (what a plugin's
-``__init__`` needs while ``lcai --help`` runs) loads the hook markers and nothing else.
+(``lcai_core.providers``, with ``Health`` from ``lcai_core.health``), the shared conventions
+(``lcai_core.conventions``: tags, labels, passwords, timeouts, hashes) and the config directory
+(``lcai_core.paths``). A plugin that imports it loads none of core's renderer, flow or CLI. Names resolve on
+first use: ``from lcai_core.api import hookimpl`` (what a plugin's ``__init__`` needs while ``lcai --help``
+runs) loads the hook markers and nothing else.
 
 Plugins that drive lcai from outside the contract (commands, the dashboard, other CLIs) use
 :mod:`lcai_core.api.frontend`. Tests use :mod:`lcai_core.testing`. Nothing else in ``lcai_core`` is API: its
@@ -33,17 +34,21 @@ if TYPE_CHECKING:
         random_root_password,
         sha256,
     )
+    from ..health import Health
     from ..providers import Endpoint, Listing, Preflight, Price, Provider, Say, Spec, SshEndpoint, Step
+    from ..providers import _quiet as quiet
 
 _LAZY = {
     "lcai_core.capabilities": ("AppSpec", "AptSource", "Capability", "DeployContext", "Fragments", "Runtime", "Unit",
                                "WriteFile"),
     "lcai_core.providers": ("Endpoint", "Listing", "Preflight", "Price", "Provider", "Say", "Spec", "SshEndpoint",
                             "Step"),
+    "lcai_core.health": ("Health",),
     "lcai_core.conventions": ("deployment_tags", "env_seconds", "instance_label", "parse_tags", "random_root_password",
                               "sha256"),
 }
 _MODULE_OF = {name: mod for mod, names in _LAZY.items() for name in names}
+_RENAMED = {"quiet": ("lcai_core.providers", "_quiet")}  # the contract's default ``say``: prints nothing
 
 __all__ = [
     # hooks
@@ -53,7 +58,7 @@ __all__ = [
     # capabilities
     "Capability", "Runtime", "DeployContext", "Fragments", "Unit", "WriteFile", "AptSource", "AppSpec",
     # providers
-    "Provider", "Spec", "Step", "Price", "Preflight", "Listing", "SshEndpoint", "Endpoint", "Say",
+    "Provider", "Spec", "Step", "Price", "Preflight", "Listing", "SshEndpoint", "Endpoint", "Say", "quiet", "Health",
     # conventions
     "deployment_tags", "parse_tags", "instance_label", "random_root_password", "env_seconds", "sha256",
     # paths
@@ -62,10 +67,10 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    mod = _MODULE_OF.get(name)
+    mod, attr = _RENAMED.get(name) or (_MODULE_OF.get(name), name)
     if mod is None:
         raise AttributeError(f"module 'lcai_core.api' has no attribute {name!r}")
-    value = getattr(importlib.import_module(mod), name)
+    value = getattr(importlib.import_module(mod), attr)
     globals()[name] = value
     return value
 

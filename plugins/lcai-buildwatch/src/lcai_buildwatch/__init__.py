@@ -1,7 +1,7 @@
 """lcai plugin ``buildwatch``: the capability, container events in `lcai logs`, and BuildWatch issues in
 `lcai status ID` and the TUI."""
 
-from lcai_core.hookspecs import hookimpl
+from lcai_core.api import hookimpl
 
 __version__ = "0.1.0"
 

@@ -2,9 +2,9 @@
 
 Why SSH: the agent listens on the instance's 127.0.0.1 and the deployment's firewall never opens its port, so
 nothing new is exposed; SSH is already how users reach the machine. Each query is one
-`build-watcher query …` run through the provider's SSH endpoint (lcai_core.remote) — the agent's own CLI talks
-to its local API (and reads its token file when it is bound elsewhere), so no token ever leaves the instance
-and no tunnel has to be managed. ``LCAI_SSH`` overrides the ssh command (e.g. ``ssh -i ~/.ssh/work``).
+`build-watcher query …` run through the provider's SSH endpoint (``lcai_core.api.frontend.run``) — the agent's
+own CLI talks to its local API (and reads its token file when it is bound elsewhere), so no token ever leaves
+the instance and no tunnel has to be managed. ``LCAI_SSH`` overrides the ssh command (e.g. ``ssh -i ~/.ssh/work``).
 """
 
 from __future__ import annotations
@@ -13,14 +13,12 @@ import json
 from datetime import datetime, timezone
 from typing import Optional
 
-from lcai_core.errors import InputError
+from lcai_core.api import InputError
 
 
 def remote(record: dict, cmd: str, timeout: float = 30.0) -> tuple[int, str, str]:
-    """Run ``cmd`` on the deployment's machine through its provider's SSH endpoint (lcai_core.remote)."""
-    from lcai_core.lifecycle import provider_of
-    from lcai_core.plugins import get_host
-    from lcai_core.remote import run
+    """Run ``cmd`` on the deployment's machine through its provider's SSH endpoint (lcai_core.api.frontend.run)."""
+    from lcai_core.api.frontend import get_host, provider_of, run
 
     ssh = provider_of(get_host(), record).ssh(record)
     if ssh is None:

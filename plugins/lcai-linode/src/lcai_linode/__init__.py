@@ -4,7 +4,7 @@ use it (deploy, status, destroy, logs, sync) are lcai-core's, through the provid
 Kept tiny: `lcai --help` imports neither linode_api4 nor requests.
 """
 
-from lcai_core.hookspecs import hookimpl
+from lcai_core.api import hookimpl
 
 __version__ = "0.1.0"
 

@@ -15,8 +15,7 @@ import os
 import time
 from typing import Any, Callable, Optional
 
-from lcai_core.errors import InputError, LcaiError
-from lcai_core.lifecycle import env_seconds
+from lcai_core.api import InputError, LcaiError, env_seconds
 
 DEFAULT_URL = "https://api.linode.com/v4"
 

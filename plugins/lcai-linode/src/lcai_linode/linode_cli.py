@@ -1,7 +1,7 @@
 """linode-cli plugin shim: `linode-cli register-plugin lcai_linode.linode_cli`, then `linode-cli build deploy`.
 
 Runs the same lcai commands with linode-cli's token and API host; suggested commands and usage lines say
-`linode-cli build …` (lcai_core.ui.prog). linode-cli configures itself on its first run, register-plugin
+`linode-cli build …` (lcai_core.api.frontend.prog). linode-cli configures itself on its first run, register-plugin
 included: set LINODE_CLI_TOKEN first (or run `linode-cli configure`).
 """
 
@@ -29,14 +29,13 @@ def call(args, context):
                 os.environ["LCAI_LINODE_API_URL"] = f"{scheme}://{host}/{version}"
         except Exception:  # linode-cli's config may not know these keys: keep the default URL
             pass
-    from lcai_core import ui
-    from lcai_core.cli import main
+    from lcai_core.api.frontend import main, prog, set_prog
 
-    before = ui.prog()
-    ui.set_prog(f"linode-cli {PLUGIN_NAME}")
+    before = prog()
+    set_prog(f"linode-cli {PLUGIN_NAME}")
     try:
         code = main(list(args) if args else ["--help"])
     finally:
-        ui.set_prog(before)
+        set_prog(before)
     if code:
         raise SystemExit(code)

@@ -6,13 +6,12 @@ from __future__ import annotations
 
 from typing import Any, Callable, Optional
 
-from lcai_core.errors import InputError, LcaiError
-from lcai_core.providers import Listing, Preflight, Price, Provider, Spec, Step
+from lcai_core.api import InputError, LcaiError, Listing, Preflight, Price, Provider, Spec, Step
 
 from .api import ApiFailure, Retrier, describe, hopeless, make_client, resolve_url, retryable
 from .replicas import ReplicaMixin, is_replicated, public_ip, replica_index
 
-from lcai_core.lifecycle import deployment_tags, instance_label, parse_tags, random_root_password  # noqa: F401
+from lcai_core.api import deployment_tags, instance_label, parse_tags, random_root_password  # noqa: F401
 
 TAG = "lcai"
 
@@ -347,7 +346,7 @@ class LinodeProvider(ReplicaMixin, Provider):
     def wait(self, record: dict, say, deadline: float) -> dict:
         import time
 
-        from lcai_core.lifecycle import env_seconds
+        from lcai_core.api import env_seconds
 
         if is_replicated(record):
             return self.wait_replicas(record, say, deadline)
@@ -532,7 +531,7 @@ class LinodeProvider(ReplicaMixin, Provider):
 
     def ssh(self, record: dict):
         """Replicated deployments: replica 1 (the lowest index) over its public IPv4; else the instance."""
-        from lcai_core.providers import SshEndpoint
+        from lcai_core.api import SshEndpoint
 
         if is_replicated(record):
             reps = sorted((record.get("provider_state") or {}).get("replicas") or [], key=lambda r: r["k"])

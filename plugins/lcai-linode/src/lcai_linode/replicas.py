@@ -19,9 +19,7 @@ import re
 import time
 from typing import Any, Callable, Optional
 
-from lcai_core.errors import InputError, LcaiError
-from lcai_core.lifecycle import env_seconds
-from lcai_core.providers import Spec, Step
+from lcai_core.api import InputError, LcaiError, Spec, Step, env_seconds
 
 PRIVATE_NET = ipaddress.ip_network("192.168.128.0/17")  # Linode private IPv4 addresses
 NB_SOURCES = "192.168.255.0/24"  # Linode documents it as the range NodeBalancers connect to backends from
@@ -33,7 +31,7 @@ def nb_label(deployment_id: str) -> str:
 
 
 def replica_label(app: str, env: str, deployment_id: str, k: int) -> str:
-    from lcai_core.lifecycle import instance_label
+    from lcai_core.api import instance_label
 
     return instance_label(app, env, f"{deployment_id}-{k}")
 
@@ -198,7 +196,7 @@ class ReplicaMixin:
     # ------------------------------------------------------------ create
 
     def replica_preflight(self, spec: Spec, caps: list, pre) -> Any:
-        from lcai_core.providers import Preflight, Price
+        from lcai_core.api import Preflight, Price
 
         if "NodeBalancers" not in caps:
             raise InputError(f"region {spec.region} has no NodeBalancers, which replicas need",
@@ -243,7 +241,7 @@ class ReplicaMixin:
                 "rendered_sha256": sha}
 
     def _replica_step(self, spec: Spec, k: int) -> Step:
-        from lcai_core.lifecycle import sha256
+        from lcai_core.api import sha256
 
         dep = spec.deployment_id
         sha = sha256(spec.user_data)
@@ -364,7 +362,7 @@ class ReplicaMixin:
     def replica_health(self, record: dict):
         from linode_api4 import ApiError
 
-        from lcai_core.health import Health
+        from lcai_core.api import Health
 
         st = record.get("provider_state") or {}
         n = len(st.get("replicas") or [])
@@ -452,7 +450,7 @@ class ReplicaMixin:
                      deadline: float, save: Callable[[dict], None]) -> None:
         """Create replica k, add it as a ``reject`` node (checked, no traffic), wait until UP, then ``accept``.
         On any failure or Ctrl-C the half-made replica is removed again (its node, then its instance)."""
-        from lcai_core.lifecycle import sha256
+        from lcai_core.api import sha256
 
         dep = record["deployment_id"]
         step = self._replica_step(spec, k)
@@ -508,7 +506,7 @@ class ReplicaMixin:
     # ------------------------------------------------------------ rolling redeploy
 
     def rollout(self, record: dict, spec: Spec, say, deadline: float, save: Callable[[dict], None]) -> dict:
-        from lcai_core.lifecycle import sha256
+        from lcai_core.api import sha256
 
         dep = record["deployment_id"]
         st = dict(record.get("provider_state") or {})

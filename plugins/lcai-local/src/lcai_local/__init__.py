@@ -4,7 +4,7 @@ cloud-init), and the ``lcai local image …`` commands that build or register th
 Kept tiny: the provider and the commands load only when used, so ``lcai --help`` imports nothing of them.
 """
 
-from lcai_core.hookspecs import hookimpl
+from lcai_core.api import hookimpl
 
 __version__ = "0.1.0"
 
@@ -18,7 +18,7 @@ def register_providers(register):
 
 @hookimpl
 def register_commands(cli):
-    from lcai_core.cli import LazyCommand
+    from lcai_core.api.frontend import LazyCommand
 
     # the real `local` click group (image build/add/list) is imported only when `lcai local …` runs
     cli.add_command(LazyCommand("local", ("lcai_local.commands", "local"),

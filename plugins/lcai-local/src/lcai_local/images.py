@@ -20,7 +20,7 @@ import tempfile
 import time
 from typing import Callable, Optional
 
-from lcai_core.errors import InputError, LcaiError
+from lcai_core.api import InputError, LcaiError
 
 from .paths import cache_dir, require_tools
 

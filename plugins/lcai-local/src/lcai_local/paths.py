@@ -10,8 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 
-from lcai_core.errors import InputError
-from lcai_core.paths import config_dir
+from lcai_core.api import InputError, config_dir
 
 
 def local_dir() -> str:

@@ -12,8 +12,20 @@ import time
 import uuid
 from typing import Any, Optional
 
-from lcai_core.errors import InputError, LcaiError
-from lcai_core.providers import Endpoint, Listing, Preflight, Price, Provider, Say, Spec, SshEndpoint, Step, _quiet
+from lcai_core.api import (
+    Endpoint,
+    InputError,
+    LcaiError,
+    Listing,
+    Preflight,
+    Price,
+    Provider,
+    Say,
+    Spec,
+    SshEndpoint,
+    Step,
+)
+from lcai_core.api import quiet as _quiet
 
 from . import images
 from . import vm as V

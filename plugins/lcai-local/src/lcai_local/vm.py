@@ -17,7 +17,7 @@ import tempfile
 import time
 from typing import Iterable, Optional
 
-from lcai_core.errors import LcaiError
+from lcai_core.api import LcaiError
 
 from .paths import key_path, local_dir, require_tools, vm_dir, vms_dir
 

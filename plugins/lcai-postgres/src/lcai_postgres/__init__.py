@@ -1,6 +1,6 @@
 """lcai capability ``postgresql`` (aliases ``postgresql-14``, ``-15``, ``-16``, ``-17``)."""
 
-from lcai_core.hookspecs import hookimpl
+from lcai_core.api import hookimpl
 
 __version__ = "0.1.0"
 

@@ -17,7 +17,7 @@ from urllib.parse import quote
 
 from attrs import define
 
-from lcai_core.capabilities import AptSource, Capability, DeployContext, Fragments, Unit, WriteFile
+from lcai_core.api import AptSource, Capability, DeployContext, Fragments, Unit, WriteFile
 
 DOCKER0 = "172.17.0.1"
 # the distribution's own PostgreSQL by image

@@ -1,6 +1,6 @@
 """lcai capability ``redis`` (entry point group ``lcai``)."""
 
-from lcai_core.hookspecs import hookimpl
+from lcai_core.api import hookimpl
 
 __version__ = "0.1.0"
 

@@ -17,7 +17,7 @@ from urllib.parse import quote
 
 from attrs import define
 
-from lcai_core.capabilities import Capability, DeployContext, Fragments, WriteFile
+from lcai_core.api import Capability, DeployContext, Fragments, WriteFile
 
 DOCKER0 = "172.17.0.1"
 POLICIES = ("noeviction", "allkeys-lru", "allkeys-lfu", "allkeys-random", "volatile-lru", "volatile-lfu",

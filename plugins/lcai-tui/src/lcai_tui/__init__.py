@@ -9,14 +9,14 @@ loads whether or not lcai-tui is installed):
         register("BuildWatch", lines=lambda deployment: [...], log_lines=lambda deployment, cursor: ([...], cursor))
 """
 
-from lcai_core.hookspecs import hookimpl
+from lcai_core.api import hookimpl
 
 __version__ = "0.1.0"
 
 
 @hookimpl
 def register_commands(cli):
-    from lcai_core.cli import LazyCommand
+    from lcai_core.api.frontend import LazyCommand
 
     cli.add_command(LazyCommand("tui", ("lcai_tui.command", "tui"),
                                 "Dashboard of deployments: status, health, issues, logs, destroy (Textual)."))

@@ -14,8 +14,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, DataTable, Footer, Header, Input, Label, RichLog, Static
 
-from lcai_core.registry import age
-from lcai_core.ui import status_style
+from lcai_core.api.frontend import age, status_style
 
 from .data import DataSource
 
@@ -68,7 +67,7 @@ def cells(row: dict, now: float) -> dict:
              "age": age(row.get("created_at"), now),
              "price": f"{price:.3f}" if isinstance(price, (int, float)) else "-"}
     out = {k: Text(str(v)) for k, v in plain.items()}
-    out["status"] = Text(shown, style=status_style(status))  # the same colours as the CLI (lcai_core.ui)
+    out["status"] = Text(shown, style=status_style(status))  # the CLI's colours (api.frontend.status_style)
     out["health"] = Text(health, style=status_style(health))
     return out
 

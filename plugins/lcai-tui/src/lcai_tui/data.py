@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 from typing import Callable, Optional
 
-from lcai_core.errors import LcaiError
+from lcai_core.api import LcaiError
 
 
 class Panel:
@@ -19,8 +19,7 @@ class Panel:
 
 class DataSource:
     def __init__(self, host=None, registry=None, now: Optional[Callable[[], float]] = None):
-        from lcai_core.plugins import get_host
-        from lcai_core.registry import Registry
+        from lcai_core.api.frontend import Registry, get_host
 
         self.host = host or get_host()
         self.registry = registry or Registry()
@@ -31,13 +30,13 @@ class DataSource:
     # ------------------------------------------------------------ deployments
 
     def provider(self, record: Optional[dict] = None):
-        from lcai_core.lifecycle import provider_of
+        from lcai_core.api.frontend import provider_of
 
         return provider_of(self.host, record or {})
 
     def rows(self) -> tuple[list[dict], str]:
         """Every provider's deployments (each asked once), through the provider contract only."""
-        from lcai_core.lifecycle import list_all
+        from lcai_core.api.frontend import list_all
 
         rows, listings = list_all(self.host, self.registry.all())
         if not listings:
@@ -48,7 +47,7 @@ class DataSource:
         return rows, "; ".join(f"{n}: {lst.source}" for n, lst in listings)
 
     def destroy(self, row: dict) -> list[str]:
-        from lcai_core.lifecycle import destroy
+        from lcai_core.api.frontend import destroy
 
         said: list[str] = []
         removed = destroy(self.host, self.registry, row, said.append)
@@ -57,9 +56,9 @@ class DataSource:
         return said
 
     def probe(self, row: dict) -> tuple[Optional[bool], str]:
-        from lcai_core import health
+        from lcai_core.api.frontend import check_health
 
-        result = health.check(self.provider(row), row)
+        result = check_health(self.provider(row), row)
         ok, detail = result.ok, f"{result.detail} ({result.source})"
         self.health_history.setdefault(row["deployment_id"], []).append((self.now(), ok, detail))
         if ok is not None and not row.get("untracked"):
@@ -134,7 +133,7 @@ class DataSource:
     # ------------------------------------------------------------ the template's guidance
 
     def guidance(self, row: dict) -> list[str]:
-        from lcai_core.template import load_template
+        from lcai_core.api.frontend import load_template
 
         d = row.get("directory")
         path = Path(d) / "deploy.yml" if d else None
@@ -157,8 +156,7 @@ class DataSource:
 
 def endpoint(row: dict) -> Optional[str]:
     """The app's URL for a row, through its provider (None when it has no public port)."""
-    from lcai_core.lifecycle import provider_of
-    from lcai_core.plugins import get_host
+    from lcai_core.api.frontend import get_host, provider_of
 
     try:
         ep = provider_of(get_host(), row).app_endpoint(row)

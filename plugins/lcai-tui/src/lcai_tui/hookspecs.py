@@ -1,6 +1,6 @@
 """The TUI's own hook: panels on the detail screen, contributed by other plugins without importing Textual."""
 
-from lcai_core.hookspecs import hookspec
+from lcai_core.api import hookspec
 
 
 @hookspec
