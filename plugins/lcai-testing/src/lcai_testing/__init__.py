@@ -10,12 +10,32 @@
 - an opt-in pytest plugin with fixtures (:mod:`lcai_testing.pytest_plugin`).
 """
 
-from .render import app_env, install_distribution, render_text, require_plugins, written
-from .validators import (package_units, require_validators, shellcheck, shellcheck_bin, systemd_analyze_bin,
-                         systemd_verify, units_in, validate_many, validate_user_data)
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .render import app_env, install_distribution, render_text, require_plugins, written
+    from .validators import (package_units, require_validators, shellcheck, shellcheck_bin, systemd_analyze_bin,
+                             systemd_verify, units_in, validate_many, validate_user_data)
 
 __version__ = "0.1.0"
+
+# names resolve on first use, so `python -m lcai_testing.cloudinit` and `-p lcai_testing.pytest_plugin` load
+# only what they need
+_WHERE = {"app_env": "render", "install_distribution": "render", "render_text": "render",
+          "require_plugins": "render", "written": "render",
+          "package_units": "validators", "require_validators": "validators", "shellcheck": "validators",
+          "shellcheck_bin": "validators", "systemd_analyze_bin": "validators", "systemd_verify": "validators",
+          "units_in": "validators", "validate_many": "validators", "validate_user_data": "validators"}
 
 __all__ = ["app_env", "install_distribution", "package_units", "render_text", "require_plugins",
            "require_validators", "shellcheck", "shellcheck_bin", "systemd_analyze_bin", "systemd_verify",
            "units_in", "validate_many", "validate_user_data", "written"]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module 'lcai_testing' has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)
