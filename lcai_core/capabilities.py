@@ -23,17 +23,6 @@ if TYPE_CHECKING:
 
 Command = Union[str, tuple[str, ...]]
 
-# First-party capabilities that live in separate distributions: the hint for "not installed".
-KNOWN_PROVIDERS = {
-    "gpu-nvidia": "lcai-gpu-nvidia",
-    "redis": "lcai-redis",
-    "postgresql": "lcai-postgres",
-    "postgresql-14": "lcai-postgres",
-    "postgresql-15": "lcai-postgres",
-    "postgresql-16": "lcai-postgres",
-    "buildwatch": "lcai-buildwatch",
-}
-
 
 @define(frozen=True)
 class WriteFile:
@@ -243,14 +232,17 @@ class Catalog:
         return None
 
     def unknown_message(self, name: str, kind: str) -> str:
-        if name in KNOWN_PROVIDERS:
-            dist = KNOWN_PROVIDERS[name]
+        # the first-party plugins' names, generated from their own declarations (scripts/first_party.py)
+        from .first_party import CAPABILITIES
+
+        if name in CAPABILITIES:
+            dist = CAPABILITIES[name][0]
             return f"capability '{name}' is not installed (pip install {dist})"
         from .convert import did_you_mean
 
         choices = self.names(kind) + [a for a, (real, _) in self.alias_of.items()
                                       if self.by_name[real].capability.kind == kind]
-        known = list(KNOWN_PROVIDERS) if kind == "feature" else []
+        known = [n for n, (_, k) in CAPABILITIES.items() if k == kind]
         return (f"unknown {'runtime' if kind == 'runtime' else 'capability'} '{name}'"
                 f"{did_you_mean(name, sorted(set(choices + known)))}"
                 f" (installed: {', '.join(sorted(choices)) or 'none'})")

@@ -78,9 +78,10 @@ class Root(click.Group):
 
 
 def _unknown_command_hint(name: str) -> str | None:
-    hints = {"tui": "lcai-tui", "local": "lcai-local"}
-    if name in hints:
-        return f"'{name}' is provided by a plugin: pip install {hints[name]}"
+    from ..first_party import COMMANDS  # generated from the first-party plugins' own declarations
+
+    if name in COMMANDS:
+        return f"'{name}' is provided by a plugin: pip install {COMMANDS[name]}"
     return None
 
 
