@@ -7,34 +7,26 @@ config errors — each as ``file:line: dotted.path: message``.
 
 from __future__ import annotations
 
+import copy
+import functools
 import os
-import posixpath
 import re
+import typing
 from typing import TYPE_CHECKING, Any, Literal, Optional
 
+import attrs
 from attrs import define, field
 
 from . import convert
+from .constraints import CROSS, ENV_NAME, MAX_REPLICAS, VALUES, Rule, holds
 from .errors import Problem, ValidationError
 from .yamlfile import Document, load_file, load_text
 
 if TYPE_CHECKING:
     from .capabilities import Catalog
 
-NAME_RE = re.compile(r"^[a-z][a-z0-9-]{1,61}[a-z0-9]$")
-ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+ENV_NAME_RE = re.compile(ENV_NAME)
 REF_RE = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)\}")  # ${NAME}; $$ is a literal $
-APT_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9+.-]+(=[A-Za-z0-9.+:~-]+)?$")
-IMAGE_RE = re.compile(r"^(linode|private)/[A-Za-z0-9._-]+$")
-MAX_REPLICAS = 25  # deploy.linode.replicas (and `lcai deploy --replicas`, `lcai scale`): 1..MAX_REPLICAS
-DOCKER_REF_RE = re.compile(
-    r"^(?:[a-z0-9]+(?:[._-][a-z0-9]+)*(?::[0-9]+)?/)?[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
-    r"(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$"
-)
-OWNER_RE = re.compile(r"^[a-z_][a-z0-9_-]*(:[a-z_][a-z0-9_-]*)?$")
-PERM_RE = re.compile(r"^0?[0-7]{3,4}$")
-UNSAFE_PREFIXES = ("/proc", "/sys", "/dev", "/run/lcai", "/etc/lcai", "/var/lib/lcai", "/usr/local/lib/lcai",
-                   "/var/lib/cloud", "/boot")
 
 
 def references(text: str) -> list[str]:
@@ -219,18 +211,37 @@ def load_template_text(text: str, file: str = "<input>", catalog: "Catalog | Non
 
 
 def parse_template(doc: Document, catalog: "Catalog | None" = None) -> Template:
-    data = doc.data
-    if not isinstance(data, dict):
-        raise ValidationError(
-            [doc.problem((), f"the top level must be a mapping of keys, got {convert.describe(data)}")])
-    tpl, problems = convert.structure(data, Template, doc)
-    if tpl is not None:
-        problems.extend(check(tpl, doc))
-        if catalog is not None:
-            problems.extend(catalog.check_template(tpl, doc))
-    if problems:
+    tpl, problems = validate(doc, catalog)
+    if problems or tpl is None:
         raise ValidationError(problems, hint=_hint_for(problems))
     return tpl
+
+
+def validate(doc: Document, catalog: "Catalog | None" = None, *,
+             beyond_schema: bool = True) -> tuple[Template | None, list[Problem]]:
+    """The template in ``doc`` and every problem of it: types and unknown keys, the constraints of
+    ``lcai_core.constraints``, then the installed capabilities (``catalog``). ``beyond_schema=False`` leaves out
+    exactly the checks listed in ``constraints.BEYOND_SCHEMA`` (the capabilities' own ``check`` among them): what
+    is left accepts the same documents as ``lcai templates schema`` (tests/core/test_schema_agreement.py)."""
+    data = doc.data
+    if not isinstance(data, dict):
+        return None, [doc.problem((), f"the top level must be a mapping of keys, got {convert.describe(data)}")]
+    tpl, problems = convert.structure(data, Template, doc)
+    if tpl is not None:
+        problems.extend(check(tpl, doc, beyond_schema=beyond_schema))
+        if catalog is not None:
+            problems.extend((catalog if beyond_schema else _without_checks(catalog)).check_template(tpl, doc))
+    return tpl, problems
+
+
+def _without_checks(catalog: "Catalog") -> "Catalog":
+    """``catalog`` with every capability's own ``check`` switched off (BEYOND_SCHEMA "capability-checks")."""
+    out = type(catalog)()
+    for reg in catalog.by_name.values():
+        cap = copy.copy(reg.capability)
+        setattr(cap, "check", lambda config, template: [])  # noqa: B010 -- shadows the method on this copy only
+        out.add(cap, reg.plugin)
+    return out
 
 
 def _hint_for(problems: list[Problem]) -> str | None:
@@ -243,96 +254,87 @@ def _hint_for(problems: list[Problem]) -> str | None:
 # ---------------------------------------------------------------- semantic checks
 
 
-def _port(value: Optional[int], path: tuple, doc: Document, out: list[Problem]) -> None:
-    if value is not None and not 1 <= value <= 65535:
-        out.append(doc.problem(path, f"port must be 1-65535, got {value}"))
+@functools.lru_cache(maxsize=None)
+def _nested(cls: type) -> dict[str, Optional[type]]:
+    """Per field of ``cls``: the attrs class its value (or each item of it) is, if any."""
+    out: dict[str, Optional[type]] = {}
+    for name, tp in typing.get_type_hints(cls).items():
+        args = [a for a in typing.get_args(tp) if a is not type(None) and a is not Ellipsis]
+        if typing.get_origin(tp) in (tuple, list, typing.Union) and len(args) == 1:
+            tp = args[0]
+        out[name] = tp if isinstance(tp, type) and attrs.has(tp) else None
+    return out
 
 
-def safe_abs_path(p: str) -> str | None:
-    """Why ``p`` is not an acceptable absolute path on the instance, or None."""
-    if not p.startswith("/"):
-        return "must be an absolute path"
-    if any(c in p for c in "\n\r\x00") or any(part in ("..", ".") for part in p.split("/")):
-        return "must not contain '..', '.', newlines or NUL"
-    if posixpath.normpath(p) != p or p == "/":
-        return f"must be a normalised file path (did you mean {posixpath.normpath(p)!r}?)"
-    for pre in UNSAFE_PREFIXES:
-        if p == pre or p.startswith(pre + "/"):
-            return f"may not be under {pre} (reserved)"
-    return None
+def _apply(rules: tuple[Rule, ...], value: Any, path: tuple, doc: Document, out: list[Problem]) -> None:
+    for rule in rules:
+        if not holds(rule.schema, value):
+            out.append(doc.problem(path, rule.explain(value)))
+            return
 
 
-def check(t: Template, doc: Document) -> list[Problem]:
+def _constraints(cls: type, raw: dict, path: tuple, doc: Document, out: list[Problem]) -> None:
+    """Apply ``constraints.VALUES`` and ``constraints.CROSS`` to the data of an object of ``cls`` (already
+    structured: the types are right), as JSON Schema would: to the keys that are there."""
+    nested = _nested(cls)
+    for f in attrs.fields(cls):
+        if raw.get(f.name) is None:
+            continue
+        value, p, key = raw[f.name], path + (f.name,), f"{cls.__name__}.{f.name}"
+        _apply(VALUES.get(key, ()), value, p, doc, out)
+        inner = nested[f.name]
+        if isinstance(value, list):
+            for i, item in enumerate(value):
+                _apply(VALUES.get(key + "[]", ()), item, p + (i,), doc, out)
+                if inner is not None and isinstance(item, dict):
+                    _constraints(inner, item, p + (i,), doc, out)
+        elif isinstance(value, dict) and inner is not None:
+            _constraints(inner, value, p, doc, out)
+        elif isinstance(value, dict):
+            for k, item in value.items():
+                _apply(VALUES.get(key + ":key", ()), k, p + (k,), doc, out)
+                _apply(VALUES.get(key + ":value", ()), item, p + (k,), doc, out)
+    for rule in CROSS:
+        if rule.at != cls.__name__:
+            continue
+        objects = [(raw, path)] if rule.each is None else [
+            (item, path + (rule.each, i)) for i, item in enumerate(raw.get(rule.each) or ())]
+        for obj, base in objects:
+            if holds(rule.when, obj) and not holds(rule.then, obj):
+                out.append(doc.problem(base + rule.report, rule.message))
+
+
+def check(t: Template, doc: Document, *, beyond_schema: bool = True) -> list[Problem]:
     out: list[Problem] = []
     P = doc.problem
-    if not NAME_RE.match(t.name):
-        out.append(P(("name",), "must be 3-63 lowercase letters, digits and dashes, starting with a letter"))
-    if not re.match(r"^\d+\.\d+(\.\d+)?([.+-][0-9A-Za-z.-]+)?$", t.version):
-        out.append(P(("version",), f"expected a version like 1.0.0, got {t.version!r}"))
-
-    caps = t.capabilities
+    _constraints(Template, doc.data, (), doc, out)
+    # the schema says this with the installed capabilities' names (schema.template_schema)
     seen: dict[str, int] = {}
-    for i, f in enumerate(caps.features):
+    for i, f in enumerate(t.capabilities.features):
         if f.name in seen:
             out.append(P(("capabilities", "features", i),
                          f"capability '{f.name}' is listed twice (also at index {seen[f.name]})"))
         seen.setdefault(f.name, i)
-    for i, pkg in enumerate(caps.packages):
-        if not APT_NAME_RE.match(pkg):
-            out.append(P(("capabilities", "packages", i), f"{pkg!r} is not a valid apt package name"))
+    if beyond_schema:
+        out.extend(beyond_schema_problems(t, doc))
+    return out
 
-    d = t.deploy
-    if not re.match(r"^[a-z][a-z0-9-]{0,31}$", d.target):
-        out.append(P(("deploy", "target"), f"expected a provider name like linode or local, got {d.target!r}"))
-    lin = d.linode
-    base = ("deploy", "linode")
-    if not IMAGE_RE.match(lin.image):
-        out.append(P(base + ("image",), f"expected a Linode image id like linode/ubuntu24.04, got {lin.image!r}"))
-    for key in ("region_default", "type_default"):
-        if not re.match(r"^[a-z0-9][a-z0-9-]{1,63}$", getattr(lin, key)):
-            out.append(P(base + (key,), f"not a Linode id: {getattr(lin, key)!r}"))
-    if not 1 <= lin.replicas <= MAX_REPLICAS:
-        out.append(P(base + ("replicas",), f"replicas must be 1-{MAX_REPLICAS}, got {lin.replicas}"))
-    elif lin.replicas > 1 and lin.container.external_port is None:
-        out.append(P(base + ("replicas",), "replicas > 1 need container.external_port (the NodeBalancer's port)"))
-    for i, tag in enumerate(lin.tags):
-        if not 3 <= len(tag) <= 50 or any(c in tag for c in "\n\r\t"):
-            out.append(P(base + ("tags", i), "tags must be 3-50 characters on one line (Linode's limit)"))
-        elif tag == "lcai" or tag.startswith(("lcai-id:", "lcai-app:", "lcai-env:")):
-            out.append(P(base + ("tags", i), f"{tag!r} is reserved for lcai's own deployment tags"))
 
-    c = lin.container
-    cb = base + ("container",)
-    if c.image is not None and not DOCKER_REF_RE.match(c.image):
-        out.append(P(cb + ("image",), f"not a valid container image reference: {c.image!r}"))
-    _port(c.internal_port, cb + ("internal_port",), doc, out)
-    _port(c.external_port, cb + ("external_port",), doc, out)
-    if c.external_port is not None and c.internal_port is None:
-        out.append(P(cb + ("external_port",), "set internal_port too: the port the container listens on"))
-    for i, vol in enumerate(c.volumes):
-        parts = vol.split(":")
-        if len(parts) not in (2, 3) or (len(parts) == 3 and parts[2] not in ("ro", "rw")):
-            out.append(P(cb + ("volumes", i), f"expected HOST:CONTAINER[:ro|rw], got {vol!r}"))
-            continue
-        for side in parts[:2]:
-            why = safe_abs_path(side) if side.startswith("/") else "must be an absolute path"
-            if why:
-                out.append(P(cb + ("volumes", i), f"{side!r} {why}"))
-                break
-    for k, v in c.env.items():
-        if not ENV_NAME_RE.match(k):
-            out.append(P(cb + ("env", k), "not a valid environment variable name"))
-        if "\n" in v or "\x00" in v:
-            out.append(P(cb + ("env", k), "values cannot contain newlines or NUL (docker --env-file format)"))
-    if c.command is not None and not c.command.strip():
-        out.append(P(cb + ("command",), "empty command; remove the key to use the image's default"))
+def beyond_schema_problems(t: Template, doc: Document) -> list[Problem]:
+    """The checks of ``constraints.BEYOND_SCHEMA`` made here, by id (capability-checks is the catalog's,
+    integral-floats the converter's)."""
+    out: list[Problem] = []
+    P = doc.problem
+    c = t.container
+    cb = ("deploy", "linode", "container")
+    h = c.health
+    # health-port-published
+    if h is not None and h.type != "exec" and h.port is not None and c.internal_port is not None and h.port not in (
+        c.internal_port, c.external_port
+    ):
+        out.append(P(cb + ("health", "port"), f"{h.port} is not published: use internal_port ({c.internal_port})"))
+    # secret-in-command
     if c.command is not None:
-        try:
-            import shlex
-
-            shlex.split(c.command)
-        except ValueError as e:
-            out.append(P(cb + ("command",), f"cannot split into arguments: {e}"))
         secret = {v.name for v in (*t.env.required, *t.env.optional) if v.secret}
         for name in references(c.command):
             if name in secret:
@@ -340,66 +342,20 @@ def check(t: Template, doc: Document) -> list[Problem]:
                              "in ps, systemctl status, docker inspect and the 0644 unit file; pass it in "
                              f"container.env instead (e.g. env: {{API_KEY: \"${{{name}}}\"}}) and let the app read it "
                              "from its environment"))
-    if not 0 < c.post_start_timeout_seconds <= 86400:
-        out.append(P(cb + ("post_start_timeout_seconds",), "must be between 1 and 86400"))
-    if t.capabilities.runtime != "native":
-        if not c.sandbox:
-            out.append(P(cb + ("sandbox",), "applies to the native runtime only (containers are isolated by Docker)"))
-        if c.writable_paths:
-            out.append(P(cb + ("writable_paths",), "applies to the native runtime only; use volumes with docker"))
-    for i, wp in enumerate(c.writable_paths):
-        why = safe_abs_path(wp)
-        if why:
-            out.append(P(cb + ("writable_paths", i), f"{wp!r} {why}"))
-
-    h = c.health
-    if h is not None:
-        hb = cb + ("health",)
-        if h.type == "http" and not h.path.startswith("/"):
-            out.append(P(hb + ("path",), "must start with '/'"))
-        if h.type == "exec" and not (h.command and h.command.strip()):
-            out.append(P(hb + ("command",), "exec health checks need a command"))
-        if h.type != "exec" and h.port is None and c.internal_port is None:
-            out.append(P(hb + ("port",), "state the port to check, or set container.internal_port"))
-        _port(h.port, hb + ("port",), doc, out)
-        if h.type != "exec" and h.port is not None and c.internal_port is not None and h.port not in (
-            c.internal_port, c.external_port
-        ):
-            out.append(P(hb + ("port",), f"{h.port} is not published: use internal_port ({c.internal_port})"))
-        for i, code in enumerate(h.success_codes):
-            if not 100 <= code <= 599:
-                out.append(P(hb + ("success_codes", i), f"not an HTTP status code: {code}"))
-        for key, lo, hi in (("initial_delay_seconds", 0, 86400), ("interval_seconds", 1, 3600),
-                            ("timeout_seconds", 1, 3600), ("max_retries", 1, 100000), ("max_restarts", 1, 1000)):
-            v = getattr(h, key)
-            if not lo <= v <= hi:
-                out.append(P(hb + (key,), f"must be between {lo} and {hi}, got {v}"))
-
-    for i, fl in enumerate(t.setup.files):
-        fb = ("setup", "files", i)
-        why = safe_abs_path(fl.path)
-        if why:
-            out.append(P(fb + ("path",), f"{fl.path!r} {why}"))
-        if not PERM_RE.match(fl.permissions):
-            out.append(P(fb + ("permissions",), f"expected an octal string like '0644', got {fl.permissions!r}"))
-        if not OWNER_RE.match(fl.owner):
-            out.append(P(fb + ("owner",), f"expected user or user:group, got {fl.owner!r}"))
-    if not 0 < t.setup.timeout_seconds <= 86400:
-        out.append(P(("setup", "timeout_seconds"), "must be between 1 and 86400"))
+    # setup-paths-unique
     paths = [f.path for f in t.setup.files]
     for i, p in enumerate(paths):
         if p in paths[:i]:
             out.append(P(("setup", "files", i, "path"), f"{p} is written twice"))
-
-    names: dict[str, tuple] = {}
+    # env-names-unique
+    names: set[str] = set()
     for kind in ("required", "optional"):
         for i, var in enumerate(getattr(t.env, kind)):
-            vb = ("env", kind, i, "name")
-            if not ENV_NAME_RE.match(var.name):
-                out.append(P(vb, f"{var.name!r} is not a valid environment variable name"))
             if var.name in names:
-                out.append(P(vb, f"{var.name} is declared twice"))
-            names.setdefault(var.name, vb)
-            if kind == "required" and var.default is not None:
-                out.append(P(("env", kind, i, "default"), "a required variable has no default; move it to optional"))
+                out.append(P(("env", kind, i, "name"), f"{var.name} is declared twice"))
+            names.add(var.name)
     return out
+
+
+__all__ = ["ENV_NAME_RE", "MAX_REPLICAS", "Template", "load_template", "load_template_text", "parse_template",
+           "references", "validate"]
