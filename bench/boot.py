@@ -5,17 +5,15 @@ and cloud-init's own slowest steps, so a regression on the boot critical path sh
   python bench/boot.py            # builds the image first if it is not cached (LCAI_LOCAL_CACHE)
 
 Templates: ``httpd`` (native runtime, no packages) and ``httpd+redis`` (native runtime, the redis capability
-and one extra package: apt installs on the critical path). One VM at a time (``$LCAI_VM_LOCK``). "healthy"
-is polled from this machine on the forwarded port every ``LCAI_BENCH_POLL`` s (default 0.5); "cloud-init
-done" and "app active" are the guest's own systemd timestamps (cloud-final.service, lcai-app.service), placed
-on this machine's timeline through one reading of the guest's uptime. Every wait is bounded by
+and one extra package: apt installs on the critical path). It takes a VM slot as the boot tests do
+(tests/boot/vmlock.py). "healthy" is polled from this machine on the forwarded port every ``LCAI_BENCH_POLL`` s
+(default 0.5); "cloud-init done" and "app active" are the guest's own systemd timestamps (cloud-final.service,
+lcai-app.service), placed on this machine's timeline through one reading of the guest's uptime. Every wait is bounded by
 ``LCAI_BOOT_TIMEOUT`` (default 1200 s).
 """
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import os
 import secrets
 import subprocess
@@ -23,6 +21,10 @@ import sys
 import tempfile
 import time
 import urllib.request
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "boot"))
+from vmlock import vm_slot  # noqa: E402
 
 TEMPLATES = {
     "httpd": """\
@@ -63,20 +65,9 @@ setup:
 
 POLL = float(os.environ.get("LCAI_BENCH_POLL", "0.5"))
 TIMEOUT = float(os.environ.get("LCAI_BOOT_TIMEOUT", "1200"))
-LOCK = os.environ.get("LCAI_VM_LOCK", "/tmp/lcai-vm.lock")
 GUEST_TIMES = ("cloud-init status --wait >/dev/null 2>&1; cut -d' ' -f1 /proc/uptime; "
                "systemctl show -P ActiveEnterTimestampMonotonic cloud-final.service lcai-app.service; "
                "cloud-init status | sed -n 's/^status: //p'")
-
-
-@contextlib.contextmanager
-def vm_lock():
-    with open(LOCK, "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def answers(url: str) -> bool:
@@ -147,7 +138,7 @@ def main() -> None:
     t = time.monotonic()
     images.build("debian12", lambda m: print(m, file=sys.stderr))
     print(f"image debian12 ready in {time.monotonic() - t:.1f}s (cache: {images.cache_dir()})")
-    with vm_lock():
+    with vm_slot():
         for name, text in TEMPLATES.items():
             r = one(name, text)
             print(f"\n{name}: accelerator {r['accel']} ({r['why']})")

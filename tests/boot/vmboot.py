@@ -2,15 +2,14 @@
 (``lcai_core.providers``: preflight → create_steps → wait → ssh/app_endpoint → destroy) of the ``local``
 provider (plugins/lcai-local), with the test-only ``test-registry`` capability in the plugin host.
 
-One VM at a time on this machine: every boot holds an exclusive ``flock`` on ``$LCAI_VM_LOCK`` (default
-``/tmp/lcai-vm.lock``), which other VM-booting code here takes too. Checks run over SSH; anything secret a
+Each boot holds one of this machine's VM slots (``$LCAI_VM_SLOTS``, default 1: tests/boot/vmlock.py), which
+other VM-booting code here takes too. Checks run over SSH; anything secret a
 check needs goes to the VM on stdin, never on a command line.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import secrets
 import shlex
@@ -25,7 +24,8 @@ from typing import Optional
 
 import pytest
 
-LOCK = os.environ.get("LCAI_VM_LOCK", "/tmp/lcai-vm.lock")
+from vmlock import vm_slot
+
 BOOT_TIMEOUT = float(os.environ.get("LCAI_BOOT_TIMEOUT", "1500"))
 POLL = float(os.environ.get("LCAI_BOOT_POLL_SECONDS", "3"))
 IMAGE = "linode/debian12"
@@ -36,19 +36,9 @@ def log(msg: str) -> None:
     print(f"[boot {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
-@contextlib.contextmanager
 def vm_lock():
-    """The machine-wide one-VM-at-a-time lock (blocks until the VM someone else runs is gone)."""
-    with open(LOCK, "a") as fh:
-        t = time.monotonic()
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        waited = time.monotonic() - t
-        if waited > 1:
-            log(f"waited {waited:.0f}s for {LOCK}")
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    """One of this machine's VM slots (tests/boot/vmlock.py)."""
+    return vm_slot()
 
 
 def need(condition: bool, msg: str) -> None:

@@ -1,8 +1,8 @@
 """Real boots with the local provider (marked ``boot``; select with ``pytest -m boot tests/local``).
 
 The image is built once and cached (``LCAI_LOCAL_CACHE``, default here ``/var/cache/lcai``); a second run
-reuses it. One VM at a time on this machine: each boot holds ``$LCAI_VM_LOCK`` (``/tmp/lcai-vm.lock``), the
-lock the other boot tests take. Every wait is bounded: ``LCAI_BOOT_TIMEOUT`` (seconds, default 1200).
+reuses it. Each boot holds one of this machine's VM slots (``$LCAI_VM_SLOTS``, default 1: tests/boot/vmlock.py), as
+the other boot tests do. Every wait is bounded: ``LCAI_BOOT_TIMEOUT`` (seconds, default 1200).
 
 What a user would check, from outside the VM: ``lcai deploy --target local --wait`` reports healthy; over
 SSH, cloud-init is ``done`` with no errors and ran exactly the user data ``lcai plan`` writes; the app answers
@@ -12,8 +12,6 @@ on the forwarded port; ``lcai deploy`` again rebuilds the same VM (same ports) w
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import os
 import subprocess
@@ -24,10 +22,12 @@ from pathlib import Path
 
 import pytest
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "boot"))
+from vmlock import vm_slot  # noqa: E402
+
 pytestmark = pytest.mark.boot
 
 BOOT_TIMEOUT = float(os.environ.get("LCAI_BOOT_TIMEOUT", "1200"))
-LOCK = os.environ.get("LCAI_VM_LOCK", "/tmp/lcai-vm.lock")
 
 TEMPLATE = """\
 name: local-httpd
@@ -57,19 +57,6 @@ setup:
 
 def log(msg: str) -> None:
     print(f"[local-boot {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
-
-
-@contextlib.contextmanager
-def vm_lock():
-    with open(LOCK, "a") as fh:
-        t = time.monotonic()
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        if time.monotonic() - t > 1:
-            log(f"waited {time.monotonic() - t:.0f}s for {LOCK}")
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def lcai(*args: str, timeout: float = BOOT_TIMEOUT) -> subprocess.CompletedProcess:
@@ -157,7 +144,7 @@ def test_deploy_rebuild_destroy_through_the_cli(boot_env):
     assert r.returncode == 0, r.stderr
     planned = (boot_env / "user-data.yaml").read_text()
 
-    with vm_lock():
+    with vm_slot():
         t0 = time.monotonic()
         r = lcai("deploy", "-d", str(svc), "--target", "local", "--wait", "--yes", "--timeout", str(BOOT_TIMEOUT))
         boot_s = time.monotonic() - t0
