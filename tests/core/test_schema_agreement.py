@@ -337,3 +337,10 @@ def test_the_command_pattern_is_shlex():
         except ValueError:
             ok = False
         assert bool(re.search(SHLEX, s)) == ok, repr(s)
+
+
+def test_the_docs_list_what_only_validate_checks():
+    text = (ROOT / "docs" / "templates.md").read_text(encoding="utf-8")
+    section = text[text.index("## The schema and `validate`"):]
+    section = section[:section.index("\n## ", 1)]
+    assert [b.id for b in BEYOND_SCHEMA] == re.findall(r"^- `([a-z-]+)`:", section, re.M)
