@@ -1,18 +1,19 @@
-"""The plugin API: everything a capability or provider plugin imports from lcai-core, and nothing that renders.
+"""The plugin API: all a capability, provider or template-pack plugin imports from lcai-core; nothing that renders.
 
     from lcai_core.api import hookimpl, Capability, DeployContext, Fragments, Unit, WriteFile
 
-It re-exports the stand-alone contract modules only: the hook markers (``lcai_core.hookspecs``), the errors
+It re-exports stand-alone contract modules only: the hook markers (``lcai_core.hookspecs``), the errors
 (``lcai_core.errors``), the capability types (``lcai_core.capabilities``), the provider contract
 (``lcai_core.providers``, with ``Health`` from ``lcai_core.health``), the shared conventions
-(``lcai_core.conventions``: tags, labels, passwords, timeouts, hashes) and the config directory
-(``lcai_core.paths``). A plugin that imports it loads none of core's renderer, flow or CLI. Names resolve on
-first use: ``from lcai_core.api import hookimpl`` (what a plugin's ``__init__`` needs while ``lcai --help``
-runs) loads the hook markers and nothing else.
+(``lcai_core.conventions``: tags, labels, passwords, timeouts, hashes), template packs' ``DirectorySource``
+(``lcai_core.sources``) and the config directory (``lcai_core.paths``). A plugin that imports it loads none of
+core's renderer, flow or CLI. Names resolve on first use: ``from lcai_core.api import hookimpl`` (what a
+plugin's ``__init__`` needs while ``lcai --help`` runs) loads the hook markers and nothing else.
 
 Plugins that drive lcai from outside the contract (commands, the dashboard, other CLIs) use
-:mod:`lcai_core.api.frontend`. Tests use :mod:`lcai_core.testing`. Nothing else in ``lcai_core`` is API: its
-modules may change in any release. ``.importlinter`` checks both rules.
+:mod:`lcai_core.api.frontend`; tests use the ``lcai-testing`` distribution. Nothing else in ``lcai_core`` is
+API: its modules may change in any release. ``.importlinter`` checks both rules; docs/plugin-api.md lists the
+names.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
     from ..health import Health
     from ..providers import Endpoint, Listing, Preflight, Price, Provider, Say, Spec, SshEndpoint, Step
     from ..providers import _quiet as quiet
+    from ..sources import DirectorySource
 
 _LAZY = {
     "lcai_core.capabilities": ("AppSpec", "AptSource", "Capability", "DeployContext", "Fragments", "Runtime", "Unit",
@@ -44,6 +46,7 @@ _LAZY = {
     "lcai_core.providers": ("Endpoint", "Listing", "Preflight", "Price", "Provider", "Say", "Spec", "SshEndpoint",
                             "Step"),
     "lcai_core.health": ("Health",),
+    "lcai_core.sources": ("DirectorySource",),
     "lcai_core.conventions": ("deployment_tags", "env_seconds", "instance_label", "parse_tags", "random_root_password",
                               "sha256"),
 }
@@ -61,6 +64,8 @@ __all__ = [
     "Provider", "Spec", "Step", "Price", "Preflight", "Listing", "SshEndpoint", "Endpoint", "Say", "quiet", "Health",
     # conventions
     "deployment_tags", "parse_tags", "instance_label", "random_root_password", "env_seconds", "sha256",
+    # template packs
+    "DirectorySource",
     # paths
     "config_dir",
 ]

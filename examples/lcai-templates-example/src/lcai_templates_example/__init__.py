@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from lcai_core import DirectorySource, hookimpl
+from lcai_core.api import DirectorySource, hookimpl
 
 
 @hookimpl
