@@ -82,7 +82,7 @@ DOCKER_REF = line(
     r"(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[a-f0-9]{64})?")
 OWNER = line(r"[a-z_][a-z0-9_-]*(:[a-z_][a-z0-9_-]*)?")
 PERM = line(r"0?[0-7]{3,4}")
-VERSION = line(r"\d+\.\d+(\.\d+)?([.+-][0-9A-Za-z.-]+)?")
+VERSION = line(r"[0-9]+\.[0-9]+(\.[0-9]+)?([.+-][0-9A-Za-z.-]+)?")
 UNSAFE_PREFIXES = ("/proc", "/sys", "/dev", "/run/lcai", "/etc/lcai", "/var/lib/lcai", "/usr/local/lib/lcai",
                    "/var/lib/cloud", "/boot")
 # what shlex.split accepts: quotes closed, no backslash at the very end (tests/core/test_schema_agreement.py
