@@ -29,3 +29,9 @@ def test_fake_docker_answers_on_its_socket(fake_docker):
 
 def test_lcai_config_dir_is_empty_and_used(lcai_config_dir):
     assert os.environ["LCAI_CONFIG_DIR"] == str(lcai_config_dir) and not lcai_config_dir.exists()
+
+
+def test_every_public_name_resolves():
+    import lcai_testing
+
+    assert all(callable(getattr(lcai_testing, name)) for name in lcai_testing.__all__)

@@ -17,22 +17,21 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .render import app_env, install_distribution, render_text, require_plugins, written
-    from .validators import (package_units, require_validators, shellcheck, shellcheck_bin, systemd_analyze_bin,
-                             systemd_verify, units_in, validate_many, validate_user_data)
+    from .validators import (package_units, require_validators, scripts_in, shellcheck, shellcheck_bin, shellify,
+                             systemd_analyze_bin, systemd_verify, units_in, validate_many, validate_user_data)
 
 __version__ = "0.1.0"
 
 # names resolve on first use, so `python -m lcai_testing.cloudinit` and `-p lcai_testing.pytest_plugin` load
 # only what they need
-_WHERE = {"app_env": "render", "install_distribution": "render", "render_text": "render",
-          "require_plugins": "render", "written": "render",
-          "package_units": "validators", "require_validators": "validators", "shellcheck": "validators",
-          "shellcheck_bin": "validators", "systemd_analyze_bin": "validators", "systemd_verify": "validators",
-          "units_in": "validators", "validate_many": "validators", "validate_user_data": "validators"}
+_RENDER = ("app_env", "install_distribution", "render_text", "require_plugins", "written")
+_VALIDATORS = ("package_units", "require_validators", "scripts_in", "shellcheck", "shellcheck_bin", "shellify",
+               "systemd_analyze_bin", "systemd_verify", "units_in", "validate_many", "validate_user_data")
+_WHERE = {**dict.fromkeys(_RENDER, "render"), **dict.fromkeys(_VALIDATORS, "validators")}
 
 __all__ = ["app_env", "install_distribution", "package_units", "render_text", "require_plugins",
-           "require_validators", "shellcheck", "shellcheck_bin", "systemd_analyze_bin", "systemd_verify",
-           "units_in", "validate_many", "validate_user_data", "written"]
+           "require_validators", "scripts_in", "shellcheck", "shellcheck_bin", "shellify", "systemd_analyze_bin",
+           "systemd_verify", "units_in", "validate_many", "validate_user_data", "written"]
 
 
 def __getattr__(name: str) -> Any:
