@@ -344,3 +344,42 @@ def test_the_docs_list_what_only_validate_checks():
     section = text[text.index("## The schema and `validate`"):]
     section = section[:section.index("\n## ", 1)]
     assert [b.id for b in BEYOND_SCHEMA] == re.findall(r"^- `([a-z-]+)`:", section, re.M)
+
+
+def test_patterns_mean_the_same_in_ecmascript(judged, tmp_path):
+    """Editors validate with ECMAScript regular expressions: every pattern of the schema must compile there
+    (with the u flag) and match the same strings as Python's re (sampled from the pattern, then mutated)."""
+    import json
+    import shutil
+    import subprocess
+
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed")
+    _, schema, _ = judged
+    patterns: set[str] = set()
+
+    def walk(n: Any) -> None:
+        for k, v in (n.items() if isinstance(n, dict) else enumerate(n) if isinstance(n, list) else ()):
+            if k == "pattern" and isinstance(v, str):
+                patterns.add(v)
+            else:
+                walk(v)
+
+    walk(schema)
+    rng = random.Random(SEED)
+    cases = []
+    for p in sorted(patterns):
+        for _ in range(300):
+            s = sample_regex(p, rng)
+            s = mutate_string(s, rng) if rng.random() < 0.5 else s
+            s = s + "\n" if rng.random() < 0.1 else s
+            cases.append([p, s, bool(re.search(p, s))])
+    (tmp_path / "cases.json").write_text(json.dumps(cases), encoding="utf-8")
+    script = ("const cases = JSON.parse(require('fs').readFileSync(process.argv[1], 'utf8'));"
+              "const out = cases.filter(([p, s, py]) => new RegExp(p, 'u').test(s) !== py);"
+              "console.log(JSON.stringify(out.slice(0, 10)));")
+    r = subprocess.run([node, "-e", script, str(tmp_path / "cases.json")], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout) == [], f"{len(cases)} cases over {len(patterns)} patterns"
+    assert len(patterns) >= 15
