@@ -13,7 +13,8 @@ accept the same documents. Three tables:
 - ``BEYOND_SCHEMA``: what the loader checks and JSON Schema cannot say. docs/templates.md lists them too.
 
 Patterns end in ``$(?!\\n)``: Python's ``$`` also matches before a final newline, ECMAScript's does not; with
-the lookahead both mean "end of the string".
+the lookahead both mean "end of the string" (editors validate with ECMAScript; tests/core/test_schema_agreement.py
+checks that every pattern matches the same strings in both).
 """
 
 from __future__ import annotations

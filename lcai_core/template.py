@@ -1,8 +1,10 @@
 """The template format: attrs models, loading with located errors, and semantic checks.
 
 ``load_template(path, catalog)`` reports every problem of a file in one pass: YAML syntax, types (strict, no
-coercion), unknown keys (did-you-mean), semantic checks, unknown or uninstalled capabilities and their
-config errors — each as ``file:line: dotted.path: message``.
+coercion), unknown keys (did-you-mean), the constraints declared in ``lcai_core.constraints`` (the JSON Schema of
+``lcai templates schema`` is generated from the same table), the few checks JSON Schema cannot express
+(``constraints.BEYOND_SCHEMA``), unknown or uninstalled capabilities and their config errors — each as
+``file:line: dotted.path: message``.
 """
 
 from __future__ import annotations
