@@ -1,6 +1,8 @@
 """lcai-core: templates + capabilities → cloud-init, and the plugin host.
 
-The public API for plugin authors. Names resolve lazily so ``import lcai_core`` (and ``lcai --help``) stay fast.
+Plugins import from ``lcai_core.api`` and ``lcai_core.api.frontend`` (docs/plugin-api.md; an import-linter
+contract holds them to it). The names below are kept for code written against the first releases. Names resolve
+lazily so ``import lcai_core`` (and ``lcai --help``) stay fast.
 """
 
 __version__ = "0.1.0"

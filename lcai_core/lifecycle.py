@@ -95,9 +95,12 @@ def provider_named(host, name: str) -> Provider:
     provs = providers(host)
     if name in provs:
         return provs[name]
+    from .first_party import PROVIDERS
+
     have = ", ".join(sorted(provs)) or "none"
-    raise InputError(f"no provider named {name!r} is installed (installed: {have})",
-                     hint=f"pip install lcai-{name}, or pick another with --target")
+    install = f"pip install {PROVIDERS[name]}, or pick another with --target" if name in PROVIDERS else \
+        "install the plugin that provides it, or pick another with --target"
+    raise InputError(f"no provider named {name!r} is installed (installed: {have})", hint=install)
 
 
 def provider_of(host, record: dict) -> Provider:

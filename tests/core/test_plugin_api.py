@@ -173,3 +173,18 @@ def test_the_docs_name_every_exported_name(module):
     assert f"`{module}`" in doc
     missing = [n for n in mod.__all__ if f"`{n}`" not in doc and f"`{n}(" not in doc]
     assert not missing, f"docs/plugin-api.md does not name {missing}"
+
+
+def test_uninstalled_provider_gets_the_install_hint(monkeypatch):
+    from lcai_core.errors import InputError
+    from lcai_core.lifecycle import provider_named
+    from lcai_core.plugins import Host
+
+    monkeypatch.setenv("LCAI_DISABLE_PLUGINS", "lcai-local")
+    with pytest.raises(InputError) as e:
+        provider_named(Host(), "local")
+    assert "no provider named 'local' is installed" in str(e.value)
+    assert e.value.hint == "pip install lcai-local, or pick another with --target"
+    with pytest.raises(InputError) as e:
+        provider_named(Host(), "openstack")
+    assert "pip install" not in (e.value.hint or "")
