@@ -127,7 +127,7 @@ class BlobStore:
         digest = "sha256:" + hashlib.sha256(data).hexdigest()
         p = self.path(digest)
         if not (p.is_file() and p.read_bytes() == data):
-            tmp = p.with_suffix(".tmp")
+            tmp = p.with_suffix(f".{os.getpid()}.tmp")  # one per process: test workers may write the same blob
             tmp.write_bytes(data)
             os.replace(tmp, p)
         return Blob(digest, len(data), media_type, p)
@@ -287,10 +287,29 @@ def load_image(store: BlobStore, manifest: bytes) -> Image:
                  tuple(store.blob(layer["digest"], layer["mediaType"]) for layer in m["layers"]))
 
 
+_locks: dict[str, object] = {}
+
+
+def build_lock(root: Path):
+    """One builder at a time per cache (test workers share it): a re-entrant file lock on ``root/.build.lock``."""
+    from filelock import FileLock
+
+    key = str(root)
+    if key not in _locks:
+        root.mkdir(parents=True, exist_ok=True)
+        _locks[key] = FileLock(str(root / ".build.lock"))
+    return _locks[key]
+
+
 def cached(recipe: dict, build, store: Optional[BlobStore] = None) -> Image:
     """The image for ``recipe`` from the cache, or ``build(store)`` once and recorded. The record is the
     manifest; its blobs are checked (present, digest matches) before it is trusted."""
     store = store or BlobStore(cache_dir())
+    with build_lock(store.root):
+        return _cached(recipe, build, store)
+
+
+def _cached(recipe: dict, build, store: BlobStore) -> Image:
     key = hashlib.sha256(canonical_json({**recipe, "builder": BUILDER_VERSION, "epoch": EPOCH})).hexdigest()
     record = store.root / "images" / f"{key}.json"
     if record.is_file():
@@ -300,7 +319,7 @@ def cached(recipe: dict, build, store: Optional[BlobStore] = None) -> Image:
             pass  # rebuild below
     image = build(store)
     record.parent.mkdir(parents=True, exist_ok=True)
-    tmp = record.with_suffix(".tmp")
+    tmp = record.with_suffix(f".{os.getpid()}.tmp")
     tmp.write_bytes(image.manifest)
     os.replace(tmp, record)
     return image
@@ -313,6 +332,11 @@ def debian_package(name: str) -> Path:
     """The .deb of ``name`` from the host's apt sources (``apt-get download``), cached under debs/."""
     d = cache_dir() / "debs"
     d.mkdir(parents=True, exist_ok=True)
+    with build_lock(cache_dir()):
+        return _debian_package(name, d)
+
+
+def _debian_package(name: str, d: Path) -> Path:
     found = sorted(d.glob(f"{name}_*.deb"))
     if found:
         return found[-1]
