@@ -31,7 +31,8 @@ def make_agent(tmp_path, docker):
     def make(**cfg):
         a = Agent({"docker_socket": docker.socket_path, "port": 0, "log_dir": str(tmp_path / "log"),
                    "state_dir": str(tmp_path / "state"), "tick_s": 0.05, "reconnect_max_s": 0.1,
-                   "deployment_id": "abcd1234", "app_name": "web", "token_file": str(tmp_path / "token"), **cfg})
+                   "deployment_id": "abcd1234", "app_name": "web", "token_file": str(tmp_path / "token"),
+                   "kmsg": str(tmp_path / "kmsg"), **cfg})
         agents.append(a.start())
         return a
 
@@ -89,6 +90,27 @@ def test_exit_137_confirmed_by_inspect(docker, make_agent):
     docker.containers[cid[:12]] = {"Id": cid, "State": {"OOMKilled": True, "ExitCode": 137}}
     docker.script = [event("start", BASE, cid=cid), event("die", BASE + 30, cid=cid, exitCode=137)]
     assert kinds(until(make_agent(), "/issues", lambda b: b["history"])) == ["oom"]
+
+
+def test_exit_137_of_a_removed_container_confirmed_by_the_kernel_log(docker, make_agent, tmp_path):
+    """``docker run --rm``: the container is gone before inspect (404) and Docker dropped its ``oom`` event; the
+    kernel's oom-kill record names the container's memory cgroup (a boot showed exactly this)."""
+    cid = "d" * 64
+    (tmp_path / "kmsg").write_bytes(
+        b"6,1234,5678,-;python3 invoked oom-killer: gfp_mask=0xcc0(GFP_KERNEL), order=0, oom_score_adj=0\n"
+        b"6,1240,5690,-;oom-kill:constraint=CONSTRAINT_MEMCG,nodemask=(null),cpuset=docker-" + cid.encode()
+        + b".scope,mems_allowed=0,oom_memcg=/system.slice/docker-" + cid.encode() + b".scope,task_memcg=/system.slice"
+        b"/docker-" + cid.encode() + b".scope,task=python3,pid=4242,uid=0\n")
+    docker.script = [event("start", BASE, cid=cid), event("die", BASE + 30, cid=cid, exitCode=137)]
+    issues = until(make_agent(), "/issues", lambda b: b["history"])
+    assert kinds(issues) == ["oom"] and "the kernel log" in issues["history"][0]["explanation"]
+
+
+def test_kernel_log_of_another_container_is_not_this_ones_oom(docker, make_agent, tmp_path):
+    (tmp_path / "kmsg").write_bytes(b"6,1240,5690,-;oom-kill:constraint=CONSTRAINT_MEMCG,oom_memcg=/system.slice"
+                                    b"/docker-" + b"e" * 64 + b".scope,task=python3,pid=4242,uid=0\n")
+    docker.script = [event("start", BASE, cid="d" * 64), event("die", BASE + 30, cid="d" * 64, exitCode=137)]
+    assert kinds(until(make_agent(), "/issues", lambda b: b["history"])) == ["killed"]
 
 
 def test_explicit_stop_is_not_an_issue(docker, make_agent):
@@ -292,3 +314,52 @@ def test_agent_is_stdlib_only_and_python_3_10():
     import py_compile
 
     py_compile.compile(str(AGENT_FILE), doraise=True)
+
+
+def test_the_shipped_agent_runs_and_reports(docker, tmp_path):
+    """The agent exactly as the user data ships it (docstrings stripped, spaces compacted) runs as the service
+    does, sees an OOM kill of a removed container through the kernel log, and answers `build-watcher query`."""
+    import socket
+    import subprocess
+
+    from lcai_buildwatch.capability import shipped_agent_source
+
+    script = tmp_path / "build-watcher"
+    script.write_text(shipped_agent_source())
+    cid = "f" * 64
+    (tmp_path / "kmsg").write_bytes(b"6,1,2,-;oom-kill:constraint=CONSTRAINT_MEMCG,oom_memcg=/system.slice/docker-"
+                                    + cid.encode() + b".scope,task=python3,pid=7,uid=0\n")
+    docker.script = [event("start", BASE, cid=cid), event("die", BASE + 30, cid=cid, exitCode=137),
+                     event("start", BASE + 40), event("die", BASE + 50, exitCode=3)]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cfg = tmp_path / "config.json"
+    cfg.write_text(json.dumps({"docker_socket": docker.socket_path, "port": port, "log_dir": str(tmp_path / "log"),
+                               "state_dir": str(tmp_path / "state"), "tick_s": 0.05, "reconnect_max_s": 0.1,
+                               "token_file": str(tmp_path / "none"), "kmsg": str(tmp_path / "kmsg")}))
+    proc = subprocess.Popen([sys.executable, str(script), "--config", str(cfg), "run"], stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        deadline, found = time.monotonic() + 15, []
+        while time.monotonic() < deadline and found != ["oom", "nonzero_exit"]:
+            q = subprocess.run([sys.executable, str(script), "--config", str(cfg), "query", "issues"],
+                               capture_output=True, text=True)
+            if q.returncode == 0:
+                found = [i["kind"] for i in json.loads(q.stdout)["history"]]
+            time.sleep(0.1)
+        assert found == ["oom", "nonzero_exit"], (found, q.stderr)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_compact_keeps_the_program():
+    from lcai_buildwatch.capability import compact
+
+    src = ('x = f"{{a}} {b!r:>{w}} {\'q\'}" + \'s\' if 1 in (2, 3) else "t"\n'
+           'def f(a, *b, c=1, **d):\n    return not -a or b and (lambda: 0)\n'
+           'y = [i for i in range(3) if i is not None]\nz = 1 if x else 2\nw = x in\'abc\'\n')
+    out = compact(src)
+    assert ast.dump(ast.parse(out)) == ast.dump(ast.parse(src))
+    assert len(out) < len(src) and "x=" in out and "(a,*b,c=1,**d)" in out

@@ -42,7 +42,7 @@ DEFAULTS = {
     "docker_socket": "/var/run/docker.sock", "api_version": "", "log_dir": "/var/log/build-watcher",
     "state_dir": "/var/lib/lcai", "token_file": "/etc/build-watcher/token", "enable_metrics": True,
     "max_events": 5000, "crash_loop_deaths": 5, "crash_loop_window_s": 600, "crash_loop_min_run_s": 600,
-    "stable_s": 600, "slow_start_s": 180, "tick_s": 5.0, "reconnect_max_s": 30.0,
+    "stable_s": 600, "slow_start_s": 180, "tick_s": 5.0, "reconnect_max_s": 30.0, "kmsg": "/dev/kmsg",
 }
 HELD = ("crash_loop", "health_failing", "gpu_failed")  # conditions that stay open until they clear
 
@@ -197,10 +197,11 @@ class Detector:
                     oom = False
                 if oom:
                     self.ooms[name] += 1
-                    self.report("oom", name, t, f"{name} was OOM-killed (State.OOMKilled)", evidence)
+                    self.report("oom", name, t, f"{name} was OOM-killed (State.OOMKilled or the kernel log)",
+                                evidence)
                 elif not st["stopping"]:
-                    self.report("killed", name, t, f"{name} was killed (exit 137, SIGKILL); OOM not confirmed — "
-                                                   "check `journalctl -k` for the kernel OOM killer", evidence)
+                    self.report("killed", name, t, f"{name} was killed (exit 137, SIGKILL); OOM not confirmed",
+                                evidence)
             elif code and not (st["stopping"] and code in (143, 130, 137)) and not (code == 137 and st["oom"]):
                 self.report("nonzero_exit", name, t, f"{name} exited with code {code}"
                             + ("" if run is None else f" after {run:.0f}s"), evidence)
@@ -339,12 +340,32 @@ METRICS = ("events_total counter", "malformed_events_total counter", "container_
            "open_issues gauge")  # Prometheus text format 0.0.4: TYPE lines (HELP is optional)
 
 
+def kernel_oom(kmsg, cid):
+    """Whether the kernel log holds an oom-kill record of container ``cid``'s memory cgroup (its name has the
+    id). Docker drops its ``oom`` event, and inspect has nothing, when a ``--rm`` container is gone first.
+    /dev/kmsg gives one record per read, then EAGAIN."""
+    try:
+        fd = os.open(kmsg, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError:
+        return False
+    rec, found = b"-", False
+    try:
+        while rec and not found:
+            rec = os.read(fd, 8192)
+            found = b"oom-kill:" in rec and cid.encode() in rec
+    except OSError:  # EAGAIN: no more records (EPIPE: one was overwritten meanwhile)
+        pass
+    os.close(fd)
+    return found
+
+
 class Agent:
     def __init__(self, cfg):
         self.cfg = cfg = {**DEFAULTS, **cfg}
         self.store = Store(cfg)
         self.docker = Docker(cfg["docker_socket"], cfg["api_version"])
-        self.detector = Detector(cfg, self.store.add_issue, self.docker.inspect)
+        self.detector = Detector(cfg, self.store.add_issue, lambda cid: self.docker.inspect(cid) or (
+            {"State": {"OOMKilled": True}} if kernel_oom(cfg["kmsg"], cid) else None))
         self.stop = threading.Event()
         self.dlock = threading.Lock()  # the event stream, the ticker and the HTTP API share the detector
         self.token = self.httpd = None

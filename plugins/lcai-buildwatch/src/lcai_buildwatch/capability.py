@@ -68,7 +68,55 @@ def shipped_source(filename: str) -> str:
     # ast.unparse writes every string on one line (escapes, no multi-line literals): leading spaces are indentation
     lines = [re.sub(r"^(    )+", lambda m: " " * (len(m.group(0)) // 4), line)
              for line in ast.unparse(tree).splitlines() if line.strip()]
-    return "#!/usr/bin/env python3\n" + "\n".join(lines) + "\n"
+    text = "\n".join(lines) + "\n"
+    tight = compact(text)
+    # the same program or none: the compacted source must parse to the very same syntax tree
+    if ast.dump(ast.parse(tight)) != ast.dump(ast.parse(text)):  # pragma: no cover (a tokenizer surprise)
+        tight = text
+    return "#!/usr/bin/env python3\n" + tight
+
+
+def compact(src: str) -> str:
+    """``src`` without the spaces between tokens Python does not need (``a = f(x, y)`` → ``a=f(x,y)``); each
+    line keeps its indentation, strings are kept as written, an f-string whole (Python 3.12 splits it into
+    tokens). A space stays between two words or numbers, and before a quote."""
+    import io
+    import tokenize
+
+    lines = src.splitlines(keepends=True)
+    out: list[str] = []
+    prev, fdepth, fstart, at_start = "", 0, (0, 0), True
+
+    def emit(text: str, col: int, line: str) -> None:
+        nonlocal prev, at_start
+        if at_start:
+            out.append(line[:col])
+        elif prev and (prev[-1].isalnum() or prev[-1] == "_") and (text[0].isalnum() or text[0] in "_'\""):
+            out.append(" ")
+        out.append(text)
+        prev, at_start = text, False
+
+    for tok in tokenize.generate_tokens(io.StringIO(src).readline):
+        name = tokenize.tok_name[tok.type]
+        if name == "FSTRING_START":
+            if fdepth == 0:
+                fstart = tok.start
+            fdepth += 1
+        elif name == "FSTRING_END":
+            fdepth -= 1
+            if fdepth == 0:
+                (r0, c0), (r1, c1) = fstart, tok.end
+                whole = lines[r0 - 1][c0:] + "".join(lines[r0:r1 - 1]) + lines[r1 - 1][:c1] if r1 > r0 \
+                    else lines[r0 - 1][c0:c1]
+                emit(whole, c0, lines[r0 - 1])
+        elif fdepth:
+            continue
+        elif tok.type in (tokenize.NEWLINE, tokenize.NL):
+            out.append("\n")
+            prev, at_start = "", True
+        elif tok.type not in (tokenize.INDENT, tokenize.DEDENT, tokenize.ENDMARKER, tokenize.COMMENT):
+            emit(tok.string, tok.start[1], tok.line)
+    return "".join(out)
 
 
 @lru_cache(maxsize=1)
