@@ -101,7 +101,8 @@ def cloud_init_done(vm) -> dict:
         if r.returncode != 0:
             return False, r.stderr[-300:]
         out = json.loads(r.stdout)
-        finished = out["result"] is not None
+        # result.json is written a moment before `cloud-init status` stops saying running (a boot showed it)
+        finished = out["result"] is not None and "status: running" not in out["status"]
         return finished, out
     out = wait_for("cloud-init to finish (/run/cloud-init/result.json)", probe, HEALTH_TIMEOUT)
     assert "status: done" in out["status"], f"cloud-init status:\n{out['status']}"

@@ -112,7 +112,8 @@ def cloud_init_finished(vm) -> dict:
         if r.returncode != 0:
             return False, r.stderr[-300:]
         out = json.loads(r.stdout)
-        return out["result"] is not None, out
+        # result.json is written a moment before `cloud-init status` stops saying running (a boot showed it)
+        return out["result"] is not None and "status: running" not in out["status"], out
     return vmboot.wait_for("cloud-init to finish", probe, TIMEOUT)
 
 
