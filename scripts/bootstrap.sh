@@ -14,14 +14,8 @@ if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -x .venv/bin/lcai ]; 
 fi
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -m pip install -q --disable-pip-version-check -c "$lock" --upgrade pip >/dev/null 2>&1 || true
-# a package's [test] extra only where its pyproject defines one (pip warns about a missing extra)
-with_test() {
-  if grep -q '^test *=' "$1/pyproject.toml"; then echo "$1[test]"; else echo "$1"; fi
-}
-set -- -e "$(with_test .)"
-for p in plugins/*/; do
-  [ -f "$p/pyproject.toml" ] && set -- "$@" -e "$(with_test "${p%/}")"
-done
+# shellcheck source=scripts/workspace-packages.sh
+. scripts/workspace-packages.sh
 echo "bootstrap: installing lcai-core and $(($# / 2 - 1)) plugin(s) into .venv (versions from $lock)" >&2
 if .venv/bin/python -m pip install --help | grep -q -- --build-constraint; then
   set -- --build-constraint "$lock" "$@"

@@ -30,13 +30,8 @@ if [ -n "$keep" ]; then
 else
   $pip install -q --upgrade pip
 fi
-with_test() {
-  if grep -q '^test *=' "$1/pyproject.toml"; then echo "$1[test]"; else echo "$1"; fi
-}
-set -- -e "$(with_test .)"
-for p in plugins/*/; do
-  [ -f "$p/pyproject.toml" ] && set -- "$@" -e "$(with_test "${p%/}")"
-done
+# shellcheck source=scripts/workspace-packages.sh
+. scripts/workspace-packages.sh
 if ! $pip install -q --dry-run --ignore-installed -c "$tmp/keep.txt" --report "$tmp/report.json" "$@" \
     > "$tmp/pip.log" 2>&1; then
   cat "$tmp/pip.log" >&2

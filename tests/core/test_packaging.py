@@ -189,6 +189,6 @@ def test_lock_and_bootstrap_scripts_pass_shellcheck():
     exe = shellcheck_bin()
     if exe is None:
         pytest.skip("shellcheck is not installed")
-    for script in ("scripts/lock.sh", "scripts/bootstrap.sh"):
-        p = subprocess.run([exe, "-s", "sh", str(ROOT / script)], capture_output=True, text=True)
+    for script in ("scripts/lock.sh", "scripts/bootstrap.sh", "scripts/workspace-packages.sh"):
+        p = subprocess.run([exe, "-x", "-s", "sh", script], capture_output=True, text=True, cwd=ROOT)
         assert p.returncode == 0, (script, p.stdout)
