@@ -12,14 +12,14 @@ itself after every unit it wants, unless that unit is itself ordered after the t
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 import tempfile
 from pathlib import Path
 
 import pytest
 
-from lcai_testing import package_units, render_text, require_plugins, systemd_analyze_bin, units_in, written
+from lcai_testing import (fake_systemd_root, package_units, render_text, require_plugins, systemd_analyze_bin, units_in,
+                          written)
 
 ROOT = Path(__file__).parents[2]
 ENV = {"VLLM_API_KEY": "sk-test", "EMBEDDINGS_API_KEY": "key-test"}
@@ -124,40 +124,17 @@ def test_the_model_sees_the_old_defect():
 def fake_root(units: dict[str, str], enabled: list[str]) -> tempfile.TemporaryDirectory:
     """A root with the units enabled (multi-user.target.wants symlinks), package units stubbed."""
     d = tempfile.TemporaryDirectory()
-    r = Path(d.name)
-    etc, lib = r / "etc/systemd/system", r / "usr/lib/systemd/system"
-    etc.mkdir(parents=True)
-    lib.mkdir(parents=True)
-    for src in Path("/usr/lib/systemd/system").glob("*.target"):
-        if src.is_file():
-            shutil.copy(src, lib / src.name)
     referenced = package_units(units)
     for c in units.values():
         for key in ("After", "Before", "Requires", "Wants"):
             referenced.update(u for u in directives(c, key) if u.endswith(".service"))
-    for n in referenced - set(units):
-        if not (lib / n).exists():
-            (lib / n).write_text(f"[Unit]\nDescription=stub {n}\n[Service]\nExecStart=/bin/true\n")
+    etc, lib = fake_systemd_root(Path(d.name), units, referenced - set(units))
     (lib / "cloud-final.service").write_text(  # cloud-init's final stage on Debian/Ubuntu
         "[Unit]\nAfter=network-online.target multi-user.target\n[Service]\nType=oneshot\nExecStart=/bin/true\n")
-    exes = {"/bin/true"}
-    for n, c in units.items():
-        (etc / n).parent.mkdir(parents=True, exist_ok=True)
-        (etc / n).write_text(c)
-        exes.update(m.group(1) for m in re.finditer(r"^Exec\w+=[-@:+!]*(\S+)", c, re.M))
     wants = etc / "multi-user.target.wants"
     wants.mkdir()
     for n in enabled + ["cloud-final.service"]:
         (wants / n).symlink_to(etc / n if n in units else lib / n)
-    for exe in exes:
-        p = r / exe.lstrip("/")
-        p.parent.mkdir(parents=True, exist_ok=True)
-        if not p.exists():
-            p.write_text("#!/bin/sh\n")
-            p.chmod(0o755)
-    for link in ("bin", "sbin", "lib", "lib64"):
-        if not (r / link).exists():
-            (r / link).symlink_to(f"usr/{link}")
     return d
 
 

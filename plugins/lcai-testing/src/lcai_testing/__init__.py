@@ -17,19 +17,21 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .render import app_env, install_distribution, render_text, require_plugins, written
-    from .validators import (package_units, require_validators, scripts_in, shellcheck, shellcheck_bin, shellify,
-                             systemd_analyze_bin, systemd_verify, units_in, validate_many, validate_user_data)
+    from .validators import (fake_systemd_root, package_units, require_validators, scripts_in, shellcheck,
+                             shellcheck_bin, shellify, systemd_analyze_bin, systemd_verify, units_in, validate_many,
+                             validate_user_data)
 
 __version__ = "0.1.0"
 
 # names resolve on first use, so `python -m lcai_testing.cloudinit` and `-p lcai_testing.pytest_plugin` load
 # only what they need
 _RENDER = ("app_env", "install_distribution", "render_text", "require_plugins", "written")
-_VALIDATORS = ("package_units", "require_validators", "scripts_in", "shellcheck", "shellcheck_bin", "shellify",
-               "systemd_analyze_bin", "systemd_verify", "units_in", "validate_many", "validate_user_data")
+_VALIDATORS = ("fake_systemd_root", "package_units", "require_validators", "scripts_in", "shellcheck",
+               "shellcheck_bin", "shellify", "systemd_analyze_bin", "systemd_verify", "units_in", "validate_many",
+               "validate_user_data")
 _WHERE = {**dict.fromkeys(_RENDER, "render"), **dict.fromkeys(_VALIDATORS, "validators")}
 
-__all__ = ["app_env", "install_distribution", "package_units", "render_text", "require_plugins",
+__all__ = ["app_env", "fake_systemd_root", "install_distribution", "package_units", "render_text", "require_plugins",
            "require_validators", "scripts_in", "shellcheck", "shellcheck_bin", "shellify", "systemd_analyze_bin",
            "systemd_verify", "units_in", "validate_many", "validate_user_data", "written"]
 

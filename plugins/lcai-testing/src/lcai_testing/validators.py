@@ -173,36 +173,43 @@ def units_in(doc: dict) -> dict[str, str]:
             if wf["path"].startswith("/etc/systemd/system/") and not wf.get("encoding")}
 
 
+def fake_systemd_root(root: Path, units: dict[str, str], stubs: Iterable[str],
+                      executables: Iterable[str] = ()) -> tuple[Path, Path]:
+    """A root for ``systemd-analyze --root``: the host's targets, each of ``stubs`` as a do-nothing service,
+    ``units`` under /etc/systemd/system, every program their Exec lines (and ``executables``) name as an empty
+    script, /bin, /sbin, /lib and /lib64 linked into /usr. Returns (etc, lib): the two unit directories."""
+    etc = root / "etc" / "systemd" / "system"
+    lib = root / "usr" / "lib" / "systemd" / "system"
+    etc.mkdir(parents=True)
+    lib.mkdir(parents=True)
+    for src in Path("/usr/lib/systemd/system").glob("*.target"):
+        if src.is_file():
+            shutil.copy(src, lib / src.name)
+    for name in sorted(stubs):
+        if not (lib / name).exists():
+            (lib / name).write_text(f"[Unit]\nDescription=stub {name}\n[Service]\nExecStart=/bin/true\n")
+    exes = set(executables) | {"/bin/true", "/usr/bin/true"}
+    for name, content in units.items():
+        (etc / name).parent.mkdir(parents=True, exist_ok=True)
+        (etc / name).write_text(content)
+        exes.update(m.group(1) for m in re.finditer(r"^Exec\w+=[-@:+!]*(\S+)", content, re.M))
+    for exe in exes:
+        p = root / exe.lstrip("/")
+        p.parent.mkdir(parents=True, exist_ok=True)
+        if not p.exists():
+            p.write_text("#!/bin/sh\n")
+            p.chmod(0o755)
+    for d in ("bin", "sbin", "lib", "lib64"):
+        if not (root / d).exists():
+            (root / d).symlink_to(f"usr/{d}")
+    return etc, lib
+
+
 def systemd_verify(units: dict[str, str], executables: Iterable[str] = ()) -> tuple[bool, str]:
-    """``systemd-analyze verify`` every unit in a fake root; any output on stderr is a failure."""
+    """``systemd-analyze verify`` every unit in a fake root; any output on stderr is a failure. Units that
+    packages install on the instance are stubbed; lcai's own (lcai-*) must be defined."""
     with tempfile.TemporaryDirectory() as root:
-        r = Path(root)
-        etc = r / "etc" / "systemd" / "system"
-        lib = r / "usr" / "lib" / "systemd" / "system"
-        etc.mkdir(parents=True)
-        lib.mkdir(parents=True)
-        for src in Path("/usr/lib/systemd/system").glob("*.target"):
-            if src.is_file():
-                shutil.copy(src, lib / src.name)
-        for name in sorted(package_units(units)):
-            # units that packages install on the instance are stubbed; lcai's own (lcai-*) must be defined
-            if not (lib / name).exists():
-                (lib / name).write_text(f"[Unit]\nDescription=stub {name}\n[Service]\nExecStart=/bin/true\n")
-        exes = set(executables) | {"/bin/true", "/usr/bin/true"}
-        for name, content in units.items():
-            (etc / name).parent.mkdir(parents=True, exist_ok=True)
-            (etc / name).write_text(content)
-            for m in re.finditer(r"^Exec\w+=[-@:+!]*(\S+)", content, re.M):
-                exes.add(m.group(1))
-        for exe in exes:
-            p = r / exe.lstrip("/")
-            p.parent.mkdir(parents=True, exist_ok=True)
-            if not p.exists():
-                p.write_text("#!/bin/sh\n")
-                p.chmod(0o755)
-        for d in ("bin", "sbin", "lib", "lib64"):
-            if not (r / d).exists():
-                (r / d).symlink_to(f"usr/{d}")
+        etc, _ = fake_systemd_root(Path(root), units, package_units(units), executables)
         proc = subprocess.run([_need(systemd_analyze_bin(), "systemd-analyze"), "verify", f"--root={root}", "--man=no",
                                *[str(etc / n) for n in units if "/" not in n]],
                               capture_output=True, text=True, timeout=120)
