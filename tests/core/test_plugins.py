@@ -222,3 +222,16 @@ def test_fast_entry_point_scan_agrees_with_importlib_metadata(fake_dists):
                  for e in importlib_metadata.entry_points(group="lcai"))
     assert fast == slow == ref
     assert ("good", "fake_good_plugin", "lcai-good", "0.9") in fast
+
+
+@pytest.mark.parametrize("group", ["console_scripts", "pytest11", "lcai.templates"])
+def test_fast_entry_point_scan_agrees_for_other_groups(group):
+    """The scan reads METADATA only for distributions that have the group: the others still count."""
+    import importlib_metadata
+
+    from lcai_core.plugins import _entry_points
+
+    fast = sorted((e.name, e.value, e.dist_name, e.version) for e in _entry_points(group))
+    ref = sorted((e.name, e.value, e.dist.metadata["Name"], e.dist.version)
+                 for e in importlib_metadata.entry_points(group=group))
+    assert fast == ref
