@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import sys
+import types
 from typing import Any, Callable, Optional, cast
 
 import pluggy
@@ -150,6 +151,22 @@ def _entry_points_slow(group: str = GROUP) -> list[EntryPoint]:
     return sorted(out, key=lambda ep: ep.name)
 
 
+class _PluginManager(pluggy.PluginManager):
+    """pluggy's manager, finding the hook implementations of a module plugin (every entry point's) without
+    ``inspect.getattr_static`` on each of its names: a module's attributes are its ``__dict__``, no descriptor
+    runs, so a plain function there is read as pluggy would read it. Anything else goes to pluggy."""
+
+    def parse_hookimpl_opts(self, plugin: Any, name: str) -> Any:
+        if type(plugin) is types.ModuleType:
+            value = plugin.__dict__.get(name)
+            if type(value) is types.FunctionType:
+                opts = getattr(value, GROUP + "_impl", None)
+                return opts if isinstance(opts, dict) else None
+            if not isinstance(value, (staticmethod, classmethod, types.MethodType)):
+                return None
+        return super().parse_hookimpl_opts(plugin, name)
+
+
 def _core_version() -> str:
     from . import __version__
 
@@ -160,7 +177,7 @@ class Host:
     """A loaded plugin manager plus what the plugins registered."""
 
     def __init__(self, load_entry_points: bool = True, extra_plugins: tuple = ()):
-        self.pm = pluggy.PluginManager(GROUP)
+        self.pm = _PluginManager(GROUP)
         self.pm.add_hookspecs(hookspecs)
         self.plugins: list[PluginInfo] = []
         self.warnings: list[str] = []
