@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import sys
+import types
 from typing import Any, Callable, Optional, cast
 
 import pluggy
@@ -100,9 +101,12 @@ def _meta(info_dir: str) -> tuple[str, str]:
 def _entry_points(group: str = GROUP) -> list[EntryPoint]:
     """Entry points of ``group`` (default ``lcai``) — what ``importlib.metadata.entry_points(group="lcai")``
     returns, found by reading ``*.dist-info``/``*.egg-info`` folders on sys.path directly (the metadata machinery
-    costs ~20 ms of start-up through the email package; this costs ~1 ms). Any sys.path entry that is not a plain
-    directory (a zip, an egg) makes it fall back to importlib-metadata for the full answer."""
+    costs ~20 ms of start-up through the email package). Only the distributions whose ``entry_points.txt`` has
+    the group get their METADATA read (for the name and version shown in diagnostics); the others cost one small
+    read. Any sys.path entry that is not a plain directory (a zip, an egg) makes it fall back to
+    importlib-metadata for the full answer."""
     found: dict[str, list[EntryPoint]] = {}
+    header = f"[{group}]"
     for entry in sys.path:
         d = entry or "."
         if not os.path.isdir(d):
@@ -116,17 +120,21 @@ def _entry_points(group: str = GROUP) -> list[EntryPoint]:
         for n in names:
             if not n.endswith((".dist-info", ".egg-info")):
                 continue
-            info = os.path.join(d, n)
-            ep_file = os.path.join(info, "entry_points.txt")
-            if not os.path.isfile(ep_file):
-                continue
-            dist, version = _meta(info)
-            key = _norm(dist or n.split("-")[0])
+            # the first distribution of a name on sys.path wins, as with importlib.metadata (which also keys
+            # on the folder's name: ``name-version.dist-info``, normalized)
+            key = _norm(n.rsplit(".", 1)[0].split("-")[0])
             if key in found:
-                continue  # the first distribution of a name on sys.path wins, as with importlib.metadata
-            with open(ep_file, encoding="utf-8", errors="replace") as fh:
-                pairs = _parse_group(fh.read(), group)
-            found[key] = [EntryPoint(k, v, dist, version) for k, v in pairs]
+                continue
+            try:
+                with open(os.path.join(d, n, "entry_points.txt"), encoding="utf-8", errors="replace") as fh:
+                    text = fh.read()
+            except OSError:
+                continue
+            if header not in text:
+                found[key] = []
+                continue
+            dist, version = _meta(os.path.join(d, n))
+            found[key] = [EntryPoint(k, v, dist, version) for k, v in _parse_group(text, group)]
     return sorted((ep for eps in found.values() for ep in eps), key=lambda ep: ep.name)
 
 
@@ -143,6 +151,22 @@ def _entry_points_slow(group: str = GROUP) -> list[EntryPoint]:
     return sorted(out, key=lambda ep: ep.name)
 
 
+class _PluginManager(pluggy.PluginManager):
+    """pluggy's manager, finding the hook implementations of a module plugin (every entry point's) without
+    ``inspect.getattr_static`` on each of its names: a module's attributes are its ``__dict__``, no descriptor
+    runs, so a plain function there is read as pluggy would read it. Anything else goes to pluggy."""
+
+    def parse_hookimpl_opts(self, plugin: Any, name: str) -> Any:
+        if type(plugin) is types.ModuleType:
+            value = plugin.__dict__.get(name)
+            if type(value) is types.FunctionType:
+                opts = getattr(value, GROUP + "_impl", None)
+                return opts if isinstance(opts, dict) else None
+            if not isinstance(value, (staticmethod, classmethod, types.MethodType)):
+                return None
+        return super().parse_hookimpl_opts(plugin, name)
+
+
 def _core_version() -> str:
     from . import __version__
 
@@ -153,7 +177,7 @@ class Host:
     """A loaded plugin manager plus what the plugins registered."""
 
     def __init__(self, load_entry_points: bool = True, extra_plugins: tuple = ()):
-        self.pm = pluggy.PluginManager(GROUP)
+        self.pm = _PluginManager(GROUP)
         self.pm.add_hookspecs(hookspecs)
         self.plugins: list[PluginInfo] = []
         self.warnings: list[str] = []

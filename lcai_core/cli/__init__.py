@@ -13,6 +13,8 @@ import click
 
 from .. import __version__
 
+HELP_WIDTH = 100  # the widest help text gets (click's max_content_width)
+
 CORE_COMMANDS = {
     "deploy": ("lcai_core.cli.deploy", "deploy",
                "Create a deployment (--target NAME: another provider), or rebuild this directory's live one."),
@@ -52,6 +54,7 @@ class Root(click.Group):
         """Plugins' commands, once per plugin host (tests run many hosts in one process)."""
         from ..plugins import get_host
 
+        _bind_warnings()
         host = get_host()
         if self._plugins_loaded is host:
             return
@@ -71,6 +74,7 @@ class Root(click.Group):
         return self.commands.get(name)
 
     def resolve_command(self, ctx, args):
+        _bind_warnings()  # before any command can load the plugin host
         name, cmd, rest = super().resolve_command(ctx, args)
         if isinstance(cmd, LazyCommand):
             cmd = cmd.load()
@@ -85,7 +89,7 @@ def _unknown_command_hint(name: str) -> str | None:
     return None
 
 
-@click.group(cls=Root, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(cls=Root, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": HELP_WIDTH})
 @click.version_option(__version__, "--version", prog_name="lcai", message="%(prog)s %(version)s")
 @click.option("--debug", is_flag=True, envvar="LCAI_DEBUG", help="Show tracebacks and plugin diagnostics.")
 @click.pass_context
@@ -105,19 +109,36 @@ def cli(ctx: click.Context, debug: bool) -> None:
     ctx.obj["debug"] = debug
 
 
+def _help_width() -> int:
+    """The width click's help formatter would pick, ``max(min(columns, 100) - 2, 50)``, with the columns found
+    as ``shutil.get_terminal_size`` finds them (``COLUMNS``, else the terminal of stdout, else 80), without
+    importing shutil (and with it bz2, lzma and fnmatch) on every start."""
+    columns = 0
+    try:
+        columns = int(os.environ.get("COLUMNS", "0"))
+    except ValueError:
+        pass
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    if columns <= 0:
+        columns = 80
+    return max(min(columns, HELP_WIDTH) - 2, 50)
+
+
 def main(argv: list[str] | None = None) -> int:
     from .. import ui
     from ..errors import LcaiError
 
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args or os.environ.get("LCAI_DEBUG", "") not in ("", "0")
-    from .. import plugins
-
-    plugins.report_warning = _warn
-    if plugins._host is not None:
-        plugins._host.on_warning = _warn
+    if "lcai_core.plugins" in sys.modules:  # a host made before main() (tests): its warnings go to stderr too
+        _bind_warnings()
     try:
-        rc = cli.main(args=args, prog_name=ui.prog(), standalone_mode=False)  # "linode-cli build" under linode-cli
+        # prog: "linode-cli build" under linode-cli
+        rc = cli.main(args=args, prog_name=ui.prog(), standalone_mode=False, terminal_width=_help_width())
         return rc if isinstance(rc, int) else 0  # click returns Exit codes instead of raising them here
     except click.exceptions.Exit as e:
         return e.exit_code
@@ -163,6 +184,16 @@ def main(argv: list[str] | None = None) -> int:
         ui.error(f"internal error: {type(e).__name__}: {e}",
                  hint="run again with --debug for the traceback, and report it")
         return 1
+
+
+def _bind_warnings() -> None:
+    """Plugin problems found while the host loads go to stderr. Bound when something first needs the host (a
+    command, the command list of --help), so ``lcai --version`` does not import the plugin host (and pluggy)."""
+    from .. import plugins
+
+    plugins.report_warning = _warn
+    if plugins._host is not None:
+        plugins._host.on_warning = _warn
 
 
 def _warn(message: str) -> None:

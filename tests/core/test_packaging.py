@@ -35,6 +35,25 @@ def test_help_imports_no_heavy_module_or_plugin_internals():
     internals = {m for m in mods if m.startswith(plugin_packages)}
     assert not internals, internals
     assert "lcai_core.template" not in mods and "lcai_core.cli.plan" not in mods
+    assert "shutil" not in mods  # the help width is found without it (lcai_core.cli._help_width)
+
+
+@pytest.mark.parametrize("columns", ["40", "70", "99", "150", "junk"])
+@pytest.mark.parametrize("args", [["--help"], ["templates", "--help"], ["deploy", "--help"]])
+def test_help_is_wrapped_as_click_itself_would(columns, args, monkeypatch, capsys):
+    """The width lcai passes to click is the one click's formatter finds through shutil on its own."""
+    import click
+
+    from lcai_core.cli import cli, main
+
+    monkeypatch.setenv("COLUMNS", columns)
+    assert main(list(args)) == 0
+    ours = capsys.readouterr().out
+    try:
+        cli.main(args=list(args), prog_name="lcai", standalone_mode=False)  # terminal_width left to click
+    except click.exceptions.Exit:
+        pass
+    assert ours == capsys.readouterr().out
 
 
 def build_wheel(project: Path, outdir: Path) -> Path:

@@ -222,3 +222,49 @@ def test_fast_entry_point_scan_agrees_with_importlib_metadata(fake_dists):
                  for e in importlib_metadata.entry_points(group="lcai"))
     assert fast == slow == ref
     assert ("good", "fake_good_plugin", "lcai-good", "0.9") in fast
+
+
+@pytest.mark.parametrize("group", ["console_scripts", "pytest11", "lcai.templates"])
+def test_fast_entry_point_scan_agrees_for_other_groups(group):
+    """The scan reads METADATA only for distributions that have the group: the others still count."""
+    import importlib_metadata
+
+    from lcai_core.plugins import _entry_points
+
+    fast = sorted((e.name, e.value, e.dist_name, e.version) for e in _entry_points(group))
+    ref = sorted((e.name, e.value, e.dist.metadata["Name"], e.dist.version)
+                 for e in importlib_metadata.entry_points(group=group))
+    assert fast == ref
+
+
+def test_module_hookimpl_fast_path_agrees_with_pluggy():
+    """The host's manager reads a module plugin's hook implementations as pluggy's own parser does, for every
+    name of every plugin module installed here (and of one with a staticmethod, a class and a marked non-function)."""
+    import types
+
+    import pluggy
+
+    from lcai_core.plugins import GROUP, _entry_points, _PluginManager
+
+    odd = types.ModuleType("odd_plugin")
+    exec(textwrap.dedent("""
+        from lcai_core import hookimpl
+        @hookimpl
+        def register_capabilities(register): pass
+        class register_providers: pass
+        register_commands = staticmethod(hookimpl(lambda group, reserved: None))
+        def register_template_sources(register): pass
+        register_template_sources.lcai_impl = "not a dict"
+    """), odd.__dict__)
+    mods = [odd, __import__("lcai_core.builtin", fromlist=["x"])] + [ep.load() for ep in _entry_points()]
+    ours, plain = _PluginManager(GROUP), pluggy.PluginManager(GROUP)
+    checked = 0
+    for mod in mods:
+        if not isinstance(mod, types.ModuleType):
+            continue
+        for name in dir(mod):
+            assert ours.parse_hookimpl_opts(mod, name) == plain.parse_hookimpl_opts(mod, name), (mod, name)
+            checked += 1
+    assert checked > 50
+    assert ours.parse_hookimpl_opts(odd, "register_capabilities") is not None
+    assert ours.parse_hookimpl_opts(odd, "register_commands") is not None
