@@ -266,8 +266,8 @@ class StepRunner:
                 current = step
                 self._take(step.run(dict(self.state), self.say))
                 done.append(step)
+                current = None  # done: a failure from here on (saving it) undoes it once, as a done step
                 self._save()
-            current = None
         except KeyboardInterrupt as e:
             e.lcai_reported = True  # type: ignore[attr-defined]
             if self._complete_after_interrupt(steps, done, current):
