@@ -24,6 +24,20 @@ class InputError(LcaiError):
     exit_code = 2
 
 
+class PluginError(LcaiError):
+    """A plugin's code failed (a hook implementation, a provider method): ``plugin DIST VER: CALL: WHY``.
+    ``why`` is ``Type: message`` for an unexpected exception (a bug in the plugin, kept as ``error``), the
+    message of an ``LcaiError``. Raised by the plugin host's ``call``, never by plugins."""
+
+    def __init__(self, dist: str, version: str, call: str, error: BaseException):
+        self.dist, self.version, self.call, self.error = dist, version, call, error
+        self.why = error.message if isinstance(error, LcaiError) else f"{type(error).__name__}: {error}"
+        self.plugin = f"{dist} {version}".strip()
+        super().__init__(f"plugin {self.plugin}: {call}: {self.why}",
+                         hint=f"a bug in {dist}: `lcai plugins` lists it; LCAI_DISABLE_PLUGINS={dist} turns it off; "
+                              "--debug shows the traceback for its authors")
+
+
 class Problem:
     """One located problem in an input file: ``file:line: dotted.path: message``."""
 
