@@ -32,7 +32,7 @@ from .conventions import (  # noqa: F401  (the contract's names, here since befo
     random_root_password,
     sha256,
 )
-from .errors import InputError, LcaiError, PluginError
+from .errors import InputError, InterruptReported, LcaiError, PluginError, TrackedError
 from .providers import Listing, Provider, Step
 
 STATE = ".linode/state.json"          # this machine's state of the directory's deployment (0600: the secret seed)
@@ -294,13 +294,12 @@ class StepRunner:
                 current = None  # done: a failure from here on (saving it) undoes it once, as a done step
                 self._save()
         except KeyboardInterrupt as e:
-            e.lcai_reported = True  # type: ignore[attr-defined]
             if self._complete_after_interrupt(steps, done, current):
                 self.say(f"interrupted: deployment {self.dep} exists and is tracked "
                          f"(`lcai status {self.dep}`, `lcai destroy {self.dep}`)")
-                raise
+                raise InterruptReported() from e
             self._undo(steps, done, current, "interrupted")
-            raise
+            raise InterruptReported() from e
         except Exception as e:
             self._undo(steps, done, current, "failed", error=e)
             raise
@@ -407,9 +406,9 @@ def wait_ready(prov: Provider, registry, record: dict, prog, deadline: float) ->
                     return "healthy"
                 if state == "unhealthy":
                     registry.update(dep, health_status="unhealthy", health_detail=detail, health_source="instance")
-                    raise LcaiError(f"deployment {dep} is unhealthy: {detail or 'the health check gave up'}",
-                                    hint=f"it is tracked and running: `lcai logs {dep}`; fix deploy.yml and run "
-                                         "`lcai deploy` again")
+                    raise TrackedError(f"deployment {dep} is unhealthy: {detail or 'the health check gave up'}",
+                                       hint=f"it is tracked and running: `lcai logs {dep}`; fix deploy.yml and run "
+                                            "`lcai deploy` again")
                 line = f"health: waiting (attempt {st.health.get('attempt')}/{st.health.get('max_retries')}" + (
                     f": {detail})" if detail else ")")
                 if line != last_detail:
@@ -421,8 +420,8 @@ def wait_ready(prov: Provider, registry, record: dict, prog, deadline: float) ->
             if time.monotonic() > deadline:
                 registry.update(dep, health_status="unknown" if not h else "unhealthy",
                                 health_detail=f"timed out ({last_phase})")
-                raise LcaiError(f"timed out waiting for deployment {dep} ({last_phase or 'no answer'})",
-                                hint=f"it is tracked: `lcai status {dep}`, `lcai logs {dep}`")
+                raise TrackedError(f"timed out waiting for deployment {dep} ({last_phase or 'no answer'})",
+                                   hint=f"it is tracked: `lcai status {dep}`, `lcai logs {dep}`")
             time.sleep(poll)
     if not h:
         prog.say("running (the template has no health check)")
@@ -440,9 +439,9 @@ def wait_ready(prov: Provider, registry, record: dict, prog, deadline: float) ->
         _status(prog, f"waiting for {where}")
         if time.monotonic() > deadline:
             registry.update(dep, health_status="unhealthy", health_detail=detail, health_source="this machine")
-            raise LcaiError(f"deployment {dep} did not become healthy in time: {detail}",
-                            hint=f"it is tracked and running: `lcai status {dep}`, `lcai logs {dep}`, "
-                                 f"or `lcai destroy {dep}`")
+            raise TrackedError(f"deployment {dep} did not become healthy in time: {detail}",
+                               hint=f"it is tracked and running: `lcai status {dep}`, `lcai logs {dep}`, "
+                                    f"or `lcai destroy {dep}`")
         time.sleep(min(poll, h["interval_seconds"]))
 
 
@@ -464,10 +463,10 @@ def _wait_replicas_healthy(prov: Provider, registry, record: dict, prog, deadlin
             return "healthy"
         if (res is not None and res.final) or time.monotonic() > deadline:
             registry.update(dep, **fields)
-            raise LcaiError(f"deployment {dep}: {last}" if res is not None and res.final else
-                            f"deployment {dep} did not become healthy in time: {last or 'no answer'}",
-                            hint=f"it is tracked and running: `lcai status {dep}` lists each replica's node, "
-                                 f"`lcai logs {dep}`, or `lcai destroy {dep}`")
+            raise TrackedError(f"deployment {dep}: {last}" if res is not None and res.final else
+                               f"deployment {dep} did not become healthy in time: {last or 'no answer'}",
+                               hint=f"it is tracked and running: `lcai status {dep}` lists each replica's node, "
+                                    f"`lcai logs {dep}`, or `lcai destroy {dep}`")
         time.sleep(poll)
 
 
