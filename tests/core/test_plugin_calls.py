@@ -196,3 +196,19 @@ def test_trace_names_each_call_and_never_its_arguments(clouds, capsys):
     clouds.delenv("LCAI_TRACE_PLUGINS")
     code, out, err = run(capsys, "status")
     assert "trace:" not in err
+
+
+def test_the_dashboard_names_a_broken_provider_and_shows_the_rest(clouds):
+    pytest.importorskip("lcai_tui")
+    from lcai_tui.data import DataSource
+
+    clouds.setenv("BROKEN_BADCLOUD", "rows,detail")
+    reset_host()
+    data = DataSource()
+    rows, source = data.rows()
+    assert {r["deployment_id"] for r in rows} == {"good0001", "bad00001"}
+    assert "badcloud: registry (rows() failed)" in source
+    bad = next(r for r in rows if r["deployment_id"] == "bad00001")
+    assert data.detail_fields(bad) == [("error", "plugin lcai-badcloud 1.0: detail(): RuntimeError: boom in detail")]
+    good = next(r for r in rows if r["deployment_id"] == "good0001")
+    assert ("machine", "m-good0001") in data.detail_fields(good)
