@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Optional, Union
 
 from attrs import define, field
 
-from .errors import LcaiError, Problem
+from .errors import LcaiError, MissingPlugin, Problem
 
 if TYPE_CHECKING:
     from .template import Template
@@ -231,6 +231,16 @@ class Catalog:
             return self.by_name[real], cfg
         return None
 
+    @staticmethod
+    def _unknown_problem(doc: "Document", path: tuple, name: str, message: str) -> Problem:
+        """The problem of an unknown capability name: a ``MissingPlugin`` when a first-party plugin provides it."""
+        from .first_party import CAPABILITIES
+
+        p = doc.problem(path, message)
+        if name in CAPABILITIES:
+            return MissingPlugin(p.file, p.line, p.path, p.message, CAPABILITIES[name][0])
+        return p
+
     def unknown_message(self, name: str, kind: str) -> str:
         # the first-party plugins' names, generated from their own declarations (scripts/first_party.py)
         from .first_party import CAPABILITIES
@@ -275,7 +285,8 @@ class Catalog:
             msg = self.unknown_message(rt_name, "runtime")
             if found is not None:
                 msg = f"'{rt_name}' is a feature, not a runtime; runtimes: {', '.join(self.names('runtime'))}"
-            problems.append(doc.problem(rt_path, msg))
+            problems.append(self._unknown_problem(doc, rt_path, rt_name, msg) if found is None else
+                            doc.problem(rt_path, msg))
         else:
             runtime.append(Resolved(found[0].capability, None, rt_name, rt_path))
 
@@ -283,7 +294,8 @@ class Catalog:
             path = ("capabilities", "features", i)
             found = self.lookup(feat.name)
             if found is None:
-                problems.append(doc.problem(path, self.unknown_message(feat.name, "feature")))
+                problems.append(self._unknown_problem(doc, path, feat.name,
+                                                      self.unknown_message(feat.name, "feature")))
                 continue
             reg, alias_cfg = found
             cap = reg.capability

@@ -24,6 +24,30 @@ class InputError(LcaiError):
     exit_code = 2
 
 
+class TrackedError(LcaiError):
+    """A failure after the deployment exists whose message and hint already say that it stays tracked and how to
+    go on (retry, resume, roll back, destroy): the command that catches it adds no hint of its own."""
+
+
+class PluginError(LcaiError):
+    """A plugin's code failed (a hook implementation, a provider method): ``plugin DIST VER: CALL: WHY``.
+    ``why`` is ``Type: message`` for an unexpected exception (a bug in the plugin, kept as ``error``), the
+    message of an ``LcaiError``. Raised by the plugin host's ``call``, never by plugins."""
+
+    def __init__(self, dist: str, version: str, call: str, error: BaseException):
+        self.dist, self.version, self.call, self.error = dist, version, call, error
+        self.why = error.message if isinstance(error, LcaiError) else f"{type(error).__name__}: {error}"
+        self.plugin = f"{dist} {version}".strip()
+        super().__init__(f"plugin {self.plugin}: {call}: {self.why}",
+                         hint=f"a bug in {dist}: `lcai plugins` lists it; LCAI_DISABLE_PLUGINS={dist} turns it off; "
+                              "--debug shows the traceback for its authors")
+
+
+class InterruptReported(KeyboardInterrupt):
+    """Ctrl-C after the command said what it leaves behind (a tracked deployment, or what was removed): the CLI
+    adds no "nothing was created" of its own and exits 130."""
+
+
 class Problem:
     """One located problem in an input file: ``file:line: dotted.path: message``."""
 
@@ -40,6 +64,16 @@ class Problem:
 
     def __repr__(self) -> str:
         return f"Problem({str(self)!r})"
+
+
+class MissingPlugin(Problem):
+    """A problem the user fixes by installing the distribution ``dist`` (a first-party capability not installed)."""
+
+    __slots__ = ("dist",)
+
+    def __init__(self, file: str | None, line: int | None, path: str, message: str, dist: str):
+        super().__init__(file, line, path, message)
+        self.dist = dist
 
 
 class ValidationError(InputError):

@@ -32,7 +32,7 @@ from .conventions import (  # noqa: F401  (the contract's names, here since befo
     random_root_password,
     sha256,
 )
-from .errors import InputError, LcaiError
+from .errors import InputError, InterruptReported, LcaiError, PluginError, TrackedError
 from .providers import Listing, Provider, Step
 
 STATE = ".linode/state.json"          # this machine's state of the directory's deployment (0600: the secret seed)
@@ -107,16 +107,21 @@ def provider_of(host, record: dict) -> Provider:
     return provider_named(host, record.get("provider") or "linode")
 
 
-def list_all(host, records: dict[str, dict]) -> tuple[list[dict], list[tuple[str, Listing]]]:
+def list_all(host, records: dict[str, dict],
+             failures: Optional[list[PluginError]] = None) -> tuple[list[dict], list[tuple[str, Listing]]]:
     """Rows of every deployment from every provider that has records here or is configured, each provider asked
-    once. Returns (rows, [(provider name, listing)]) so callers can say which sources were not reached."""
+    once. Returns (rows, [(provider name, listing)]) so callers can say which sources were not reached.
+
+    A provider whose ``rows`` or ``configured`` fails (a bug in its plugin) does not hide the others: its
+    records are listed as the registry has them (``reached=False``) and its ``PluginError`` is appended to
+    ``failures`` for the caller to report."""
     provs = providers(host)
     by_prov: dict[str, dict[str, dict]] = {}
     for dep, rec in records.items():
         by_prov.setdefault(rec.get("provider") or "linode", {})[dep] = rec
     rows: list[dict] = []
     listings: list[tuple[str, Listing]] = []
-    for name in sorted(set(by_prov) | {n for n, p in provs.items() if _configured(p)}):
+    for name in sorted(set(by_prov) | {n for n, p in provs.items() if configured(host, p, failures)}):
         recs = by_prov.get(name, {})
         prov = provs.get(name)
         if prov is None:
@@ -124,7 +129,12 @@ def list_all(host, records: dict[str, dict]) -> tuple[list[dict], list[tuple[str
                               f"registry (provider {name!r} is not installed)", reached=False)
         else:
             try:
-                listing = prov.rows(recs)
+                listing = host.call_provider(prov, "rows", recs)
+            except PluginError as e:
+                if failures is not None:
+                    failures.append(e)
+                listing = Listing([dict(r, live_status=r.get("status")) for r in recs.values()],
+                                  f"registry ({e.call} failed)", reached=False)
             except LcaiError as e:
                 listing = Listing([dict(r, live_status=r.get("status")) for r in recs.values()],
                                   f"registry ({e.message})", reached=False)
@@ -136,12 +146,27 @@ def list_all(host, records: dict[str, dict]) -> tuple[list[dict], list[tuple[str
     return rows, listings
 
 
-def _configured(prov: Provider) -> bool:
-    fn = getattr(prov, "configured", None)
+def configured(host, prov: Provider, failures: Optional[list[PluginError]] = None) -> bool:
+    """The provider's ``configured()``. One that fails (raises anything, an ``LcaiError`` too: it only answers a
+    question) counts as not configured — listed only when it has records — and its ``PluginError`` is appended
+    to ``failures``."""
     try:
-        return bool(fn()) if callable(fn) else False
-    except Exception:  # a provider that cannot tell is listed only when it has records
+        return bool(host.call_provider(prov, "configured", explained=()))
+    except PluginError as e:
+        if failures is not None:
+            failures.append(e)
         return False
+
+
+def detail(host, prov: Provider, record: dict,
+           failures: Optional[list[PluginError]] = None) -> list[tuple[str, object]]:
+    """The provider's ``detail(record)`` lines; none when it fails (its ``PluginError`` goes to ``failures``)."""
+    try:
+        return list(host.call_provider(prov, "detail", record, explained=()))
+    except PluginError as e:
+        if failures is not None:
+            failures.append(e)
+        return []
 
 
 # ---------------------------------------------------------------- the deployment directory
@@ -266,16 +291,15 @@ class StepRunner:
                 current = step
                 self._take(step.run(dict(self.state), self.say))
                 done.append(step)
+                current = None  # done: a failure from here on (saving it) undoes it once, as a done step
                 self._save()
-            current = None
         except KeyboardInterrupt as e:
-            e.lcai_reported = True  # type: ignore[attr-defined]
             if self._complete_after_interrupt(steps, done, current):
                 self.say(f"interrupted: deployment {self.dep} exists and is tracked "
                          f"(`lcai status {self.dep}`, `lcai destroy {self.dep}`)")
-                raise
+                raise InterruptReported() from e
             self._undo(steps, done, current, "interrupted")
-            raise
+            raise InterruptReported() from e
         except Exception as e:
             self._undo(steps, done, current, "failed", error=e)
             raise
@@ -382,9 +406,9 @@ def wait_ready(prov: Provider, registry, record: dict, prog, deadline: float) ->
                     return "healthy"
                 if state == "unhealthy":
                     registry.update(dep, health_status="unhealthy", health_detail=detail, health_source="instance")
-                    raise LcaiError(f"deployment {dep} is unhealthy: {detail or 'the health check gave up'}",
-                                    hint=f"it is tracked and running: `lcai logs {dep}`; fix deploy.yml and run "
-                                         "`lcai deploy` again")
+                    raise TrackedError(f"deployment {dep} is unhealthy: {detail or 'the health check gave up'}",
+                                       hint=f"it is tracked and running: `lcai logs {dep}`; fix deploy.yml and run "
+                                            "`lcai deploy` again")
                 line = f"health: waiting (attempt {st.health.get('attempt')}/{st.health.get('max_retries')}" + (
                     f": {detail})" if detail else ")")
                 if line != last_detail:
@@ -396,8 +420,8 @@ def wait_ready(prov: Provider, registry, record: dict, prog, deadline: float) ->
             if time.monotonic() > deadline:
                 registry.update(dep, health_status="unknown" if not h else "unhealthy",
                                 health_detail=f"timed out ({last_phase})")
-                raise LcaiError(f"timed out waiting for deployment {dep} ({last_phase or 'no answer'})",
-                                hint=f"it is tracked: `lcai status {dep}`, `lcai logs {dep}`")
+                raise TrackedError(f"timed out waiting for deployment {dep} ({last_phase or 'no answer'})",
+                                   hint=f"it is tracked: `lcai status {dep}`, `lcai logs {dep}`")
             time.sleep(poll)
     if not h:
         prog.say("running (the template has no health check)")
@@ -415,9 +439,9 @@ def wait_ready(prov: Provider, registry, record: dict, prog, deadline: float) ->
         _status(prog, f"waiting for {where}")
         if time.monotonic() > deadline:
             registry.update(dep, health_status="unhealthy", health_detail=detail, health_source="this machine")
-            raise LcaiError(f"deployment {dep} did not become healthy in time: {detail}",
-                            hint=f"it is tracked and running: `lcai status {dep}`, `lcai logs {dep}`, "
-                                 f"or `lcai destroy {dep}`")
+            raise TrackedError(f"deployment {dep} did not become healthy in time: {detail}",
+                               hint=f"it is tracked and running: `lcai status {dep}`, `lcai logs {dep}`, "
+                                    f"or `lcai destroy {dep}`")
         time.sleep(min(poll, h["interval_seconds"]))
 
 
@@ -439,10 +463,10 @@ def _wait_replicas_healthy(prov: Provider, registry, record: dict, prog, deadlin
             return "healthy"
         if (res is not None and res.final) or time.monotonic() > deadline:
             registry.update(dep, **fields)
-            raise LcaiError(f"deployment {dep}: {last}" if res is not None and res.final else
-                            f"deployment {dep} did not become healthy in time: {last or 'no answer'}",
-                            hint=f"it is tracked and running: `lcai status {dep}` lists each replica's node, "
-                                 f"`lcai logs {dep}`, or `lcai destroy {dep}`")
+            raise TrackedError(f"deployment {dep}: {last}" if res is not None and res.final else
+                               f"deployment {dep} did not become healthy in time: {last or 'no answer'}",
+                               hint=f"it is tracked and running: `lcai status {dep}` lists each replica's node, "
+                                    f"`lcai logs {dep}`, or `lcai destroy {dep}`")
         time.sleep(poll)
 
 
@@ -466,7 +490,7 @@ def destroy(host, registry, record: dict, say: Callable[[str], None]) -> list[st
     """Delete the deployment's resources (provider), forget it, remove the local files deploy wrote.
     Returns the local files removed."""
     prov = provider_of(host, record)
-    prov.destroy(record, say)
+    host.call_provider(prov, "destroy", record, say)
     if not record.get("untracked"):
         registry.remove(record["deployment_id"])
     return remove_local_files(record.get("directory"), record["deployment_id"])

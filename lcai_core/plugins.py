@@ -6,18 +6,27 @@ a name another distribution already holds (capability, provider, command) is rep
 keep working. An exception escaping a plugin's code later (a command, ``check``, ``fragments``) is attributed
 to the plugin by the CLI (``plugin_of_traceback``). ``LCAI_DISABLE_PLUGINS=a,b`` skips plugins by entry-point
 or distribution name.
+
+Every call into a plugin's code goes through ``Host.call``: hook implementations (``Host.each``) and provider
+methods (``Host.call_provider``: ``rows``, ``configured``, ``detail``, ``destroy``, ``discover``). An exception
+other than ``LcaiError`` becomes a ``PluginError`` naming the distribution and the call
+(``plugin lcai-foo 1.2: rows(): RuntimeError: …``), which each caller reports without stopping the other
+plugins. ``LCAI_TRACE_PLUGINS=1`` prints every such call to stderr: plugin, call, duration, outcome (never the
+arguments: they may hold secrets).
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import time
 import types
-from typing import Any, Callable, Optional, cast
+from typing import Any, Callable, Iterator, Optional, cast
 
 import pluggy
 
 from . import hookspecs
+from .errors import LcaiError, PluginError
 
 GROUP = "lcai"
 DEFAULT_PLUGINS = ("lcai_core.builtin",)
@@ -35,6 +44,47 @@ class PluginInfo:
     def as_dict(self) -> dict:
         return {"name": self.name, "distribution": self.dist, "version": self.version, "module": self.module,
                 "hooks": self.hooks, "status": self.status, "error": self.error}
+
+
+TRACE_ENV = "LCAI_TRACE_PLUGINS"
+
+
+def _tracing() -> bool:
+    return os.environ.get(TRACE_ENV, "") not in ("", "0")
+
+
+def _trace(info: "PluginInfo", call: str, seconds: float, outcome: str) -> None:
+    """One line per plugin call on stderr: who, what, how long, how it ended; never the arguments."""
+    try:
+        sys.stderr.write(f"trace: plugin {info.dist} {info.version}".rstrip()
+                         + f": {call} {seconds * 1000:.1f} ms {outcome}\n")
+        sys.stderr.flush()
+    except (OSError, ValueError):  # a closed stderr must not turn a trace into a failure
+        pass
+
+
+class HookCall:
+    """One plugin's implementation of a hook, called through ``Host.call`` (``hook_call(**kwargs)``)."""
+
+    __slots__ = ("host", "info", "name", "hook", "function")
+
+    def __init__(self, host: "Host", info: "PluginInfo", name: str, hook: str, function: Callable[..., Any]):
+        self.host, self.info, self.name, self.hook, self.function = host, info, name, hook, function
+
+    def __call__(self, **kwargs: Any) -> Any:
+        return self.host.call(self.info, self.hook, self.function, **kwargs)
+
+
+def _why(e: LcaiError) -> str:
+    """What went wrong, without the ``plugin DIST VER: call:`` prefix (callers that name the plugin their way)."""
+    return e.why if isinstance(e, PluginError) else e.message
+
+
+def _failure(e: Exception) -> str:
+    """``Type: message`` of what a plugin raised (through ``call``: the original exception's)."""
+    if isinstance(e, PluginError):
+        return e.why
+    return f"{type(e).__name__}: {e}"
 
 
 def _disabled() -> set[str]:
@@ -215,6 +265,54 @@ class Host:
         self._catalog = None
         self._sources: Optional[list[Any]] = None
         self._providers: Optional[dict[str, Any]] = None
+        self._provider_info: dict[str, PluginInfo] = {}
+
+    # ------------------------------------------------------------ calling plugins
+
+    def call(self, info: PluginInfo, what: str, fn: Callable[..., Any], *args: Any,
+             explained: tuple[type[BaseException], ...] = (LcaiError,), **kwargs: Any) -> Any:
+        """Call one plugin's code ``fn`` (``what``: ``rows()``, ``register_providers``) — the one way lcai calls a
+        plugin. Exceptions of the ``explained`` types (default ``LcaiError``: a failure the plugin explains to the
+        user) pass through; any other becomes ``PluginError`` naming ``info``'s distribution and ``what``, with
+        the original as its cause. Ctrl-C passes through. Traced with ``LCAI_TRACE_PLUGINS=1``."""
+        start = time.perf_counter()
+        outcome = "ok"
+        try:
+            return fn(*args, **kwargs)
+        except BaseException as e:
+            outcome = f"raised {type(e).__name__}"
+            if isinstance(e, explained) or not isinstance(e, Exception):
+                raise
+            raise PluginError(info.dist, info.version, what, e) from e
+        finally:
+            if _tracing():
+                _trace(info, what, time.perf_counter() - start, outcome)
+
+    def each(self, hook: str) -> Iterator[HookCall]:
+        """Every implementation of ``hook``, ordered by plugin name (never pluggy's LIFO registration order)."""
+        caller = getattr(self.pm.hook, hook)
+        for impl in sorted(caller.get_hookimpls(), key=lambda i: i.plugin_name):
+            info = self.info_of(impl.plugin) or PluginInfo(impl.plugin_name, impl.plugin_name, "", "")
+            yield HookCall(self, info, impl.plugin_name, hook, impl.function)
+
+    def provider_info(self, provider: Any) -> PluginInfo:
+        """The plugin that registered ``provider`` (else the one whose package defines its class)."""
+        name = getattr(provider, "name", "") or ""
+        info = self._provider_info.get(name)
+        if info is not None and self.providers.get(name) is provider:
+            return info
+        top = (type(provider).__module__ or "").split(".")[0]
+        for i in self.plugins:
+            mod = getattr(i.plugin, "__name__", None) or i.module.partition(":")[0]
+            if mod.split(".")[0] == top:
+                return i
+        return PluginInfo(name or type(provider).__name__, f"provider {name or type(provider).__name__}", "", "")
+
+    def call_provider(self, provider: Any, method: str, *args: Any,
+                      explained: tuple[type[BaseException], ...] = (LcaiError,), **kwargs: Any) -> Any:
+        """``provider.method(*args)`` through ``call``: a failure is attributed to the provider's plugin."""
+        return self.call(self.provider_info(provider), f"{method}()", getattr(provider, method), *args,
+                         explained=explained, **kwargs)
 
     def _broken(self, info: PluginInfo, error: str) -> None:
         first = info.status != "broken"
@@ -270,19 +368,14 @@ class Host:
     def call_each(self, hook: str, make_register: Callable[[PluginInfo], Callable], argname: str = "register") -> None:
         """Call each implementation of ``hook`` with a ``register`` bound to that plugin (for provenance).
         Order: plugin name — never pluggy's registration (LIFO) order."""
-        caller = getattr(self.pm.hook, hook)
-        impls = sorted(caller.get_hookimpls(), key=lambda i: i.plugin_name)
-        for impl in impls:
-            info = self.info_of(impl.plugin) or PluginInfo(impl.plugin_name, impl.plugin_name, "", "")
+        for impl in self.each(hook):
+            info = impl.info
             if info.status == "broken" and info.dist != "lcai-core":
                 continue
             try:
-                impl.function(**{argname: make_register(info)})
-            except Exception as e:  # one plugin's failure is reported and skipped, never fatal to the others
-                from .errors import LcaiError
-
-                why = e.message if isinstance(e, LcaiError) else f"{type(e).__name__}: {e}"
-                self._broken(info, f"{hook} failed: {why}")
+                impl(**{argname: make_register(info)})
+            except LcaiError as e:  # one plugin's failure is reported and skipped, never fatal to the others
+                self._broken(info, f"{hook} failed: {_why(e)}")
 
     # ------------------------------------------------------------ what plugins registered
 
@@ -319,7 +412,6 @@ class Host:
 
             def make(info: PluginInfo):
                 def register(provider):
-                    from .errors import LcaiError
                     from .providers import Provider
 
                     name = getattr(provider, "name", None)
@@ -331,6 +423,7 @@ class Host:
                                         f"{info.dist} {info.version}".rstrip())
                     provs[name] = provider
                     owner[name] = f"{info.dist} {info.version}".strip()
+                    self._provider_info[name] = info
                 return register
 
             self.call_each("register_providers", make)
@@ -340,27 +433,27 @@ class Host:
     def deployment_sections(self, deployment: dict) -> list[tuple[str, list[str]]]:
         """Extra sections plugins show for one deployment; a failing plugin becomes a section saying so."""
         out: list[tuple[str, list[str]]] = []
-        for impl in sorted(self.pm.hook.deployment_sections.get_hookimpls(), key=lambda i: i.plugin_name):
+        for impl in self.each("deployment_sections"):
             try:
                 # pluggy types a hook's result as object; hookspecs.deployment_sections declares its shape
-                sections = cast(Optional[list[tuple[str, list[str]]]], impl.function(deployment=deployment))
+                sections = cast(Optional[list[tuple[str, list[str]]]], impl(deployment=deployment))
                 out.extend(sections or [])
             except Exception as e:  # one plugin's failure must not hide the deployment
-                out.append((impl.plugin_name, [f"unavailable: {type(e).__name__}: {e}"]))
+                out.append((impl.name, [f"unavailable: {_failure(e)}"]))
         return out
 
     def add_commands(self, cli: Any, reserved: tuple = ()) -> None:
         """Let plugins attach commands; a name that core (``reserved``) or another distribution already holds is
         refused (the first keeps it) and the newcomer is reported broken, naming both."""
-        for impl in sorted(self.pm.hook.register_commands.get_hookimpls(), key=lambda i: i.plugin_name):
-            info = self.info_of(impl.plugin) or PluginInfo(impl.plugin_name, impl.plugin_name, "", "")
+        for impl in self.each("register_commands"):
+            info = impl.info
             if info.status == "broken":
                 continue
             before = dict(cli.commands)
             try:
-                impl.function(cli=cli)
+                impl(cli=cli)
             except Exception as e:  # a broken command plugin must not take the CLI down
-                self._broken(info, f"register_commands failed: {type(e).__name__}: {e}")
+                self._broken(info, f"register_commands failed: {_failure(e)}")
             for name, cmd in list(cli.commands.items()):
                 if name in before and before[name] is cmd:
                     continue
@@ -398,14 +491,13 @@ class Host:
             except TypeError:
                 continue  # the config has required fields: nothing to render without a template
             try:
-                cap.fragments(config, ctx)
-            except Exception as e:  # reported, named
-                from .errors import LcaiError
-
-                if isinstance(e, LcaiError):
-                    continue  # a refusal of the sample context (an image it does not support): not broken
+                self.call(info or PluginInfo(reg.plugin, reg.plugin, "", ""), f"capability {name!r}: fragments()",
+                          cap.fragments, config, ctx)
+            except PluginError as e:  # reported, named
                 if info is not None:
-                    self._broken(info, f"capability {name!r}: fragments() failed: {type(e).__name__}: {e}")
+                    self._broken(info, f"capability {name!r}: fragments() failed: {e.why}")
+            except LcaiError:
+                continue  # a refusal of the sample context (an image it does not support): not broken
 
 
 _host: Optional[Host] = None

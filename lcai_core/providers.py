@@ -273,8 +273,9 @@ class Provider:
     def rollout(self, record: dict[str, Any], spec: Spec, say: Say, deadline: float,
                 save: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
         """Rolling redeploy of a replicated deployment: one replica at a time out of rotation, rebuilt with
-        ``spec``'s user data, waited healthy, back in rotation. Raises ``LcaiError`` (with how to roll back or
-        resume) when a replica does not become healthy; the others keep serving. Returns the final fields."""
+        ``spec``'s user data, waited healthy, back in rotation. Raises ``TrackedError`` (its hint says how to
+        roll back or resume) when a replica does not become healthy; the others keep serving; an ``LcaiError``
+        gets core's hint on resuming and rolling back. Returns the final fields."""
         raise NotImplementedError(f"provider {self.name!r} cannot roll out to replicas")
 
     # ------------------------------------------------------------ remove, adopt

@@ -21,7 +21,7 @@ from attrs import define, field
 
 from . import convert
 from .constraints import CROSS, ENV_NAME, MAX_REPLICAS, VALUES, Rule, holds
-from .errors import Problem, ValidationError
+from .errors import MissingPlugin, Problem, ValidationError
 from .yamlfile import Document, load_file, load_text
 
 if TYPE_CHECKING:
@@ -247,9 +247,8 @@ def _without_checks(catalog: "Catalog") -> "Catalog":
 
 
 def _hint_for(problems: list[Problem]) -> str | None:
-    for p in problems:
-        if "is not installed" in p.message:
-            return "install the plugin named above, then check with: lcai plugins"
+    if any(isinstance(p, MissingPlugin) for p in problems):
+        return "install the plugin named above, then check with: lcai plugins"
     return "run `lcai templates schema` for the full field reference"
 
 

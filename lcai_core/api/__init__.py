@@ -21,7 +21,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from ..errors import InputError, LcaiError, Problem, ValidationError
+from ..errors import InputError, LcaiError, Problem, TrackedError, ValidationError
 from ..hookspecs import hookimpl, hookspec
 from ..paths import config_dir
 
@@ -57,7 +57,7 @@ __all__ = [
     # hooks
     "hookimpl", "hookspec",
     # errors
-    "LcaiError", "InputError", "ValidationError", "Problem",
+    "LcaiError", "InputError", "ValidationError", "Problem", "TrackedError",
     # capabilities
     "Capability", "Runtime", "DeployContext", "Fragments", "Unit", "WriteFile", "AptSource", "AppSpec",
     # providers

@@ -13,9 +13,12 @@ Commands
 Deployments
     ``get_host()``: the loaded plugin host (capabilities, providers, hooks). ``Registry()``: this machine's
     deployment records; ``age(iso) -> str`` formats a record's timestamp as ``5m``/``2h``/``3d``.
-    ``provider_of(host, record)``: the provider serving a record. ``list_all(host, records)``: every provider's
-    deployments, each provider asked once. ``destroy(host, registry, record, say) -> list[str]``: delete a
-    deployment and the local files deploy wrote (the paths removed are returned).
+    ``provider_of(host, record)``: the provider serving a record. ``list_all(host, records, failures=None)``:
+    every provider's deployments, each provider asked once (``failures`` collects the ``PluginError`` of each
+    provider whose plugin failed; its deployments are then the registry's). ``provider_detail(host, provider,
+    record, failures=None)``: the provider's ``detail`` lines, none when its plugin fails.
+    ``destroy(host, registry, record, say) -> list[str]``: delete a deployment and the local files deploy wrote
+    (the paths removed are returned).
     ``check_health(provider, record) -> Health``: one health answer, as ``lcai status`` gives it.
     ``run(ssh_endpoint, command, timeout=30.0) -> Result``: run a command on the machine over SSH.
     ``load_template(path)``: a validated template (``deploy.yml``).
@@ -30,6 +33,7 @@ if TYPE_CHECKING:
     from ..cli import LazyCommand, main
     from ..health import check as check_health
     from ..lifecycle import destroy, list_all, provider_of
+    from ..lifecycle import detail as provider_detail
     from ..plugins import get_host
     from ..registry import Registry, age
     from ..remote import Result, run
@@ -47,6 +51,7 @@ _FROM = {  # name -> (module, attribute)
     "age": ("lcai_core.registry", "age"),
     "provider_of": ("lcai_core.lifecycle", "provider_of"),
     "list_all": ("lcai_core.lifecycle", "list_all"),
+    "provider_detail": ("lcai_core.lifecycle", "detail"),
     "destroy": ("lcai_core.lifecycle", "destroy"),
     "check_health": ("lcai_core.health", "check"),
     "run": ("lcai_core.remote", "run"),
@@ -55,7 +60,7 @@ _FROM = {  # name -> (module, attribute)
 }
 
 __all__ = ["LazyCommand", "main", "prog", "set_prog", "status_style", "get_host", "Registry", "age", "provider_of",
-           "list_all", "destroy", "check_health", "run", "Result", "load_template"]
+           "list_all", "provider_detail", "destroy", "check_health", "run", "Result", "load_template"]
 
 
 def __getattr__(name: str) -> Any:

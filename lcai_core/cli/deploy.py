@@ -12,7 +12,7 @@ from typing import Optional
 
 import click
 
-from ..errors import InputError, LcaiError
+from ..errors import InputError, InterruptReported, LcaiError, TrackedError
 
 
 @click.command("deploy")
@@ -46,7 +46,7 @@ def deploy(directory: Path, wait: bool, yes: bool, target, new: bool, app, env_n
             _deploy(prog, directory, wait, yes, target, new, app, env_name, region, type_, ssh_from, app_from,
                     timeout, replicas)
     except KeyboardInterrupt as e:  # the step runner (or the wait) said what is left; before it, nothing exists
-        if not getattr(e, "lcai_reported", False):
+        if not isinstance(e, InterruptReported):
             click.echo("interrupted: nothing was created", err=True)
         raise click.exceptions.Exit(130) from None
 
@@ -144,8 +144,7 @@ def _deploy(prog, directory: Path, wait: bool, yes: bool, target: Optional[str],
         except KeyboardInterrupt as e:
             click.echo(f"interrupted: deployment {dep_id} exists and is tracked "
                        f"(`lcai status {dep_id}`, `lcai destroy {dep_id}`)", err=True)
-            e.lcai_reported = True  # type: ignore[attr-defined]
-            raise
+            raise InterruptReported() from e
         rec = reg.get(dep_id) or rec
     _summary(prov, rec, d, tpl)
 
@@ -332,8 +331,7 @@ def _redeploy(prov, reg, rec: dict, spec, desired: dict, prog, wait: bool, yes: 
         click.echo(f"interrupted: deployment {dep_id} is tracked; the rebuild may or may not have started — "
                    "run `lcai deploy` again to rebuild it", err=True)
         reg.update(dep_id, status="rebuild interrupted")
-        e.lcai_reported = True  # type: ignore[attr-defined]
-        raise
+        raise InterruptReported() from e
     except LcaiError as e:
         reg.update(dep_id, status="rebuild failed")
         raise LcaiError(f"rebuild of deployment {dep_id} failed: {e.message}",
@@ -358,8 +356,7 @@ def _redeploy(prov, reg, rec: dict, spec, desired: dict, prog, wait: bool, yes: 
             raise _tracked(e, dep_id) from None
         except KeyboardInterrupt as e:
             click.echo(f"interrupted: deployment {dep_id} is rebuilding and tracked (`lcai status {dep_id}`)", err=True)
-            e.lcai_reported = True  # type: ignore[attr-defined]
-            raise
+            raise InterruptReported() from e
         rec = reg.get(dep_id) or rec
     _summary(prov, rec, Path(directory), tpl)
 
@@ -402,13 +399,12 @@ def _rollout(prov, reg, rec: dict, spec, desired: dict, changes: list, prog, wai
         click.echo(f"interrupted: deployment {dep_id} is tracked; run `lcai deploy` again to resume the rollout "
                    "(replicas already healthy on the new version are skipped)", err=True)
         reg.update(dep_id, status="rollout interrupted", rendered_sha256=None)  # replicas may differ now
-        e.lcai_reported = True  # type: ignore[attr-defined]
-        raise
+        raise InterruptReported() from e
     except LcaiError as e:
         reg.update(dep_id, status="rollout stopped", health_status=None, health_detail=None,
                    rendered_sha256=None)  # replicas run different versions: the next deploy rolls out again
         _record_balancer_health(prov, reg, dep_id)
-        if "roll back" not in (e.hint or ""):
+        if not isinstance(e, TrackedError):  # the provider's own error says how to resume or roll back
             e.hint = (f"{e.hint}; " if e.hint else "") + (
                 f"deployment {dep_id} is tracked; run `lcai deploy` again to resume the rollout, or put the "
                 "previous deploy.yml back and run `lcai deploy` to roll back")
@@ -448,7 +444,7 @@ def _record_balancer_health(prov, reg, dep_id: str) -> None:
 
 def _tracked(e: LcaiError, dep_id: str) -> LcaiError:
     """A failure after the deployment exists: say it is still tracked and how to go on."""
-    if "tracked" not in (e.hint or "") and "tracked" not in e.message:
+    if not isinstance(e, TrackedError):
         e.hint = (f"{e.hint}; " if e.hint else "") + (f"deployment {dep_id} is tracked: `lcai status {dep_id}`; "
                                                       "run `lcai deploy` again to retry (it rebuilds the machine)")
     return e

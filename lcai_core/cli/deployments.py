@@ -14,7 +14,7 @@ from typing import Optional
 
 import click
 
-from ..errors import InputError, LcaiError
+from ..errors import InputError, LcaiError, PluginError
 
 DIR_OPTION = click.option("--directory", "-d", type=click.Path(file_okay=False, path_type=Path), default=None,
                           help="A deployment directory (default: the current one) to take the ID from.")
@@ -75,15 +75,20 @@ def status(deployment_id: Optional[str], as_json: bool, show_all: bool, director
     host, reg = _host_and_registry()
     if not deployment_id and not show_all and (directory is not None or _in_directory(directory)):
         deployment_id = L.resolve(reg, None, directory)["deployment_id"]
-    rows, listings = L.list_all(host, reg.all())
+    failures: list[PluginError] = []
+    rows, listings = L.list_all(host, reg.all(), failures)
     if deployment_id:
-        _status_one(host, reg, rows, listings, deployment_id, as_json)
+        _status_one(host, reg, rows, listings, deployment_id, as_json, failures)
+        _raise_failures(failures)
         return
     unreached = [(n, lst) for n, lst in listings if not lst.reached]
     if as_json:
         click.echo(json.dumps({"source": _source_text(listings), "reached": not unreached,
                                "sources": {n: {"source": lst.source, "reached": lst.reached} for n, lst in listings},
-                               "deployments": rows}, indent=2, default=str))
+                               "deployments": rows,
+                               **({"plugin_errors": [e.message for e in failures]} if failures else {})},
+                              indent=2, default=str))
+        _raise_failures(failures)
         return
     if not rows:
         click.echo("no deployments (lcai deploy creates one; lcai sync adopts ones made elsewhere)")
@@ -98,6 +103,21 @@ def status(deployment_id: Optional[str], as_json: bool, show_all: bool, director
              "left and forgets them")
     if any(r.get("untracked") for r in rows):
         _say("hint: untracked deployments carry lcai tags but are not in this machine's registry; `lcai sync`")
+    _raise_failures(failures)
+
+
+def _raise_failures(failures: list[PluginError]) -> None:
+    """After everything else was listed: one error line per plugin that failed, exit 1."""
+    from .. import ui
+
+    seen: list[PluginError] = []
+    for e in failures:
+        if all(e.message != s.message for s in seen):
+            seen.append(e)
+    for e in seen[:-1]:
+        ui.error(ui.localize(e.message))
+    if seen:
+        raise seen[-1]
 
 
 def _source_text(listings) -> str:
@@ -149,7 +169,7 @@ def _health_cell(r: dict) -> str:
     return f"healthy {k}/{n}" if k is not None else f"- ({n} replicas)"
 
 
-def _status_one(host, reg, rows, listings, key: str, as_json: bool) -> None:
+def _status_one(host, reg, rows, listings, key: str, as_json: bool, failures: list[PluginError]) -> None:
     from .. import health as H
     from .. import lifecycle as L
 
@@ -177,7 +197,7 @@ def _status_one(host, reg, rows, listings, key: str, as_json: bool) -> None:
               ("status", live), ("region", row.get("region")), ("type", row.get("type")), ("label", row.get("label")),
               ("address", row.get("address"))]
     if prov is not None:
-        fields += [(k, v) for k, v in prov.detail(row)]
+        fields += [(k, v) for k, v in L.detail(host, prov, row, failures)]
         ep = prov.app_endpoint(row)
         if ep is not None:
             fields.append(("endpoint", ep.url()))
@@ -226,13 +246,17 @@ def destroy(deployment_id: Optional[str], yes: bool, purge: bool, directory: Opt
         try:
             rec = reg.find(deployment_id)
         except InputError:
-            rows, _ = L.list_all(host, reg.all())
+            failures: list[PluginError] = []
+            rows, _ = L.list_all(host, reg.all(), failures)
+            _warn_failures(failures)
             rec = _find_row(rows, reg, deployment_id)
     dep_id = rec["deployment_id"]
     prov = L.provider_of(host, rec)
-    what = ", ".join(f"{k} {v}" for k, v in prov.detail(rec)
+    broken: list[PluginError] = []
+    what = ", ".join(f"{k} {v}" for k, v in L.detail(host, prov, rec, broken)
                      if k in ("instance", "replicas", "firewall", "vm", "nodebalancer")) \
         or f"deployment {dep_id}"
+    _warn_failures(broken)  # only the confirmation's wording is lost: destroy itself may still work
     if not yes:
         L.confirm(f"delete {dep_id} ({rec.get('label') or rec.get('app')} on {prov.name}: {what})?",
                   f"destroy deletes {dep_id} ({what})")
@@ -242,10 +266,18 @@ def destroy(deployment_id: Optional[str], yes: bool, purge: bool, directory: Opt
     click.echo(f"destroyed {dep_id}")
 
 
+def _warn_failures(failures: list[PluginError]) -> None:
+    from .. import ui
+
+    for e in failures:
+        ui.warning(ui.localize(e.message))
+
+
 def _purge(host, reg) -> None:
     from .. import lifecycle as L
 
-    rows, listings = L.list_all(host, reg.all())
+    failures: list[PluginError] = []
+    rows, listings = L.list_all(host, reg.all(), failures)
     reached = {n for n, lst in listings if lst.reached}
     gone, kept = [], []
     for r in rows:
@@ -261,7 +293,9 @@ def _purge(host, reg) -> None:
         if not lst.reached:
             _say(f"warning: {name} was not reached ({lst.source}); its deployments were not checked")
     if kept:
+        _warn_failures(failures)
         raise LcaiError("kept (cleanup failed, run `lcai destroy --purge` again): " + "; ".join(kept))
+    _raise_failures(failures)
 
 
 # ---------------------------------------------------------------- sync
@@ -282,10 +316,12 @@ def sync() -> None:
     failed: list[tuple[str, LcaiError]] = []
     for name, prov in sorted(L.providers(host).items()):
         mine = {k for k, r in records.items() if (r.get("provider") or "linode") == name}
-        if not mine and not L._configured(prov):
+        broken: list[PluginError] = []
+        if not mine and not L.configured(host, prov, broken):
+            failed.extend((name, e) for e in broken)
             continue
         try:
-            found = prov.discover()
+            found = host.call_provider(prov, "discover")
         except LcaiError as e:
             failed.append((name, e))
             continue
@@ -410,18 +446,19 @@ def _event_sources(host, rec: dict, ssh, limit: int, cursors: Optional[dict]) ->
     from ..remote import run
 
     out: list[tuple[str, list[str], object]] = []
-    for impl in sorted(host.pm.hook.deployment_events.get_hookimpls(), key=lambda i: i.plugin_name):
-        since = None if cursors is None else cursors.get(impl.plugin_name)
+    for impl in host.each("deployment_events"):
+        since = None if cursors is None else cursors.get(impl.name)
         try:
-            got = impl.function(deployment=rec, run=lambda cmd: run(ssh, cmd, timeout=60), limit=limit, since=since)
+            got = impl(deployment=rec, run=lambda cmd: run(ssh, cmd, timeout=60), limit=limit, since=since)
         except Exception as e:  # one plugin's failure must not hide the logs
             if cursors is None:
-                out.append((impl.plugin_name, [f"unavailable: {type(e).__name__}: {e}"], None))
+                why = e.why if isinstance(e, PluginError) else f"{type(e).__name__}: {e}"
+                out.append((impl.name, [f"unavailable: {why}"], None))
             continue
         if got is None:
             continue
         title, lines, cursor = got
-        out.append((impl.plugin_name, ([f"== {title} =="] if cursors is None else []) + list(lines), cursor))
+        out.append((impl.name, ([f"== {title} =="] if cursors is None else []) + list(lines), cursor))
     return out
 
 

@@ -86,7 +86,7 @@ def _price(host, p, directory: Path):
     target = tpl.deploy.target
     replicas = tpl.deploy.linode.replicas
     prov = L.providers(host).get(target)
-    if prov is None or not L._configured(prov):
+    if prov is None or not L.configured(host, prov):
         return target, replicas, None
     try:
         spec = make_spec(p, host, directory, ssh_sources=L.ANYWHERE, app_sources=L.ANYWHERE, keys=[],

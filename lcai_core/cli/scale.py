@@ -15,7 +15,7 @@ from typing import Optional
 
 import click
 
-from ..errors import InputError, LcaiError
+from ..errors import InputError, InterruptReported, LcaiError
 
 
 @click.command("scale")
@@ -34,7 +34,7 @@ def scale(args: tuple, yes: bool, timeout: Optional[float], directory: Optional[
         with ui.progress() as prog:
             _scale(prog, args, yes, timeout, directory)
     except KeyboardInterrupt as e:
-        if not getattr(e, "lcai_reported", False):
+        if not isinstance(e, InterruptReported):
             click.echo("interrupted: nothing was changed", err=True)
         raise click.exceptions.Exit(130) from None
 
@@ -98,8 +98,7 @@ def _scale(prog, args: tuple, yes: bool, timeout: Optional[float], directory: Op
         reg.update(dep_id, status="running")
         click.echo(f"interrupted: deployment {dep_id} is tracked with "
                    f"{len(state.get('replicas') or [])} replica(s); `lcai scale {dep_id} {n}` continues", err=True)
-        e.lcai_reported = True  # type: ignore[attr-defined]
-        raise
+        raise InterruptReported() from e
     except LcaiError as e:
         reg.update(dep_id, status="running")
         e.hint = (f"{e.hint}; " if e.hint else "") + (

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Optional
 
-from lcai_core.api import InputError, LcaiError, Listing, Preflight, Price, Provider, Spec, Step
+from lcai_core.api import InputError, LcaiError, Listing, Preflight, Price, Provider, Spec, Step, TrackedError
 
 from .api import ApiFailure, Retrier, describe, hopeless, make_client, resolve_url, retryable
 from .replicas import ReplicaMixin, is_replicated, public_ip, replica_index
@@ -365,8 +365,8 @@ class LinodeProvider(ReplicaMixin, Provider):
             if status == "running":
                 return {"status": "running", "address": (inst.get("ipv4") or [None])[0]}
             if time.monotonic() > deadline:
-                raise LcaiError(f"timed out waiting for instance {lid} (still {status})",
-                                hint=f"the deployment is tracked: lcai status {record['deployment_id']}")
+                raise TrackedError(f"timed out waiting for instance {lid} (still {status})",
+                                   hint=f"the deployment is tracked: lcai status {record['deployment_id']}")
             time.sleep(poll)
 
     # ------------------------------------------------------------ delete (404 = already gone)

@@ -19,7 +19,7 @@ import re
 import time
 from typing import Any, Callable, Optional
 
-from lcai_core.api import InputError, LcaiError, Spec, Step, env_seconds
+from lcai_core.api import InputError, LcaiError, Spec, Step, TrackedError, env_seconds
 
 PRIVATE_NET = ipaddress.ip_network("192.168.128.0/17")  # Linode private IPv4 addresses
 NB_SOURCES = "192.168.255.0/24"  # Linode documents it as the range NodeBalancers connect to backends from
@@ -326,8 +326,8 @@ class ReplicaMixin:
                         pass
                 return {"status": "running", "address": record.get("address")}
             if time.monotonic() > deadline:
-                raise LcaiError(f"timed out waiting for the replicas of {dep} ({line})",
-                                hint=f"the deployment is tracked: lcai status {dep}")
+                raise TrackedError(f"timed out waiting for the replicas of {dep} ({line})",
+                                   hint=f"the deployment is tracked: lcai status {dep}")
             time.sleep(poll)
 
     def node_view(self, record: dict) -> list[dict]:
@@ -548,7 +548,7 @@ class ReplicaMixin:
                 self._wait_node_up(nb_id, cfg_id, node, what, say, limit)
             except LcaiError as e:
                 left = [x["k"] for x in reps if x["k"] != k]
-                raise LcaiError(
+                raise TrackedError(
                     f"rollout stopped: {e.message}; replicas {', '.join(map(str, left)) or '-'} still serve the "
                     f"previous version, replica {k} is drained (no traffic)",
                     hint="roll back: put the previous deploy.yml back and run `lcai deploy` (it rebuilds replica "

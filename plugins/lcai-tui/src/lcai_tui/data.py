@@ -71,11 +71,15 @@ class DataSource:
 
     def detail_fields(self, row: dict) -> list[tuple[str, object]]:
         """The provider's own lines (instance, firewall, VM…) and how to reach the deployment."""
+        from lcai_core.api.frontend import provider_detail
+
         try:
             prov = self.provider(row)
         except LcaiError:
             return []
-        out = list(prov.detail(row))
+        failures: list = []
+        out = provider_detail(self.host, prov, row, failures)
+        out += [("error", e.message) for e in failures]  # a broken provider plugin, named; the rest still shows
         ssh = prov.ssh(row)
         if ssh is not None:
             out.append(("ssh", ssh.describe()))
