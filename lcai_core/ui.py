@@ -167,6 +167,59 @@ def hint(line: str, stream: Optional[IO] = None) -> None:
     _emit("hint:", line, stream)
 
 
+# -------------------------------------------------------------- tables that fit the terminal
+
+
+def table_width(stream: Optional[IO] = None) -> Optional[int]:
+    """The width a table on ``stream`` (default stdout) must fit: ``COLUMNS`` when it is a positive number, else
+    the terminal's width when ``stream`` is a terminal; ``None`` (no limit: every column whole) when the output
+    goes to a pipe or a file."""
+    cols = os.environ.get("COLUMNS", "").strip()
+    if cols.isdigit() and int(cols) > 0:
+        return int(cols)
+    stream = sys.stdout if stream is None else stream
+    try:
+        if not stream.isatty():
+            return None
+        return os.get_terminal_size(stream.fileno()).columns or None
+    except (AttributeError, ValueError, OSError):  # closed, not a real file, or no size
+        return None
+
+
+def fit_widths(natural: dict[str, int], priority: list[str], width: Optional[int], gap: int = 2,
+               minimum: Optional[dict[str, int]] = None, keep: tuple[str, ...] = ()) -> dict[str, int]:
+    """The columns of a table (key -> width) that fit ``width`` characters with ``gap`` between columns.
+
+    ``natural`` is each column's width with every cell whole; ``priority`` lists the keys, the column a user
+    reads first first. The last column gives way first: it shrinks to ``minimum[key]`` (a column without one
+    never shrinks; its cells then end in ``…``, see :func:`ellipsize`), then it hides, unless it is in ``keep``;
+    then the column before it, and so on. Kept columns never hide (the line may then be wider than ``width``).
+    ``width`` ``None``: every column at its natural width."""
+    widths = {k: natural[k] for k in priority}
+    if width is None:
+        return widths
+    minimum = minimum or {}
+
+    def total() -> int:
+        return sum(widths.values()) + gap * (len(widths) - 1)
+
+    for k in reversed(priority):
+        over = total() - width
+        if over <= 0:
+            break
+        widths[k] -= min(over, max(0, widths[k] - minimum.get(k, widths[k])))
+        if total() > width and k not in keep:
+            del widths[k]
+    return widths
+
+
+def ellipsize(text: str, width: int) -> str:
+    """``text`` cut to ``width`` characters, its last one ``…`` when something was cut."""
+    if len(text) <= width:
+        return text
+    return text[: width - 1] + "…" if width > 0 else ""
+
+
 # -------------------------------------------------------------- progress with elapsed time
 
 

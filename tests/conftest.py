@@ -22,7 +22,7 @@ pytest_plugins = ["lcai_testing.pytest_plugin"]
 ROOT = Path(__file__).resolve().parents[1]
 UNSET = ("LINODE_TOKEN", "LINODE_CLI_TOKEN", "LCAI_LINODE_API_URL", "LCAI_DEBUG", "LCAI_HTTP_TIMEOUT",
          "LCAI_RETRY_DELAY", "LCAI_POLL_INTERVAL", "LCAI_DISABLE_PLUGINS", "LCAI_TRACE_PLUGINS", "NO_COLOR",
-         "FORCE_COLOR")
+         "FORCE_COLOR", "COLUMNS")  # COLUMNS: `lcai status` fits its table to it; tests that want a width set it
 
 
 def project_distributions() -> set[str]:

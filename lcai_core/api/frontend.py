@@ -9,6 +9,9 @@ Commands
     so ``lcai --help`` stays fast. ``main(argv) -> int``: run lcai's CLI (exit status returned).
     ``prog()``/``set_prog(name)``: how the user invoked lcai (``lcai``, ``linode-cli build``), for hints.
     ``status_style(status) -> str``: the style name the CLI colours a status with.
+    ``fit_widths(natural, priority, width, gap, minimum, keep) -> dict``: the table columns (key -> width) that
+    fit ``width``, the last of ``priority`` giving way first (shrinking to ``minimum``, then hiding), as
+    ``lcai status`` fits its table to the terminal.
 
 Deployments
     ``get_host()``: the loaded plugin host (capabilities, providers, hooks). ``Registry()``: this machine's
@@ -38,7 +41,7 @@ if TYPE_CHECKING:
     from ..registry import Registry, age
     from ..remote import Result, run
     from ..template import load_template
-    from ..ui import prog, set_prog, status_style
+    from ..ui import fit_widths, prog, set_prog, status_style
 
 _FROM = {  # name -> (module, attribute)
     "LazyCommand": ("lcai_core.cli", "LazyCommand"),
@@ -46,6 +49,7 @@ _FROM = {  # name -> (module, attribute)
     "prog": ("lcai_core.ui", "prog"),
     "set_prog": ("lcai_core.ui", "set_prog"),
     "status_style": ("lcai_core.ui", "status_style"),
+    "fit_widths": ("lcai_core.ui", "fit_widths"),
     "get_host": ("lcai_core.plugins", "get_host"),
     "Registry": ("lcai_core.registry", "Registry"),
     "age": ("lcai_core.registry", "age"),
@@ -59,8 +63,8 @@ _FROM = {  # name -> (module, attribute)
     "load_template": ("lcai_core.template", "load_template"),
 }
 
-__all__ = ["LazyCommand", "main", "prog", "set_prog", "status_style", "get_host", "Registry", "age", "provider_of",
-           "list_all", "provider_detail", "destroy", "check_health", "run", "Result", "load_template"]
+__all__ = ["LazyCommand", "main", "prog", "set_prog", "status_style", "fit_widths", "get_host", "Registry", "age",
+           "provider_of", "list_all", "provider_detail", "destroy", "check_health", "run", "Result", "load_template"]
 
 
 def __getattr__(name: str) -> Any:

@@ -126,37 +126,55 @@ def _source_text(listings) -> str:
     return "; ".join(f"{n}: {lst.source}" for n, lst in listings)
 
 
+# `lcai status`'s columns in the order a user reads them: on a narrow terminal the last one gives way first (it
+# shrinks to TABLE_MIN, its cells ending in "…", then hides); ID, STATUS, HEALTH and APP always show, and
+# STATUS, HEALTH (`healthy 2/3`), $/H and AGE are never cut
+TABLE_COLUMNS = ["ID", "APP", "ENV", "PROVIDER", "REGION", "TYPE", "STATUS", "HEALTH", "AGE", "$/H"]
+TABLE_PRIORITY = ["ID", "STATUS", "HEALTH", "APP", "$/H", "AGE", "ENV", "PROVIDER", "REGION", "TYPE"]
+TABLE_KEEP = ("ID", "STATUS", "HEALTH", "APP")
+TABLE_MIN = {"APP": 10, "ENV": 5, "REGION": 6, "TYPE": 10}
+TABLE_MAX = {"APP": 24, "ENV": 12, "TYPE": 24}  # even on a wide terminal: longer names end in "…"
+
+
 def _table(rows: list[dict]) -> None:
+    from .. import ui
     from ..registry import age
 
     now = time.time()
-    cols = ["ID", "APP", "ENV", "PROVIDER", "REGION", "TYPE", "STATUS", "HEALTH", "AGE", "$/H"]
+    cols = TABLE_COLUMNS
     table = []
     for r in rows:
         st = r.get("live_status") or "-"
         if r.get("untracked"):
             st += " (untracked)"
         price = f"{r['price_hourly']:.3f}" if isinstance(r.get("price_hourly"), (int, float)) else "-"
-        table.append([r["deployment_id"], str(r.get("app") or "-")[:24], str(r.get("env") or "-")[:12],
-                      str(r.get("provider") or "-"), str(r.get("region") or "-"), str(r.get("type") or "-")[:24], st,
+        table.append([r["deployment_id"], str(r.get("app") or "-"), str(r.get("env") or "-"),
+                      str(r.get("provider") or "-"), str(r.get("region") or "-"), str(r.get("type") or "-"), st,
                       _health_cell(r), age(r.get("created_at"), now), price])
-    widths = [max(len(c), *(len(row[i]) for row in table)) for i, c in enumerate(cols)]
+    natural = {c: min(TABLE_MAX.get(c, 1 << 30), max(len(c), *(len(row[i]) for row in table)))
+               for i, c in enumerate(cols)}
+    fit = ui.fit_widths(natural, TABLE_PRIORITY, ui.table_width(sys.stdout), gap=2,
+                        minimum={c: max(len(c), m) for c, m in TABLE_MIN.items()}, keep=TABLE_KEEP)
+    shown = [i for i, c in enumerate(cols) if c in fit]
+    widths = {i: fit[cols[i]] for i in shown}
     right = {"AGE", "$/H"}
+    colour = {cols.index("STATUS"), cols.index("HEALTH")}
 
-    def line(cells: list[str]) -> str:
-        return "  ".join(c.rjust(w) if cols[i] in right else c.ljust(w)
-                         for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+    def line(cells: list[str], header: bool = False) -> str:
+        out = []
+        for i in shown:
+            c, w = ui.ellipsize(cells[i], widths[i]), widths[i]
+            if cols[i] in right:
+                out.append(c.rjust(w))
+            elif i in colour and not header:
+                out.append(ui.style_status(c, width=w, stream=sys.stdout))
+            else:
+                out.append(c.ljust(w))
+        return "  ".join(out).rstrip()
 
-    from .. import ui
-
-    click.echo(line(cols))
-    si, hi = cols.index("STATUS"), cols.index("HEALTH")
+    click.echo(line(cols, header=True))
     for row in table:
-        cells = list(row)
-        cells[si] = ui.style_status(row[si], width=widths[si], stream=sys.stdout)
-        cells[hi] = ui.style_status(row[hi], width=widths[hi], stream=sys.stdout)
-        click.echo("  ".join(c.rjust(w) if cols[i] in right else (c if i in (si, hi) else c.ljust(w))
-                             for i, (c, w) in enumerate(zip(cells, widths))).rstrip())
+        click.echo(line(row))
 
 
 def _health_cell(r: dict) -> str:

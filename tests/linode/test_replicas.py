@@ -339,3 +339,25 @@ def test_plan_shows_the_total_price_when_the_provider_is_configured(sim, svc, lc
     assert abs(data["price"]["hourly"] - (3 * 0.036 + 0.015)) < 1e-9
     code, out, err = lcai("plan", "-d", svc)
     assert "3 replicas behind a NodeBalancer" in out and "price:" in out and "in all" in out
+
+
+def test_status_of_replicas_fits_80_and_120_columns(sim, svc, lcai, monkeypatch):
+    """A long app name and two replicas at 80 and 120 columns: STATUS, HEALTH (`healthy 2/2` whole), $/H and
+    the app name show, every line fits."""
+    text = (svc / "deploy.yml").read_text()
+    (svc / "deploy.yml").write_text(text.replace("name: web\n", "name: embeddings-python\n"))
+    replicated(svc, 2)
+    code, out, err = lcai("deploy", "-d", svc, "--yes", "--wait", "--timeout", "30")
+    assert code == 0, err
+    dep = dep_of(svc)
+    for columns in (80, 120):
+        monkeypatch.setenv("COLUMNS", str(columns))
+        code, out, err = lcai("status", "--all")
+        assert code == 0, err
+        lines = out.splitlines()
+        assert max(len(x) for x in lines) <= columns, out
+        header, row = lines[0], next(x for x in lines if x.startswith(dep))
+        assert {"ID", "APP", "STATUS", "HEALTH", "$/H"} <= set(header.split()), header
+        assert row.index("healthy 2/2") == header.index("HEALTH"), out
+        assert row.index("running") == header.index("STATUS") and "embeddings-python" in row
+        assert row.endswith("0.087")  # two $0.036/h instances and the $0.015/h NodeBalancer

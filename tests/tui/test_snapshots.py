@@ -22,6 +22,10 @@ ROWS = [
     {"deployment_id": "z9y8x7w6", "app": "old-job", "env": "prod", "region": "us-mia", "type": "g6-standard-2",
      "live_status": "vanished", "health_status": "unhealthy", "created_at": "2025-12-20T09:20:00Z",
      "price_hourly": 0.036, "provider": "linode", "provider_state": {"linode_id": 99}},
+    {"deployment_id": "r3p1ic4s", "app": "embeddings-python", "env": "prod", "region": "us-ord",
+     "type": "g6-standard-2", "live_status": "running", "health_status": "healthy", "replicas": 2,
+     "replicas_healthy": 2, "created_at": "2025-12-29T08:20:00Z", "price_hourly": 0.087, "address": "192.0.2.12",
+     "external_port": 80, "provider": "linode", "provider_state": {"linode_id": 103}},
 ]
 
 
@@ -74,7 +78,8 @@ async def _settled(pilot):
 
 
 def test_dashboard_snapshot_80x24(app, snap_compare):
-    """The essential columns (ID, APP, STATUS, HEALTH, AGE) fit a classic terminal; TYPE, REGION, $/H hide."""
+    """A classic terminal: ID, APP (`embeddings-python` whole), STATUS, HEALTH (`healthy 2/2` whole), AGE and
+    $/H; TYPE, REGION and ENV hide."""
     assert snap_compare(app, terminal_size=(80, 24), run_before=_settled)
 
 

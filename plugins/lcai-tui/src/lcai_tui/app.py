@@ -14,62 +14,75 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, DataTable, Footer, Header, Input, Label, RichLog, Static
 
-from lcai_core.api.frontend import age, status_style
+from lcai_core.api.frontend import age, fit_widths, status_style
 
 from .data import DataSource
 
 COLUMNS = [("id", "ID"), ("app", "APP"), ("env", "ENV"), ("region", "REGION"), ("type", "TYPE"),
            ("status", "STATUS"), ("health", "HEALTH"), ("age", "AGE"), ("price", "$/H")]
-# fixed widths: DataTable then skips measuring every cell (500 rows: ~380 ms → see bench/tui.py)
-WIDTHS = {"id": 8, "app": 20, "env": 10, "region": 12, "type": 20, "status": 19, "health": 9, "age": 5, "price": 6}
-# narrower terminals: the essential columns shrink to these widths and always show; the others hide, the
-# least useful first (TYPE, then REGION, then $/H, then ENV)
-ESSENTIAL = {"id": 8, "app": 10, "status": 12, "health": 9, "age": 5}
-OPTIONAL = ("env", "price", "region", "type")  # shown in this order as the width allows
+# fixed widths: DataTable then skips measuring every cell (500 rows: ~380 ms → see bench/tui.py); STATUS and
+# HEALTH widen when a row needs it (`running (untracked)`, `healthy 12/12`): they are never cut
+WIDTHS = {"id": 8, "app": 20, "env": 10, "region": 12, "type": 20, "status": 13, "health": 11, "age": 5, "price": 6}
+# narrower terminals: the columns in the order a user reads them; the last gives way first (it shrinks to its
+# MINIMUM, its cells ending in "…", then hides): TYPE, then REGION, ENV, AGE, $/H; ID, STATUS, HEALTH and APP
+# always show
+PRIORITY = ["id", "status", "health", "app", "price", "age", "env", "region", "type"]
+KEEP = ("id", "status", "health", "app")
+MINIMUM = {"app": 10, "type": 10, "region": 8, "env": 7}
 CELL_PADDING = 2  # DataTable's default cell_padding of 1 on each side
 SCROLLBAR = 2
 
 
-def layout(width: int) -> list[tuple[str, int]]:
-    """The columns (key, width) that fit ``width`` terminal columns, in COLUMNS order: the essential ones at
-    their minimum, STATUS at full width (``running (untracked)``), the optional ones while they fit at full
-    width, then the slack goes to APP."""
-    avail = width - SCROLLBAR
-    widths = dict(ESSENTIAL)
-    used = sum(w + CELL_PADDING for w in widths.values())
-
-    def grow(k: str) -> None:
-        nonlocal used
-        more = max(0, min(WIDTHS[k] - widths[k], avail - used))
-        widths[k] += more
-        used += more
-
-    grow("status")
-    for k in OPTIONAL:
-        if used + WIDTHS[k] + CELL_PADDING <= avail:
-            widths[k] = WIDTHS[k]
-            used += WIDTHS[k] + CELL_PADDING
-    grow("app")
-    return [(k, widths[k]) for k, _ in COLUMNS if k in widths]
+def layout(width: int, longest: Optional[dict[str, int]] = None) -> list[tuple[str, int]]:
+    """The columns (key, width) that fit ``width`` terminal columns, in COLUMNS order (see PRIORITY).
+    ``longest``: the longest STATUS and HEALTH cells of the rows, which widen those columns past WIDTHS."""
+    natural = dict(WIDTHS)
+    for k, n in (longest or {}).items():
+        natural[k] = max(natural[k], n)
+    fit = fit_widths(natural, PRIORITY, width - SCROLLBAR - CELL_PADDING, gap=CELL_PADDING, minimum=MINIMUM,
+                     keep=KEEP)
+    return [(k, fit[k]) for k, _ in COLUMNS if k in fit]
 
 
-def cells(row: dict, now: float) -> dict:
-    """The row's cells as Text (plain strings would be parsed as Rich markup on every render)."""
+def longest(rows: list[dict]) -> dict[str, int]:
+    """The widths the never-cut columns (STATUS, HEALTH) need for these rows."""
+    texts = [_status_health(r)[1:] for r in rows]
+    return {"status": max((len(s) for s, _ in texts), default=0), "health": max((len(h) for _, h in texts), default=0)}
+
+
+def _status_health(row: dict) -> tuple[str, str, str]:
+    """(the status word, the STATUS cell, the HEALTH cell) of a row."""
     status = row.get("live_status") or row.get("status") or "-"
     shown = "✗ vanished" if status == "vanished" else status + (" (untracked)" if row.get("untracked") else "")
     health = row.get("health_status") or "-"
     if row.get("replicas") is not None:  # replicas behind a NodeBalancer: its view at the last check
         k = row.get("replicas_healthy")
         health = f"healthy {'?' if k is None else k}/{row['replicas']}"
+    return status, shown, health
+
+
+def cells(row: dict, now: float) -> dict:
+    """The row's cells as Text (plain strings would be parsed as Rich markup on every render)."""
+    status, shown, health = _status_health(row)
     price = row.get("price_hourly")
     plain = {"id": row["deployment_id"], "app": row.get("app") or "-", "env": row.get("env") or "-",
              "region": row.get("region") or "-", "type": row.get("type") or "-",
              "age": age(row.get("created_at"), now),
              "price": f"{price:.3f}" if isinstance(price, (int, float)) else "-"}
-    out = {k: Text(str(v)) for k, v in plain.items()}
+    # a cell wider than its column ends in "…" (never wraps, never cut mid-word without a mark)
+    out = {k: Text(str(v), no_wrap=True, overflow="ellipsis") for k, v in plain.items()}
     out["status"] = Text(shown, style=status_style(status))  # the CLI's colours (api.frontend.status_style)
     out["health"] = Text(health, style=status_style(health))
     return out
+
+
+def _cost(row: dict) -> Optional[str]:
+    """The detail screen's price line: ``$0.52/h`` as `lcai status ID` gives it, and the monthly price when the
+    provider gave one (``$0.52/h ($350/mo)``; replicas: the instances and their NodeBalancer)."""
+    price, monthly = row.get("price_hourly"), row.get("price_monthly")
+    if not isinstance(price, (int, float)):
+        return None
+    return f"${price}/h" + (f" (${monthly:g}/mo)" if isinstance(monthly, (int, float)) else "")
 
 
 HELP_KEYS = [
@@ -182,7 +195,7 @@ class DetailScreen(Screen):
         ep = self.app.data.endpoint(r)
         fields = [("deployment", r["deployment_id"]), ("provider", r.get("provider")), ("app", r.get("app")),
                   ("env", r.get("env")), ("template", r.get("template")), ("status", r.get("live_status")),
-                  ("region", r.get("region")), ("type", r.get("type")), ("label", r.get("label")),
+                  ("region", r.get("region")), ("type", r.get("type")), ("cost", _cost(r)), ("label", r.get("label")),
                   ("address", r.get("address")), ("endpoint", ep), *self.app.data.detail_fields(r),
                   ("created", r.get("created_at")), ("directory", r.get("directory"))]
         return "\n".join(f"[b]{k:<11}[/b] {escape(str(v))}" for k, v in fields if v not in (None, ""))
@@ -348,7 +361,8 @@ class LcaiApp(App):
         self.refreshes = 0
         self._shown_keys: list[str] = []
         self._shown_cells: dict[str, dict] = {}
-        self.columns: list[tuple[str, int]] = []  # what the table shows now: layout(width)
+        self.columns: list[tuple[str, int]] = []  # what the table shows now: layout(width, longest(...))
+        self._width: Optional[int] = None
 
     def on_mount(self) -> None:
         self.push_screen(Dashboard())
@@ -374,18 +388,23 @@ class LcaiApp(App):
         self.refreshes += 1
         if "registry" in source:
             self.notify(f"showing the local registry: {source}", severity="warning", timeout=4)
-        # always: the AGE column moves on even when nothing else changed (only changed cells are redrawn)
-        self.render_rows()
+        # always: the AGE column moves on even when nothing else changed (only changed cells are redrawn);
+        # a longer status or health (`running (untracked)`, `healthy 10/10`) widens its column first
+        if not self.fit_columns():
+            self.render_rows()
 
-    def fit_columns(self, width: int) -> None:
-        """Show the columns that fit ``width`` (see :func:`layout`); rebuilds the table only when they change."""
+    def fit_columns(self, width: Optional[int] = None) -> bool:
+        """Show the columns that fit ``width`` (default: the last width seen) and the rows' STATUS and HEALTH
+        whole (see :func:`layout`); rebuilds the table (and renders the rows) only when the columns change."""
+        if width is not None:
+            self._width = width
         try:
             table = self.get_screen_dashboard().query_one(DataTable)
         except LookupError:
-            return
-        cols = layout(width)
+            return False
+        cols = layout(self._width or self.size.width, longest(self.rows))
         if cols == self.columns and table.columns:
-            return
+            return False
         self.columns = cols
         labels = dict(COLUMNS)
         table.clear(columns=True)
@@ -393,6 +412,7 @@ class LcaiApp(App):
             table.add_column(labels[key], key=key, width=w)
         self._shown_keys = []  # the next render adds every row again
         self.render_rows()
+        return True
 
     def visible_rows(self) -> list[dict]:
         return [r for r, _ in self._visible()]
