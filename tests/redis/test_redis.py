@@ -1,6 +1,7 @@
 """lcai-redis: validation, rendering, and the generated config run by a real redis-server."""
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -161,14 +162,20 @@ def redis_of(version: str) -> dict:
             "env": {**os.environ, "LD_LIBRARY_PATH": str(dest / "lib")}}
 
 
+OVERRIDDEN = re.compile(r"(?m)^(?:port|dir|logfile|pidfile|daemonize|supervised)\s.*$")
+
+
 class RunningRedis:
     """The distribution's redis.conf + the block lcai appends, run by that distribution's redis-server (native
-    runtime: no docker0 here); only port, dir, logs and daemonizing are overridden for the test."""
+    runtime: no docker0 here); only port, dir, logs and daemonizing are overridden for the test. The
+    distribution's own lines for those are commented out, not just overridden: Redis 6.0 opens the log file and
+    enters ``dir`` as it reads each line, and /var/log/redis, /var/lib/redis exist only where the package is
+    installed."""
 
     def __init__(self, redis: dict, appended: str, tmp_path: Path):
         self.redis, self.tmp, self.port = redis, tmp_path, _free_port()
         tmp_path.mkdir()
-        conf = open(redis["conf"]).read() + appended
+        conf = OVERRIDDEN.sub(r"# overridden below: \g<0>", open(redis["conf"]).read()) + appended
         conf = conf.replace("port 6379", f"port {self.port}") + (
             f"\nport {self.port}\ndaemonize no\nsupervised no\npidfile {tmp_path}/r.pid\nlogfile {tmp_path}/r.log\n"
             f"dir {tmp_path}\n")
