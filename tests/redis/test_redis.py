@@ -2,7 +2,6 @@
 
 import os
 import re
-import shutil
 import socket
 import subprocess
 import time
@@ -14,6 +13,7 @@ import pytest
 from lcai_core.errors import ValidationError
 from lcai_core.plugins import Host
 from lcai_testing import app_env as env_of
+from lcai_testing import tools
 from lcai_testing import render_text, require_plugins, require_validators, validate_many
 from lcai_testing import written as files
 
@@ -137,9 +137,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def _unavailable(msg):
-    if os.environ.get("CI"):
-        pytest.fail(msg)
-    pytest.skip(msg)
+    tools.skip_or_fail(msg)
 
 
 def redis_of(version: str) -> dict:
@@ -147,11 +145,10 @@ def redis_of(version: str) -> dict:
     Redis 7.0 is this Debian 12's redis-server package; Redis 6.0 is Debian 11's (what Ubuntu 22.04 ships),
     fetched once by get-redis6.sh into .cache/redis6."""
     if version == "7":
-        server = shutil.which("redis-server") or "/usr/bin/redis-server"
-        if not os.path.exists(server) or not os.path.exists("/etc/redis/redis.conf"):
-            _unavailable("redis-server not installed (apt-get install redis-server)")
-        return {"server": server, "cli": shutil.which("redis-cli") or "/usr/bin/redis-cli",
-                "conf": "/etc/redis/redis.conf", "env": dict(os.environ)}
+        server, cli = tools.need("redis-server", "redis-cli", why="Redis 7.0 tests need")
+        if not os.path.exists("/etc/redis/redis.conf"):
+            _unavailable("redis-server's /etc/redis/redis.conf is missing (apt-get install redis-server)")
+        return {"server": server, "cli": cli, "conf": "/etc/redis/redis.conf", "env": dict(os.environ)}
     dest = Path(os.environ.get("LCAI_REDIS6_ROOT", REPO / ".cache" / "redis6"))
     got = subprocess.run(["sh", str(Path(__file__).with_name("get-redis6.sh")), str(dest)], capture_output=True,
                          text=True, timeout=300)
