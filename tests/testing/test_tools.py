@@ -104,6 +104,37 @@ def test_each_lookup_names_its_test_in_the_tool_log(monkeypatch, tmp_path):
     assert log.read_text().startswith("tests/testing/test_tools.py::test_each_lookup_names_its_test_in_the_tool_log")
 
 
+SESSION = """\
+import pytest
+from lcai_testing import tools
+
+@pytest.fixture(scope="session")
+def server():
+    return tools.which("git")
+
+def test_first(server):
+    pass
+
+def test_second(server):
+    pass
+
+def test_unrelated():
+    pass
+"""
+
+
+def test_tests_using_a_fixture_that_looked_up_a_tool_are_logged_too(tmp_path):
+    """A session fixture looks the tool up once, for the first test: every test using it is logged (they are
+    the ones to run again with the tool hidden)."""
+    (tmp_path / "test_session.py").write_text(SESSION)
+    log = tmp_path / "tools.log"
+    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist",
+                        "-p", "lcai_testing.pytest_plugin", "test_session.py"], capture_output=True, text=True,
+                       cwd=tmp_path, timeout=120, env={**os.environ, tools.LOG_ENV: str(log)})
+    assert r.returncode == 0, r.stdout
+    assert sorted(set(log.read_text().splitlines())) == ["test_session.py::test_first", "test_session.py::test_second"]
+
+
 NEEDS = """\
 from lcai_testing import tools
 

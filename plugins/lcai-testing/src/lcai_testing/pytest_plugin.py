@@ -55,6 +55,26 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: Any)
         terminalreporter.write_line(f"{HIDE_ENV} hid: {', '.join(sorted(hidden_tools()))}", yellow=True)
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_fixture_setup(fixturedef: Any, request: Any) -> Iterator[None]:
+    """Note which fixtures look up a system tool (:mod:`lcai_testing.tools`)."""
+    from . import tools
+
+    tools.fixture_stack.append(fixturedef.argname)
+    try:
+        yield
+    finally:
+        tools.fixture_stack.pop()
+
+
+def pytest_runtest_teardown(item: Any) -> None:
+    """Log a test that used a fixture which looked up a system tool (``LCAI_TEST_TOOL_LOG``)."""
+    from . import tools
+
+    if tools.tool_fixtures.intersection(getattr(item, "fixturenames", ())):
+        tools.log_test(item.nodeid)
+
+
 @pytest.fixture
 def lcai_config_dir(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """An empty LCAI_CONFIG_DIR and a fresh plugin host for the test."""

@@ -9,8 +9,9 @@ under ``CI=true``. Hiding holds for what tests look up through this module (the 
 the path found); code under test that looks for a tool itself still finds it, so a test needing a tool asks
 for it first.
 
-``LCAI_TEST_TOOL_LOG``, when set, names a file to which each test that looks up a tool appends its node id (one
-line per lookup): the tests to run again with the tools hidden (``.ci/run`` does).
+``LCAI_TEST_TOOL_LOG``, when set, names a file to which each test that looks up a tool, or uses a fixture that
+did (with :mod:`lcai_testing.pytest_plugin` loaded), appends its node id: the tests to run again with the tools
+hidden (``.ci/run`` does).
 """
 
 from __future__ import annotations
@@ -59,13 +60,25 @@ def is_hidden(tool: str) -> bool:
     return tool in hidden_tools()
 
 
+#: the fixtures being set up now, and those that looked up a tool (kept by lcai_testing.pytest_plugin: a test
+#: using such a fixture is logged too, also when the fixture, say session-scoped, was set up for another test)
+fixture_stack: list[str] = []
+tool_fixtures: set[str] = set()
+
+
+def log_test(nodeid: str) -> None:
+    """Append ``nodeid`` to ``$LCAI_TEST_TOOL_LOG`` (when set)."""
+    log = os.environ.get(LOG_ENV)
+    if log:
+        with open(log, "a", encoding="utf-8") as fh:  # one short append per line: safe across xdist workers
+            fh.write(nodeid + "\n")
+
+
 def _record() -> None:
-    log, current = os.environ.get(LOG_ENV), os.environ.get("PYTEST_CURRENT_TEST")
-    if not (log and current):
-        return
-    nodeid = current.rsplit(" (", 1)[0]
-    with open(log, "a", encoding="utf-8") as fh:  # one short append per line: safe across xdist workers
-        fh.write(nodeid + "\n")
+    tool_fixtures.update(fixture_stack)
+    current = os.environ.get("PYTEST_CURRENT_TEST")
+    if current:
+        log_test(current.rsplit(" (", 1)[0])
 
 
 def which(tool: str, path: str | os.PathLike[str] | None = None) -> str | None:
