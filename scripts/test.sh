@@ -4,6 +4,7 @@
 # -n N, overrides it). Extra arguments go to pytest.
 # Tests that need a system tool which is not installed (redis-server, postgresql, systemd-analyze, …) skip, and
 # the run ends with one line naming them and the apt packages to install (.ci/run installs them all).
+# LCAI_TEST_HIDE_TOOLS=all makes every optional tool look absent to the tests (lcai_testing.tools): they skip.
 set -eu
 cd "$(dirname "$0")/.."
 ./scripts/bootstrap.sh

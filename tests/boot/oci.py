@@ -25,7 +25,6 @@ import hashlib
 import io
 import json
 import os
-import shutil
 import subprocess
 import tarfile
 import tempfile
@@ -360,10 +359,13 @@ def deb_file(deb: Path, member: str) -> bytes:
 
 def mmdebstrap_tar(packages: tuple[str, ...], out: Path, suite: str = SUITE) -> None:
     """``mmdebstrap --variant=essential`` + ``packages`` into a tar, without docs, man pages or locales."""
-    if not shutil.which("mmdebstrap"):
+    from lcai_testing import tools
+
+    mmdebstrap = tools.which("mmdebstrap")
+    if not mmdebstrap:
         raise RuntimeError("mmdebstrap is not installed (apt-get install mmdebstrap)")
     env = {**os.environ, "SOURCE_DATE_EPOCH": str(EPOCH)}
-    cmd = ["mmdebstrap", "--quiet", "--variant=essential", f"--include={','.join(packages)}",
+    cmd = [mmdebstrap, "--quiet", "--variant=essential", f"--include={','.join(packages)}",
            "--dpkgopt=path-exclude=/usr/share/doc/*", "--dpkgopt=path-exclude=/usr/share/man/*",
            "--dpkgopt=path-exclude=/usr/share/locale/*", "--dpkgopt=path-exclude=/usr/share/info/*",
            "--aptopt=Acquire::Retries \"3\"", suite, str(out)]

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
 import subprocess
 import tempfile
@@ -66,7 +65,9 @@ class Registry:
         }, indent=1)  # JSON is YAML
 
     def start(self) -> "Registry":
-        exe = shutil.which("docker-registry")
+        from lcai_testing import tools
+
+        exe = tools.which("docker-registry")
         if not exe:
             raise FileNotFoundError("docker-registry is not installed (apt-get install docker-registry)")
         (self.workdir / "storage").mkdir(parents=True, exist_ok=True)
@@ -180,14 +181,9 @@ def start_registry(workdir: Optional[Path] = None) -> Registry:
 
 def require_docker_registry() -> None:
     """Skip (locally) or fail (CI=true) when Debian's docker-registry is not installed."""
-    import pytest
+    from lcai_testing import tools
 
-    if shutil.which("docker-registry"):
-        return
-    msg = "docker-registry not installed (apt-get install docker-registry)"
-    if os.environ.get("CI"):
-        pytest.fail(msg)
-    pytest.skip(msg)
+    tools.need("docker-registry", why="the test registry needs")
 
 
 try:

@@ -18,6 +18,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from lcai_testing import tools
 
 import oci
 
@@ -146,10 +147,9 @@ def test_registry_refuses_a_blob_whose_digest_does_not_match(registry, tmp_path)
 
 
 def _need_root():
-    if os.geteuid() != 0 or not shutil.which("chroot"):
-        if os.environ.get("CI"):
-            pytest.fail("running image roots needs root and chroot")
-        pytest.skip("running image roots needs root and chroot")
+    if os.geteuid() != 0:
+        tools.skip_or_fail("running image roots needs root")
+    tools.need("chroot", why="running image roots needs")
 
 
 def unpack(image: oci.Image, root: Path) -> dict:
@@ -165,7 +165,7 @@ def unpack(image: oci.Image, root: Path) -> dict:
 def run_in(root: Path, config: dict, env: dict, args=()) -> subprocess.Popen:
     environ = dict(e.split("=", 1) for e in config.get("Env", []))
     environ.update(env)
-    return subprocess.Popen([shutil.which("chroot"), str(root), *config["Entrypoint"], *args], env=environ,
+    return subprocess.Popen([tools.which("chroot"), str(root), *config["Entrypoint"], *args], env=environ,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
@@ -189,11 +189,11 @@ def test_standin_serves_its_health_path_and_ignores_the_real_images_arguments(tm
         status, body = wait_http(f"http://127.0.0.1:{port}/api/version", lambda s, b: s == 200, proc=proc)
         assert (status, body) == (200, b"ok\n")
         assert get(f"http://127.0.0.1:{port}/nothing-here")[0] == 404
-        shim = subprocess.run([shutil.which("chroot"), str(tmp_path / "root"), "/bin/sh", "-c", 'ollama pull "$M"'],
+        shim = subprocess.run([tools.which("chroot"), str(tmp_path / "root"), "/bin/sh", "-c", 'ollama pull "$M"'],
                               env={"M": "llama3.2:3b", "PATH": "/usr/local/bin:/bin"}, capture_output=True, text=True)
         assert shim.returncode == 0 and "stand-in ollama: pull llama3.2:3b" in shim.stdout
         # what the metadata check runs in a container: a bounded fetch with the image's own tools
-        fetch = subprocess.run([shutil.which("chroot"), str(tmp_path / "root"), "timeout", "10", "wget", "-q",
+        fetch = subprocess.run([tools.which("chroot"), str(tmp_path / "root"), "timeout", "10", "wget", "-q",
                                 "-O", "-", f"http://127.0.0.1:{port}/api/version"], env={"PATH": "/usr/local/bin:/bin"},
                                capture_output=True, text=True)
         assert (fetch.returncode, fetch.stdout) == (0, "ok\n"), fetch.stderr
@@ -226,47 +226,38 @@ def test_a_gated_standin_is_unhealthy_until_its_gate_opens(tmp_path):
 # the deps app against a real redis-server and a real PostgreSQL on the host
 
 
-def _pg_bin(name):
-    import glob
-
-    found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
-    return found[-1] if found else None
-
-
 @pytest.fixture
 def services(tmp_path):
     """redis-server with a password and a throwaway PostgreSQL cluster with an app role, on 127.0.0.1."""
     _need_root()
-    if not (shutil.which("redis-server") and _pg_bin("initdb") and shutil.which("runuser")):
-        msg = "needs redis-server and PostgreSQL server binaries (apt-get install redis-server postgresql)"
-        if os.environ.get("CI"):
-            pytest.fail(msg)
-        pytest.skip(msg)
+    # mmdebstrap builds the deps app's Debian root
+    redis_server, redis_cli, initdb, pg_ctl, psql, runuser, _ = tools.need(
+        "redis-server", "redis-cli", "initdb", "pg_ctl", "psql", "runuser", "mmdebstrap")
     rpass, ppass = "r3dis/pass+word", "pg-pass_word.1"
     rport, pport = free_port(), free_port()
-    redis = subprocess.Popen(["redis-server", "--port", str(rport), "--bind", "127.0.0.1", "--requirepass", rpass,
+    redis = subprocess.Popen([redis_server, "--port", str(rport), "--bind", "127.0.0.1", "--requirepass", rpass,
                               "--save", "", "--appendonly", "no", "--dir", str(tmp_path)],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     d = Path(tempfile.mkdtemp(prefix="lcai-pg-"))
     shutil.chown(d, "postgres", "postgres")
-    as_pg = ["runuser", "-u", "postgres", "--"]
+    as_pg = [runuser, "-u", "postgres", "--"]
     try:
-        subprocess.run([*as_pg, _pg_bin("initdb"), "-D", f"{d}/data", "-U", "postgres", "--auth-local=trust",
+        subprocess.run([*as_pg, initdb, "-D", f"{d}/data", "-U", "postgres", "--auth-local=trust",
                         "--auth-host=scram-sha-256", "--no-sync"], check=True, capture_output=True)
-        subprocess.run([*as_pg, _pg_bin("pg_ctl"), "-D", f"{d}/data", "-l", f"{d}/log", "-w", "-o",
+        subprocess.run([*as_pg, pg_ctl, "-D", f"{d}/data", "-l", f"{d}/log", "-w", "-o",
                         f"-p {pport} -k {d} -c listen_addresses=127.0.0.1 -c fsync=off", "start"], check=True,
                        capture_output=True)
-        subprocess.run([*as_pg, "psql", "-h", str(d), "-p", str(pport), "-v", "ON_ERROR_STOP=1",
+        subprocess.run([*as_pg, psql, "-h", str(d), "-p", str(pport), "-v", "ON_ERROR_STOP=1",
                         "-c", f"CREATE ROLE app LOGIN PASSWORD '{ppass}'", "-c", "CREATE DATABASE appdb OWNER app"],
                        check=True, capture_output=True)
         q = urllib.parse.quote
         yield {"REDIS_URL": f"redis://:{q(rpass, safe='')}@127.0.0.1:{rport}/0",
                "DATABASE_URL": f"postgresql://app:{q(ppass, safe='')}@127.0.0.1:{pport}/appdb",
-               "redis_cli": ["redis-cli", "-p", str(rport), "--no-auth-warning", "-a", rpass],
-               "psql": [*as_pg, "psql", "-h", str(d), "-p", str(pport), "-d", "appdb", "-tAc"],
+               "redis_cli": [redis_cli, "-p", str(rport), "--no-auth-warning", "-a", rpass],
+               "psql": [*as_pg, psql, "-h", str(d), "-p", str(pport), "-d", "appdb", "-tAc"],
                "secrets": (rpass, ppass)}
     finally:
-        subprocess.run([*as_pg, _pg_bin("pg_ctl"), "-D", f"{d}/data", "-m", "immediate", "stop"], capture_output=True)
+        subprocess.run([*as_pg, pg_ctl, "-D", f"{d}/data", "-m", "immediate", "stop"], capture_output=True)
         shutil.rmtree(d, ignore_errors=True)
         redis.terminate()
         redis.wait(10)

@@ -220,10 +220,9 @@ def test_permission_denied_names_the_path(capsys, tmp_path):
 
 
 def test_gitignore_from_init_covers_every_secret_file(capsys, tmp_path):
-    import shutil
+    from lcai_testing import tools
 
-    if shutil.which("git") is None:
-        pytest.skip("git is not installed")
+    (git,) = tools.need("git", ci_fails=False)
     svc = tmp_path / "svc"
     assert run(capsys, "init", "embeddings-python", "-d", str(svc))[0] == 0
     (svc / ".env").write_text("EMBEDDINGS_API_KEY=sk-1\n")
@@ -235,8 +234,8 @@ def test_gitignore_from_init_covers_every_secret_file(capsys, tmp_path):
     (svc / ".linode" / "root-password").write_text("pw\n")
     (svc / "connect.sh").write_text("#!/bin/sh\n")
     (svc / ".env.local").write_text("X=1\n")
-    subprocess.run(["git", "init", "-q", str(svc)], check=True)
-    r = subprocess.run(["git", "-C", str(svc), "status", "--porcelain", "--untracked-files=all"],
+    subprocess.run([git, "init", "-q", str(svc)], check=True)
+    r = subprocess.run([git, "-C", str(svc), "status", "--porcelain", "--untracked-files=all"],
                        capture_output=True, text=True, check=True)
     assert sorted(line[3:] for line in r.stdout.splitlines()) == [".env.example", ".gitignore", "README.md",
                                                                   "deploy.yml"]

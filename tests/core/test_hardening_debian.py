@@ -5,14 +5,13 @@ they run Ubuntu; here: what differs, and that every package a Debian 12 renderin
 archive (checked with apt-cache when this machine runs Debian 12)."""
 
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from lcai_core.errors import ValidationError
-from lcai_testing import render_text
+from lcai_testing import render_text, tools
 
 TPL = """\
 name: deb
@@ -71,11 +70,12 @@ def on_debian12() -> bool:
 
 
 def test_every_package_exists_in_debian12():
-    if not (on_debian12() and shutil.which("apt-cache")):
+    apt_cache = tools.which("apt-cache")
+    if not (on_debian12() and apt_cache):
         pytest.skip("needs Debian 12's apt indexes (this machine is not Debian 12)")
     packages = set()
     for runtime, features in (("docker", "docker-optimize"), ("native", "python-3.11")):
         packages.update(render(runtime, features).doc["packages"])
-    p = subprocess.run(["apt-cache", "show", "--no-all-versions", *sorted(packages)], capture_output=True, text=True)
+    p = subprocess.run([apt_cache, "show", "--no-all-versions", *sorted(packages)], capture_output=True, text=True)
     found = set(re.findall(r"(?m)^Package: (\S+)$", p.stdout))
     assert packages <= found, sorted(packages - found)

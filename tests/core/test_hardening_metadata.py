@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from lcai_testing import render_text, units_in, written
+from lcai_testing import render_text, tools, units_in, written
 
 NATIVE = """\
 name: guard
@@ -139,13 +139,9 @@ kill "$server" "$ctr"
 
 
 def test_guard_for_real_in_a_network_namespace():
-    missing = [t for t in ("iptables", "ip6tables", "ip", "unshare", "nsenter", "setpriv") if not shutil.which(t)]
-    probe = subprocess.run(["unshare", "-n", "true"], capture_output=True) if "unshare" not in missing else None
-    if missing or probe.returncode != 0:
-        msg = f"needs root, network namespaces and {', '.join(missing) or 'unshare -n'} (apt-get install iptables)"
-        if os.environ.get("CI"):
-            pytest.fail(msg)
-        pytest.skip(msg)
+    _, _, _, unshare, _, _ = tools.need("iptables", "ip6tables", "ip", "unshare", "nsenter", "setpriv")
+    if subprocess.run([unshare, "-n", "true"], capture_output=True).returncode != 0:
+        tools.skip_or_fail("needs root and network namespaces (unshare -n)")
     tmp_path = Path(tempfile.mkdtemp(prefix="lcai-guard-"))  # readable by the uid-65534 client (not under
     tmp_path.chmod(0o755)                                      # pytest's 0700 directory)
     (tmp_path / "client.py").write_text(CLIENT)
@@ -158,7 +154,7 @@ def test_guard_for_real_in_a_network_namespace():
         (tmp_path / f).chmod(0o755)
     env = {**os.environ, "PY": sys.executable, "DIR": str(tmp_path)}
     try:
-        p = subprocess.run(["unshare", "-n", str(tmp_path / "driver")], capture_output=True, text=True, env=env,
+        p = subprocess.run([unshare, "-n", str(tmp_path / "driver")], capture_output=True, text=True, env=env,
                            timeout=120)
     finally:
         shutil.rmtree(tmp_path, ignore_errors=True)

@@ -7,13 +7,12 @@ exact line the user data runs at boot. Running the app under the sandbox needs a
 of the local-VM provider)."""
 
 import re
-import shutil
 import subprocess
 
 import pytest
 
 from lcai_core.errors import ValidationError
-from lcai_testing import render_text, units_in
+from lcai_testing import render_text, tools, units_in
 
 TPL = """\
 name: nat
@@ -35,11 +34,10 @@ def app_unit(port=8000, extra="", features=""):
 
 
 def exposure(tmp_path, unit: str) -> float:
-    if not shutil.which("systemd-analyze"):
-        pytest.skip("systemd-analyze missing")
+    (analyze,) = tools.need("systemd-analyze", ci_fails=False)
     p = tmp_path / "lcai-app.service"
     p.write_text(unit)
-    out = subprocess.run(["systemd-analyze", "security", "--offline=yes", str(p)], capture_output=True, text=True,
+    out = subprocess.run([analyze, "security", "--offline=yes", str(p)], capture_output=True, text=True,
                          cwd=tmp_path, timeout=60)
     m = re.search(r"Overall exposure level for lcai-app.service: ([0-9.]+)", out.stdout + out.stderr)
     assert m, out.stdout + out.stderr
@@ -67,13 +65,12 @@ def test_user_is_created_at_boot_by_systemd_sysusers(tmp_path):
     r, _ = app_unit()
     cmd = r.doc["bootcmd"][0]
     assert cmd[:2] == ["systemd-sysusers", "--inline"]
-    if not shutil.which("systemd-sysusers"):
-        pytest.skip("systemd-sysusers missing")
+    (sysusers,) = tools.need("systemd-sysusers", ci_fails=False)
     (tmp_path / "etc").mkdir()
     for name in ("passwd", "group", "shadow", "gshadow"):
         (tmp_path / "etc" / name).write_text("")
     for _ in range(2):  # bootcmd runs on every boot: idempotent
-        subprocess.run(["systemd-sysusers", f"--root={tmp_path}", *cmd[1:]], check=True, capture_output=True)
+        subprocess.run([sysusers, f"--root={tmp_path}", *cmd[1:]], check=True, capture_output=True)
     passwd = (tmp_path / "etc" / "passwd").read_text().splitlines()
     assert len(passwd) == 1 and re.match(r"^lcai-app:x:\d+:\d+:lcai app:/var/lib/lcai-app:/usr/sbin/nologin$",
                                          passwd[0])

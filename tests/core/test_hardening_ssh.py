@@ -6,17 +6,15 @@ The drop-in is checked with OpenSSH's own ``sshd -T`` (the effective configurati
 sshd_config followed by what a Linode image adds (``PermitRootLogin yes``, ``PasswordAuthentication yes``)."""
 
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
 import attrs
-import pytest
 
 from lcai_core.plugins import get_host
 from lcai_core.project import context_for, render
 from lcai_core.template import load_template_text
-from lcai_testing import validate_many, written
+from lcai_testing import tools, validate_many, written
 
 TPL = """\
 name: keys
@@ -66,14 +64,14 @@ def test_keys_rendering_passes_the_validators():
 
 
 def sshd():
-    exe = os.environ.get("LCAI_TEST_SSHD") or shutil.which("sshd") or "/usr/sbin/sshd"
+    """OpenSSH's sshd (``$LCAI_TEST_SSHD`` or the installed one) and its default sshd_config; skips without them
+    or without root (fails under CI=true)."""
+    if os.geteuid() != 0:
+        tools.skip_or_fail("needs root to run sshd -T")
+    exe, _ = tools.need("sshd", "ssh-keygen", why="needs OpenSSH's", at={"sshd": os.environ.get("LCAI_TEST_SSHD")})
     default = Path(exe).resolve().parents[1] / "share" / "openssh" / "sshd_config"
-    ok = Path(exe).is_file() and default.is_file() and shutil.which("ssh-keygen") and os.geteuid() == 0
-    if not ok:
-        msg = "needs root and OpenSSH's sshd with its default config (apt-get install openssh-server)"
-        if os.environ.get("CI"):
-            pytest.fail(msg)
-        pytest.skip(msg)
+    if not default.is_file():
+        tools.skip_or_fail(f"needs OpenSSH's default sshd_config at {default} (apt-get install openssh-server)")
     return exe, default
 
 
@@ -89,7 +87,7 @@ def effective(exe, default, tmp_path, dropin):
     image_settings = "PermitRootLogin yes\nPasswordAuthentication yes\n"
     cfg.write_text(text.replace("/etc/ssh/sshd_config.d/", f"{d}/") + image_settings)
     key = tmp_path / "hostkey"
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    subprocess.run([tools.which("ssh-keygen"), "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
     Path("/run/sshd").mkdir(exist_ok=True)
     p = subprocess.run([exe, "-T", "-f", str(cfg), "-h", str(key)], capture_output=True, text=True, timeout=30)
     assert p.returncode == 0, p.stderr

@@ -16,8 +16,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-import pytest
 
+from lcai_testing import tools
 from lcai_testing import (fake_systemd_root, package_units, render_text, require_plugins, systemd_analyze_bin, units_in,
                           written)
 
@@ -139,8 +139,7 @@ def fake_root(units: dict[str, str], enabled: list[str]) -> tempfile.TemporaryDi
 
 
 def test_no_ordering_cycle_with_every_unit_enabled():
-    if not systemd_analyze_bin():
-        pytest.skip("systemd-analyze missing")
+    tools.need("systemd-analyze", ci_fails=False)
     require_plugins("gpu-nvidia")
     cases = renderings()
     cases["gpu"] = full(features=("gpu-nvidia",))
@@ -155,8 +154,7 @@ def test_no_ordering_cycle_with_every_unit_enabled():
 
 def test_a_cycle_is_reported_by_the_check():
     """The check is real: the gpu check ordered after the pull but before the target makes a cycle."""
-    if not systemd_analyze_bin():
-        pytest.skip("systemd-analyze missing")
+    tools.need("systemd-analyze", ci_fails=False)
     require_plugins("gpu-nvidia")
     r = full(features=("gpu-nvidia",))
     units = units_in(r.doc)

@@ -350,12 +350,11 @@ def test_patterns_mean_the_same_in_ecmascript(judged, tmp_path):
     """Editors validate with ECMAScript regular expressions: every pattern of the schema must compile there
     (with the u flag) and match the same strings as Python's re (sampled from the pattern, then mutated)."""
     import json
-    import shutil
     import subprocess
 
-    node = shutil.which("node")
-    if node is None:
-        pytest.skip("node is not installed")
+    from lcai_testing import tools
+
+    (node,) = tools.need("node", ci_fails=False)
     _, schema, _ = judged
     patterns: set[str] = set()
 

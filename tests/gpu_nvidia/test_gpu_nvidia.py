@@ -2,7 +2,6 @@
 
 import json
 import os
-import shutil
 import subprocess
 import tempfile
 from pathlib import Path
@@ -10,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from lcai_core.errors import ValidationError
-from lcai_testing import render_text, require_plugins
+from lcai_testing import render_text, require_plugins, tools
 from lcai_testing import written as files
 
 TPL = """\
@@ -65,11 +64,7 @@ def test_packages_key_and_driver_branch():
 
 def key_info(path) -> list[list[str]]:
     """`gpg --show-keys --with-colons` records of an armored key file (a throwaway GNUPGHOME)."""
-    gpg = shutil.which("gpg")
-    if not gpg:
-        if os.environ.get("CI"):
-            pytest.fail("gpg not installed (apt-get install gpg)")
-        pytest.skip("gpg not installed")
+    (gpg,) = tools.need("gpg")
     with tempfile.TemporaryDirectory() as home:
         out = subprocess.run([gpg, "--homedir", home, "--show-keys", "--with-colons", str(path)], capture_output=True,
                              text=True, check=True).stdout
@@ -88,8 +83,8 @@ def test_written_keyring_is_the_shipped_key(tmp_path):
     written_key.write_bytes(base64.b64decode(files(render())[TOOLKIT_KEY_PATH]["content"]))
     assert [r[9] for r in key_info(written_key) if r[0] == "fpr"] == [TOOLKIT_KEY_FINGERPRINT]
     with tempfile.TemporaryDirectory() as home:
-        dearmored = subprocess.run(["gpg", "--homedir", home, "--dearmor"], capture_output=True, check=True,
-                                   input=(Path(lcai_gpu_nvidia.__file__).parent / "keys" /
+        dearmored = subprocess.run([tools.which("gpg"), "--homedir", home, "--dearmor"], capture_output=True,
+                                   check=True, input=(Path(lcai_gpu_nvidia.__file__).parent / "keys" /
                                           "nvidia-container-toolkit.asc").read_bytes()).stdout
     assert written_key.read_bytes() == dearmored
 

@@ -12,6 +12,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from lcai_testing import tools
 
 FAKE_QEMU = textwrap.dedent('''\
     #!{python}
@@ -94,20 +95,13 @@ FAKE_CHILD = textwrap.dedent('''\
 ''')
 
 
-#: tools the provider runs besides qemu (faked here) -> the Debian package to install
-TOOLS = {"qemu-img": "qemu-utils", "xorriso": "xorriso", "ssh-keygen": "openssh-client"}
+#: tools the provider runs besides qemu (faked here); lcai_testing.tools names their Debian packages
+TOOLS = ("qemu-img", "xorriso", "ssh-keygen")
 
 
 def need_tools() -> None:
     """Skip (fail under CI=true) when a tool the provider runs is missing, naming the apt package."""
-    import shutil
-
-    for tool, pkg in TOOLS.items():
-        if shutil.which(tool) is None:
-            msg = f"needs {tool}: apt-get install {pkg}"
-            if os.environ.get("CI"):
-                pytest.fail(msg)
-            pytest.skip(msg)
+    tools.need(*TOOLS, why="the local provider needs")
 
 
 @pytest.fixture
@@ -160,7 +154,7 @@ def tiny_image(local_env):
 
     d = Path(os.environ["LCAI_LOCAL_CACHE"]) / "debian12"
     d.mkdir(parents=True)
-    subprocess.run(["qemu-img", "create", "-q", "-f", "raw", str(d / "disk.img"), "16M"], check=True)
+    subprocess.run([tools.which("qemu-img"), "create", "-q", "-f", "raw", str(d / "disk.img"), "16M"], check=True)
     (d / "vmlinuz").write_bytes(b"kernel")
     (d / "initrd.img").write_bytes(b"initrd")
     (d / "image.json").write_text(json.dumps({

@@ -82,19 +82,13 @@ def boot_env(tmp_path, monkeypatch):
     reset_host()
 
 
-BOOT_TOOLS = {"mmdebstrap": "mmdebstrap", "qemu-system-x86_64": "qemu-system-x86", "qemu-img": "qemu-utils",
-              "xorriso": "xorriso", "ssh": "openssh-client", "ssh-keygen": "openssh-client"}
+BOOT_TOOLS = ("mmdebstrap", "qemu-system-x86_64", "qemu-img", "xorriso", "ssh", "ssh-keygen")
 
 
 def ensure_image() -> float:
-    import shutil
+    from lcai_testing import tools
 
-    missing = sorted({pkg for tool, pkg in BOOT_TOOLS.items() if shutil.which(tool) is None})
-    if missing:
-        msg = f"boot tests need: apt-get install {' '.join(missing)}"
-        if os.environ.get("CI"):
-            pytest.fail(msg)
-        pytest.skip(msg)
+    tools.need(*BOOT_TOOLS, why="boot tests need")
     t = time.monotonic()
     r = lcai("local", "image", "build", "debian12", timeout=3600)
     assert r.returncode == 0, f"lcai local image build debian12 failed:\n{r.stderr[-3000:]}"

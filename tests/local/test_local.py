@@ -17,6 +17,7 @@ import pytest
 
 from lcai_core.errors import InputError, LcaiError
 from lcai_core.providers import Spec
+from lcai_testing import tools
 
 USER_DATA = "#cloud-config\n# lcai: exact bytes matter\nruncmd:\n- [sh, -c, 'echo \"é\" $HOME\\t']\n"
 
@@ -296,7 +297,7 @@ def test_create_wait_rows_ssh_destroy(local_env, fake_qemu, tiny_image):
     md = json.loads(seed["meta-data"])
     assert md["instance-id"] == ps["instance_id"] and md["instance-id"].startswith("lcai-dep00001-")
     assert md["public-keys"] == [s.ssh_keys[0], (key.parent / "id_ed25519.pub").read_text().strip()]
-    info = json.loads(subprocess.run(["qemu-img", "info", "--output=json", str(d / "disk.qcow2")],
+    info = json.loads(subprocess.run([tools.which("qemu-img"), "info", "--output=json", str(d / "disk.qcow2")],
                                      capture_output=True, text=True, check=True).stdout)
     assert info["format"] == "qcow2" and info["backing-filename"] == str(tiny_image / "disk.img")
 
@@ -468,7 +469,7 @@ def run_cli(*args) -> tuple[int, str, str]:
 
 def test_image_add_and_list(local_env, tmp_path):
     f = tmp_path / "ubuntu.qcow2"
-    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(f), "64M"], check=True)
+    subprocess.run([tools.which("qemu-img"), "create", "-q", "-f", "qcow2", str(f), "64M"], check=True)
     rc, out, err = run_cli("local", "image", "list")
     assert rc == 0 and "no local images in" in err and "lcai local image build debian12" in err
     rc, out, err = run_cli("local", "image", "add", "linode/ubuntu24.04", str(f))
@@ -569,12 +570,12 @@ def test_an_added_image_boots_its_own_loader_on_a_larger_disk(local_env, fake_qe
     from lcai_local import images
 
     f = tmp_path / "cloud.qcow2"
-    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(f), "64M"], check=True)
+    subprocess.run([tools.which("qemu-img"), "create", "-q", "-f", "qcow2", str(f), "64M"], check=True)
     images.add("ubuntu24.04", str(f))
     p = provider()
     rec = create(p, spec(image="linode/ubuntu24.04"))
     d = Path(rec["provider_state"]["vm_dir"])
-    info = json.loads(subprocess.run(["qemu-img", "info", "--output=json", str(d / "disk.qcow2")],
+    info = json.loads(subprocess.run([tools.which("qemu-img"), "info", "--output=json", str(d / "disk.qcow2")],
                                      capture_output=True, text=True, check=True).stdout)
     assert info["backing-filename"] == str(f) and info["virtual-size"] == 10 * 2**30
     argv = (d / "fake-argv").read_text().splitlines()

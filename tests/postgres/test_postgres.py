@@ -1,6 +1,5 @@
 """lcai-postgres: validation, versions and sources, and the generated SQL run twice on a real PostgreSQL."""
 
-import glob
 import os
 import shutil
 from pathlib import Path
@@ -13,6 +12,7 @@ import pytest
 
 from lcai_core.errors import ValidationError
 from lcai_testing import app_env as env_of
+from lcai_testing import tools
 from lcai_testing import render_text, require_plugins, require_validators, validate_many
 from lcai_testing import written as files
 
@@ -77,11 +77,7 @@ def test_shipped_pgdg_key_is_the_pinned_key():
     from lcai_postgres.capability import PGDG_KEY_FINGERPRINT
 
     shipped = Path(lcai_postgres.__file__).parent / "keys" / "pgdg.asc"
-    gpg = shutil.which("gpg")
-    if not gpg:
-        if os.environ.get("CI"):
-            pytest.fail("gpg not installed (apt-get install gpg)")
-        pytest.skip("gpg not installed")
+    (gpg,) = tools.need("gpg")
     with tempfile.TemporaryDirectory() as home:
         out = subprocess.run([gpg, "--homedir", home, "--show-keys", "--with-colons", str(shipped)],
                              capture_output=True, text=True, check=True).stdout
@@ -145,18 +141,13 @@ def test_bad_config(cfg, msg):
     assert any(msg in line for line in e.value.lines()), e.value.lines()
 
 
-def _bin(name):
-    found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
-    return found[-1] if found else None
-
-
 def test_init_sql_is_idempotent_on_a_real_server():
     """Run the generated SQL twice against a throwaway PostgreSQL cluster; then log in as the app role with
     its password over TCP (scram-sha-256) and see the extension."""
-    if not (_bin("initdb") and os.geteuid() == 0 and shutil.which("runuser")):
-        if os.environ.get("CI"):
-            pytest.fail("needs root and PostgreSQL server binaries (apt-get install postgresql)")
-        pytest.skip("needs root and PostgreSQL server binaries")
+    if os.geteuid() != 0:
+        tools.skip_or_fail("needs root (to run PostgreSQL as the postgres user)")
+    initdb, pg_ctl, psql, runuser = tools.need("initdb", "pg_ctl", "psql", "runuser",
+                                               why="needs PostgreSQL server binaries:")
     r = render("{name: postgresql, config: {database: jobs, user: worker, extensions: [pg_trgm, citext]}}")
     sql = files(r)["/var/lib/postgresql/lcai-init.sql"]["content"]
     password = urllib.parse.urlparse(env_of(r)["DATABASE_URL"]).password
@@ -165,31 +156,31 @@ def test_init_sql_is_idempotent_on_a_real_server():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = str(s.getsockname()[1])
-    as_pg = ["runuser", "-u", "postgres", "--"]
+    as_pg = [runuser, "-u", "postgres", "--"]
     try:
-        subprocess.run([*as_pg, _bin("initdb"), "-D", f"{d}/data", "-U", "postgres", "--auth-local=trust",
+        subprocess.run([*as_pg, initdb, "-D", f"{d}/data", "-U", "postgres", "--auth-local=trust",
                         "--auth-host=scram-sha-256"], check=True, capture_output=True)
-        subprocess.run([*as_pg, _bin("pg_ctl"), "-D", f"{d}/data", "-l", f"{d}/log", "-w", "-o",
+        subprocess.run([*as_pg, pg_ctl, "-D", f"{d}/data", "-l", f"{d}/log", "-w", "-o",
                         f"-p {port} -k {d} -c listen_addresses=127.0.0.1", "start"], check=True, capture_output=True)
         path = f"{d}/init.sql"
         with open(path, "w") as fh:
             fh.write(sql)
         shutil.chown(path, "postgres", "postgres")
         for _ in range(2):
-            run = subprocess.run([*as_pg, "psql", "-h", d, "-p", port, "-v", "ON_ERROR_STOP=1", "-f", path],
+            run = subprocess.run([*as_pg, psql, "-h", d, "-p", port, "-v", "ON_ERROR_STOP=1", "-f", path],
                                  capture_output=True, text=True)
             assert run.returncode == 0, run.stderr
-        login = subprocess.run(["psql", "-h", "127.0.0.1", "-p", port, "-U", "worker", "-d", "jobs", "-tAc",
+        login = subprocess.run([psql, "-h", "127.0.0.1", "-p", port, "-U", "worker", "-d", "jobs", "-tAc",
                                 "select current_user || ' ' || string_agg(extname, ',' order by extname) "
                                 "from pg_extension where extname <> 'plpgsql'"],
                                capture_output=True, text=True, env={**os.environ, "PGPASSWORD": password})
         assert login.returncode == 0, login.stderr
         assert login.stdout.strip() == "worker citext,pg_trgm"
-        bad = subprocess.run(["psql", "-h", "127.0.0.1", "-p", port, "-U", "worker", "-d", "jobs", "-c", "select 1"],
+        bad = subprocess.run([psql, "-h", "127.0.0.1", "-p", port, "-U", "worker", "-d", "jobs", "-c", "select 1"],
                              capture_output=True, text=True, env={**os.environ, "PGPASSWORD": "wrong"})
         assert bad.returncode != 0 and "password authentication failed" in bad.stderr
     finally:
-        subprocess.run([*as_pg, _bin("pg_ctl"), "-D", f"{d}/data", "-m", "immediate", "stop"], capture_output=True)
+        subprocess.run([*as_pg, pg_ctl, "-D", f"{d}/data", "-m", "immediate", "stop"], capture_output=True)
         shutil.rmtree(d, ignore_errors=True)
 
 

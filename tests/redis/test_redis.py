@@ -1,7 +1,7 @@
 """lcai-redis: validation, rendering, and the generated config run by a real redis-server."""
 
 import os
-import shutil
+import re
 import socket
 import subprocess
 import time
@@ -13,6 +13,7 @@ import pytest
 from lcai_core.errors import ValidationError
 from lcai_core.plugins import Host
 from lcai_testing import app_env as env_of
+from lcai_testing import tools
 from lcai_testing import render_text, require_plugins, require_validators, validate_many
 from lcai_testing import written as files
 
@@ -136,9 +137,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def _unavailable(msg):
-    if os.environ.get("CI"):
-        pytest.fail(msg)
-    pytest.skip(msg)
+    tools.skip_or_fail(msg)
 
 
 def redis_of(version: str) -> dict:
@@ -146,11 +145,10 @@ def redis_of(version: str) -> dict:
     Redis 7.0 is this Debian 12's redis-server package; Redis 6.0 is Debian 11's (what Ubuntu 22.04 ships),
     fetched once by get-redis6.sh into .cache/redis6."""
     if version == "7":
-        server = shutil.which("redis-server") or "/usr/bin/redis-server"
-        if not os.path.exists(server) or not os.path.exists("/etc/redis/redis.conf"):
-            _unavailable("redis-server not installed (apt-get install redis-server)")
-        return {"server": server, "cli": shutil.which("redis-cli") or "/usr/bin/redis-cli",
-                "conf": "/etc/redis/redis.conf", "env": dict(os.environ)}
+        server, cli = tools.need("redis-server", "redis-cli", why="Redis 7.0 tests need")
+        if not os.path.exists("/etc/redis/redis.conf"):
+            _unavailable("redis-server's /etc/redis/redis.conf is missing (apt-get install redis-server)")
+        return {"server": server, "cli": cli, "conf": "/etc/redis/redis.conf", "env": dict(os.environ)}
     dest = Path(os.environ.get("LCAI_REDIS6_ROOT", REPO / ".cache" / "redis6"))
     got = subprocess.run(["sh", str(Path(__file__).with_name("get-redis6.sh")), str(dest)], capture_output=True,
                          text=True, timeout=300)
@@ -161,14 +159,20 @@ def redis_of(version: str) -> dict:
             "env": {**os.environ, "LD_LIBRARY_PATH": str(dest / "lib")}}
 
 
+OVERRIDDEN = re.compile(r"(?m)^(?:port|dir|logfile|pidfile|daemonize|supervised)\s.*$")
+
+
 class RunningRedis:
     """The distribution's redis.conf + the block lcai appends, run by that distribution's redis-server (native
-    runtime: no docker0 here); only port, dir, logs and daemonizing are overridden for the test."""
+    runtime: no docker0 here); only port, dir, logs and daemonizing are overridden for the test. The
+    distribution's own lines for those are commented out, not just overridden: Redis 6.0 opens the log file and
+    enters ``dir`` as it reads each line, and /var/log/redis, /var/lib/redis exist only where the package is
+    installed."""
 
     def __init__(self, redis: dict, appended: str, tmp_path: Path):
         self.redis, self.tmp, self.port = redis, tmp_path, _free_port()
         tmp_path.mkdir()
-        conf = open(redis["conf"]).read() + appended
+        conf = OVERRIDDEN.sub(r"# overridden below: \g<0>", open(redis["conf"]).read()) + appended
         conf = conf.replace("port 6379", f"port {self.port}") + (
             f"\nport {self.port}\ndaemonize no\nsupervised no\npidfile {tmp_path}/r.pid\nlogfile {tmp_path}/r.log\n"
             f"dir {tmp_path}\n")

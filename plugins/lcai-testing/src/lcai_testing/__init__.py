@@ -7,6 +7,8 @@
   (:mod:`lcai_testing.render`);
 - a Linode API v4 simulator (:mod:`lcai_testing.linode.simulator`, the ``lcai-linode-sim`` command) and a fake
   Docker Engine API (:mod:`lcai_testing.docker`);
+- system tools for tests: find one, or skip with its install hint, or hide it with ``LCAI_TEST_HIDE_TOOLS``
+  (:mod:`lcai_testing.tools`);
 - an opt-in pytest plugin with fixtures (:mod:`lcai_testing.pytest_plugin`).
 """
 

