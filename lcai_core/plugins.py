@@ -148,20 +148,38 @@ def _meta(info_dir: str) -> tuple[str, str]:
     return name, version
 
 
-def _entry_points(group: str = GROUP) -> list[EntryPoint]:
-    """Entry points of ``group`` (default ``lcai``) — what ``importlib.metadata.entry_points(group="lcai")``
-    returns, found by reading ``*.dist-info``/``*.egg-info`` folders on sys.path directly (the metadata machinery
-    costs ~20 ms of start-up through the email package). Only the distributions whose ``entry_points.txt`` has
-    the group get their METADATA read (for the name and version shown in diagnostics); the others cost one small
-    read. Any sys.path entry that is not a plain directory (a zip, an egg) makes it fall back to
-    importlib-metadata for the full answer."""
-    found: dict[str, list[EntryPoint]] = {}
-    header = f"[{group}]"
+_Dists = list[tuple[str, str]]  # (info folder, entry_points.txt) of each distribution that has one
+_scanned: dict[tuple, Optional[_Dists]] = {}
+_clock = time.time_ns
+
+
+def _distributions() -> Optional[_Dists]:
+    """The ``entry_points.txt`` of every distribution on sys.path (the first of a name wins, as with
+    importlib.metadata, which also keys on the folder's normalized name), or None when a sys.path entry is not
+    a plain directory. Read once per process for each sys.path whose folders are unchanged (their mtimes: an
+    install or uninstall adds or removes a folder), so ``lcai templates list``, which asks for two groups,
+    scans once. A folder changed in the last two seconds is read again each time: its mtime may not have moved
+    yet for a change made within the filesystem's timestamp granularity."""
+    stamps = []
     for entry in sys.path:
         d = entry or "."
+        try:
+            stamps.append((d, os.stat(d).st_mtime_ns))
+        except OSError:
+            stamps.append((d, -1))
+    key = tuple(stamps)
+    recent = _clock() - 2_000_000_000
+    cacheable = all(m < recent for _, m in stamps)
+    if cacheable and key in _scanned:
+        return _scanned[key]
+    dists: _Dists = []
+    seen: set[str] = set()
+    result: Optional[_Dists] = dists
+    for d, _ in stamps:
         if not os.path.isdir(d):
             if os.path.exists(d):
-                return _entry_points_slow(group)
+                result = None
+                break
             continue
         try:
             names = os.listdir(d)
@@ -170,22 +188,38 @@ def _entry_points(group: str = GROUP) -> list[EntryPoint]:
         for n in names:
             if not n.endswith((".dist-info", ".egg-info")):
                 continue
-            # the first distribution of a name on sys.path wins, as with importlib.metadata (which also keys
-            # on the folder's name: ``name-version.dist-info``, normalized)
-            key = _norm(n.rsplit(".", 1)[0].split("-")[0])
-            if key in found:
+            name = _norm(n.rsplit(".", 1)[0].split("-")[0])
+            if name in seen:
                 continue
+            seen.add(name)
+            info = os.path.join(d, n)
             try:
-                with open(os.path.join(d, n, "entry_points.txt"), encoding="utf-8", errors="replace") as fh:
-                    text = fh.read()
+                with open(os.path.join(info, "entry_points.txt"), encoding="utf-8", errors="replace") as fh:
+                    dists.append((info, fh.read()))
             except OSError:
                 continue
-            if header not in text:
-                found[key] = []
-                continue
-            dist, version = _meta(os.path.join(d, n))
-            found[key] = [EntryPoint(k, v, dist, version) for k, v in _parse_group(text, group)]
-    return sorted((ep for eps in found.values() for ep in eps), key=lambda ep: ep.name)
+    _scanned.clear()  # one sys.path at a time is enough
+    if cacheable:
+        _scanned[key] = result
+    return result
+
+
+def _entry_points(group: str = GROUP) -> list[EntryPoint]:
+    """Entry points of ``group`` (default ``lcai``) — what ``importlib.metadata.entry_points(group="lcai")``
+    returns, found by reading ``*.dist-info``/``*.egg-info`` folders on sys.path directly (the metadata machinery
+    costs ~20 ms of start-up through the email package). Only the distributions whose ``entry_points.txt`` has
+    the group get their METADATA read (for the name and version shown in diagnostics). Any sys.path entry that
+    is not a plain directory (a zip, an egg) makes it fall back to importlib-metadata for the full answer."""
+    dists = _distributions()
+    if dists is None:
+        return _entry_points_slow(group)
+    header = f"[{group}]"
+    out: list[EntryPoint] = []
+    for info, text in dists:
+        if header in text:
+            dist, version = _meta(info)
+            out.extend(EntryPoint(k, v, dist, version) for k, v in _parse_group(text, group))
+    return sorted(out, key=lambda ep: ep.name)
 
 
 def _entry_points_slow(group: str = GROUP) -> list[EntryPoint]:

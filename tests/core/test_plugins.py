@@ -268,3 +268,46 @@ def test_module_hookimpl_fast_path_agrees_with_pluggy():
     assert checked > 50
     assert ours.parse_hookimpl_opts(odd, "register_capabilities") is not None
     assert ours.parse_hookimpl_opts(odd, "register_commands") is not None
+
+
+def test_entry_point_scan_is_read_once_until_a_folder_on_sys_path_changes(tmp_path, monkeypatch):
+    """Two groups asked in one process (``templates list``) cost one scan; installing a distribution into a
+    folder on sys.path (its mtime moves) is seen by the next call."""
+    import os
+
+    from lcai_core import plugins
+
+    def install(name: str, when: int) -> None:
+        info = tmp_path / f"{name}-1.0.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n")
+        (info / "entry_points.txt").write_text(f"[lcai.templates]\n{name} = {name}_mod\n")
+        os.utime(tmp_path, ns=(when, when))  # as if installed a while ago (the scan rereads fresh folders)
+
+    old = 1_600_000_000 * 10**9
+    install("pack_one", old)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(plugins, "_clock", lambda: 2**62)  # every folder on sys.path long unchanged: cached
+    listed = []
+    real = os.listdir
+    monkeypatch.setattr(plugins.os, "listdir", lambda d: listed.append(d) or real(d))
+    plugins._scanned.clear()
+    assert [e.name for e in plugins._entry_points("lcai.templates")] == ["pack_one"]
+    n = len(listed)
+    plugins._entry_points("lcai")
+    assert len(listed) == n  # the second group: no folder listed again
+    install("pack_two", old + 10**9)
+    assert [e.name for e in plugins._entry_points("lcai.templates")] == ["pack_one", "pack_two"]
+    assert len(listed) > n
+
+
+def test_entry_point_scan_rereads_a_folder_changed_just_now(tmp_path, monkeypatch):
+    from lcai_core import plugins
+
+    monkeypatch.syspath_prepend(str(tmp_path))
+    plugins._entry_points("lcai.templates")
+    info = tmp_path / "pack_now-1.0.dist-info"  # within the same timestamp tick, perhaps: mtime may not move
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: pack_now\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[lcai.templates]\npack_now = pack_now_mod\n")
+    assert "pack_now" in [e.name for e in plugins._entry_points("lcai.templates")]
