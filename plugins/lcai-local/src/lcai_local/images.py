@@ -137,6 +137,8 @@ def missing_hint(image: str) -> str:
     n = normalize(image)
     if n in BUILDABLE:
         return f"lcai local image build {n}"
+    if n in PULLABLE:  # the message names the pull; this is the other way
+        return f"lcai local image add {n} FILE   (a disk image of linode/{n} of your own, qcow2 or raw)"
     return f"lcai local image add {n} FILE   (a disk image of {image}, e.g. its cloud image in qcow2)"
 
 
