@@ -64,6 +64,7 @@ class Server:
     def __init__(self, files: dict[str, bytes]):
         self.files = files
         self.requests: list[tuple[str, str]] = []
+        self.cut_once: int | None = None  # the next image response stops after this many bytes (a broken transfer)
         srv = self
 
         class H(http.server.BaseHTTPRequestHandler):
@@ -85,6 +86,11 @@ class Server:
                     self.send_response(200)
                 self.send_header("Content-Length", str(len(body) - start))
                 self.end_headers()
+                if srv.cut_once is not None and self.path.endswith(".img"):
+                    cut, srv.cut_once = srv.cut_once, None
+                    self.wfile.write(body[start:start + cut])
+                    self.close_connection = True
+                    return
                 self.wfile.write(body[start:])
 
             def log_message(self, *a):
@@ -267,6 +273,7 @@ def test_an_interrupted_download_resumes(pull_env, signer, test_key, capsys):
     stage = Path(os.environ["LCAI_LOCAL_CACHE"]) / ".ubuntu24.04.pull"
     stage.mkdir(parents=True)
     (stage / (FILE + ".part")).write_bytes(image[: 2**20])
+    (stage / "sha256").write_text(hashlib.sha256(image).hexdigest() + "\n")
     rc, out, err = cli(capsys, "local", "image", "pull", "ubuntu24.04")
     assert rc == 0, err
     assert srv.image_gets() == [(PREFIX + FILE, f"bytes={2**20}-")] and "resuming at 1 MiB" in err
@@ -274,7 +281,37 @@ def test_an_interrupted_download_resumes(pull_env, signer, test_key, capsys):
     assert not stage.exists()
 
 
+def test_a_partial_download_of_an_older_image_is_started_over(pull_env, signer, test_key, capsys):
+    """Ubuntu published a new image since the partial download began (another signed digest): no Range request
+    onto the old bytes, the whole new image is fetched."""
+    old, new = fake_image(), fake_image()
+    srv = pull_env(published(signer[0], new))
+    stage = Path(os.environ["LCAI_LOCAL_CACHE"]) / ".ubuntu24.04.pull"
+    stage.mkdir(parents=True)
+    (stage / (FILE + ".part")).write_bytes(old[: 2**20])
+    (stage / "sha256").write_text(hashlib.sha256(old).hexdigest() + "\n")
+    rc, out, err = cli(capsys, "local", "image", "pull", "ubuntu24.04")
+    assert rc == 0, err
+    assert srv.image_gets() == [(PREFIX + FILE, "")]
+    assert (Path(os.environ["LCAI_LOCAL_CACHE"]) / "ubuntu24.04" / FILE).read_bytes() == new
+
+
 def test_pull_knows_only_ubuntu(pull_env, capsys):
     rc, out, err = cli(capsys, "local", "image", "pull", "debian12")
     assert rc == 2 and err.splitlines() == ["error: lcai local image pull knows ubuntu22.04, ubuntu24.04, not "
                                             "'debian12'", "hint: lcai local image build debian12"]
+
+
+def test_a_broken_transfer_keeps_its_part_and_the_next_pull_resumes(pull_env, signer, test_key, capsys):
+    image = fake_image()
+    srv = pull_env(published(signer[0], image))
+    srv.cut_once = 2**20 + 7
+    rc, out, err = cli(capsys, "local", "image", "pull", "ubuntu24.04")
+    assert rc == 1 and problems(err) == [
+        f"error: GET {srv.url}{PREFIX}{FILE}: the transfer ended at {2**20 + 7} of {len(image)} bytes",
+        "hint: run the same command again: it resumes where it stopped"]
+    assert cache_entries() == [".ubuntu24.04.pull", ".ubuntu24.04.pull/sha256", f".ubuntu24.04.pull/{FILE}.part"]
+    rc, out, err = cli(capsys, "local", "image", "pull", "ubuntu24.04")
+    assert rc == 0, err
+    assert srv.image_gets() == [(PREFIX + FILE, ""), (PREFIX + FILE, f"bytes={2**20 + 7}-")]
+    assert (Path(os.environ["LCAI_LOCAL_CACHE"]) / "ubuntu24.04" / FILE).read_bytes() == image

@@ -363,6 +363,17 @@ def pull(name: str, say: Say, force: bool = False, *, base_url: Optional[str] = 
         stage = os.path.join(root, f".{n}.pull")
         os.makedirs(stage, exist_ok=True)
         part = os.path.join(stage, fname + ".part")
+        wanted = os.path.join(stage, "sha256")  # what the partial file is a prefix of
+        try:
+            with open(wanted, encoding="ascii") as f:
+                stale = f.read().strip() != want
+        except OSError:
+            stale = True
+        if stale:  # Ubuntu published a new image since the partial download began: start over
+            shutil.rmtree(stage, ignore_errors=True)
+            os.makedirs(stage)
+            with open(wanted, "w", encoding="ascii") as f:
+                f.write(want + "\n")
         try:
             _download(f"{rel}/{fname}", part, timeout, say, start)
         except LcaiError as e:
