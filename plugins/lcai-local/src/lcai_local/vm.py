@@ -80,7 +80,8 @@ def probe_kvm(kernel: Optional[str], timeout: Optional[float] = None, qemu: str 
     if not os.access(dev, os.R_OK | os.W_OK):
         return False, f"{dev} is not readable and writable by this user (add yourself to group kvm)"
     if not kernel:
-        return False, "no kernel to probe KVM with (build an image: lcai local image build debian12)"
+        return False, ("no kernel to probe KVM with (build an image: lcai local image build debian12; or "
+                       "LCAI_LOCAL_ACCEL=kvm uses KVM unprobed)")
     timeout = timeout if timeout is not None else float(os.environ.get("LCAI_LOCAL_KVM_PROBE_SECONDS", "10"))
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
         serial = os.path.join(tmp, "serial.log")
