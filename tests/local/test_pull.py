@@ -315,3 +315,10 @@ def test_a_broken_transfer_keeps_its_part_and_the_next_pull_resumes(pull_env, si
     assert rc == 0, err
     assert srv.image_gets() == [(PREFIX + FILE, ""), (PREFIX + FILE, f"bytes={2**20 + 7}-")]
     assert (Path(os.environ["LCAI_LOCAL_CACHE"]) / "ubuntu24.04" / FILE).read_bytes() == image
+
+
+def test_an_empty_cache_names_both_ways_to_fill_it(pull_env, capsys):
+    rc, out, err = cli(capsys, "local", "image", "list")
+    assert rc == 0 and err.splitlines()[1:] == [
+        "hint: lcai local image build debian12",
+        "hint: lcai local image pull ubuntu24.04   (Ubuntu's cloud image: the bundled templates' image)"]
