@@ -85,14 +85,24 @@ def find_deploy_file(directory: Path) -> Path:
 
 def prepare(directory: str | os.PathLike, host, app: Optional[str] = None, env_name: Optional[str] = None,
             region: Optional[str] = None, type_: Optional[str] = None, deployment_id: Optional[str] = None,
-            secret_seed: Optional[bytes] = None, new: bool = False) -> Prepared:
+            secret_seed: Optional[bytes] = None, new: bool = False, image: Optional[str] = None) -> Prepared:
     """Load, resolve and render a deployment directory. The deployment id and secret seed come from, in order:
     the arguments; the directory's live deployment (``.linode/state.json``: plan then previews a redeploy),
-    unless ``new``; the pending plan (``.linode/pending.json``, created on first use)."""
+    unless ``new``; the pending plan (``.linode/pending.json``, created on first use). ``image`` (``--image``)
+    replaces ``deploy.linode.image``, checked like it (the capabilities' images)."""
     d = Path(directory)
     f = find_deploy_file(d)
     tpl = load_template(f, host.catalog)
-    resolved = host.catalog.resolve(tpl)
+    image = image if image and image != tpl.deploy.linode.image else None
+    if image:
+        tpl = with_image(tpl, image)
+    try:
+        resolved = host.catalog.resolve(tpl)
+    except InputError as e:
+        if not image:
+            raise
+        raise InputError(f"--image {image}: " + "; ".join(
+            getattr(p, "message", str(p)) for p in getattr(e, "problems", ()) or [e.message])) from None
     env_path = d / ".env"
     needs = bool(tpl.env.required)
     if env_path.exists():
@@ -123,6 +133,20 @@ def prepare(directory: str | os.PathLike, host, app: Optional[str] = None, env_n
                       type_=type_, ssh_keys=bool(ssh_public_keys()))
     env, rendered = render(tpl, resolved, ctx, dotenv, env_path, f)
     return Prepared(d, tpl, ctx, env, rendered)
+
+
+def with_image(tpl: Template, image: str) -> Template:
+    """``tpl`` with ``deploy.linode.image`` replaced by ``image`` (``--image``), the id checked like the file's."""
+    import re
+
+    import attrs
+
+    from .constraints import IMAGE
+
+    if not re.fullmatch(IMAGE, image):
+        raise InputError(f"--image {image!r}: expected a Linode image id like linode/debian12")
+    lin = attrs.evolve(tpl.deploy.linode, image=image)
+    return attrs.evolve(tpl, deploy=attrs.evolve(tpl.deploy, linode=lin))
 
 
 def context_for(tpl: Template, resolved: list, deployment_id: str, secret_seed: bytes, app: Optional[str] = None,

@@ -87,6 +87,8 @@ class Spec:
     replicas: int = 1
     #: the template's health settings (type, path, success_codes, *_seconds, max_retries), or None
     health: Optional[dict[str, Any]] = None
+    #: the Linode images every capability of the template supports (``--image`` may pick one), None: any
+    supported_images: Optional[tuple[str, ...]] = None
 
 
 class Step:

@@ -84,3 +84,6 @@ if [ "${LCAI_DEMO_REPLICAS:-1}" -gt 1 ]; then   # opt-in: replicas behind a Node
 fi
 step lcai status;                  "$lcai" status
 printf '\ndemo files are in %s\n' "$work"
+printf 'by hand: .venv/bin/lcai-linode-sim --port 8111 starts the simulator and prints the two lines that point lcai at it:\n'
+printf '  export LCAI_LINODE_API_URL=http://127.0.0.1:8111/v4\n  export LINODE_TOKEN=sim-token\n'
+

@@ -1,7 +1,8 @@
 """`lcai deploy`: create a deployment with its provider, or redeploy (rebuild) the directory's live one.
 
 Contract spellings: ``deploy --directory DIR --wait --yes``, ``--ssh-from CIDR``, ``--timeout S``,
-``--app/--env/--region/--type``; added: ``--target NAME``, ``--new``, ``--app-from CIDR``, ``--replicas N``.
+``--app/--env/--region/--type``; added: ``--target NAME``, ``--new``, ``--app-from CIDR``, ``--replicas N``,
+``--image ID``.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from ..errors import InputError, InterruptReported, LcaiError, TrackedError
 @click.option("--env", "env_name", help="Environment name (default: default).")
 @click.option("--region", help="Override deploy.linode.region_default.")
 @click.option("--type", "type_", help="Override deploy.linode.type_default.")
+@click.option("--image", help="Override deploy.linode.image, e.g. linode/debian12 (for every provider).")
 @click.option("--ssh-from", "ssh_from", multiple=True, metavar="CIDR",
               help="Sources allowed to SSH (repeatable; default: anywhere).")
 @click.option("--app-from", "app_from", multiple=True, metavar="CIDR",
@@ -35,7 +37,7 @@ from ..errors import InputError, InterruptReported, LcaiError, TrackedError
 @click.option("--replicas", type=click.IntRange(1, 25), default=None,
               help="Instances behind a NodeBalancer (default: deploy.linode.replicas, 1). See docs/scaling.md.")
 def deploy(directory: Path, wait: bool, yes: bool, target, new: bool, app, env_name, region, type_, ssh_from,
-           app_from, timeout, replicas=None) -> None:
+           app_from, timeout, replicas=None, image=None) -> None:
     """Create the deployment (machine, firewall: SSH and the app's port only) and track it; in a directory
     whose deployment is live, show what changed and rebuild that machine with the new user data (same
     address). Renders the same user data as `lcai plan`."""
@@ -44,7 +46,7 @@ def deploy(directory: Path, wait: bool, yes: bool, target, new: bool, app, env_n
     try:
         with ui.progress() as prog:
             _deploy(prog, directory, wait, yes, target, new, app, env_name, region, type_, ssh_from, app_from,
-                    timeout, replicas)
+                    timeout, replicas, image)
     except KeyboardInterrupt as e:  # the step runner (or the wait) said what is left; before it, nothing exists
         if not isinstance(e, InterruptReported):
             click.echo("interrupted: nothing was created", err=True)
@@ -52,7 +54,7 @@ def deploy(directory: Path, wait: bool, yes: bool, target, new: bool, app, env_n
 
 
 def _deploy(prog, directory: Path, wait: bool, yes: bool, target: Optional[str], new: bool, app, env_name, region,
-            type_, ssh_from, app_from, timeout, replicas: Optional[int] = None) -> None:
+            type_, ssh_from, app_from, timeout, replicas: Optional[int] = None, image: Optional[str] = None) -> None:
     from .. import lifecycle as L
     from ..plugins import get_host
     from ..project import prepare
@@ -73,7 +75,7 @@ def _deploy(prog, directory: Path, wait: bool, yes: bool, target: Optional[str],
         if rec.get("status") == "vanished":
             raise InputError(f"deployment {rec['deployment_id']} of {directory} is gone from its provider",
                              hint=f"`lcai destroy {rec['deployment_id']} --yes` forgets it; then deploy again")
-    p = prepare(directory, host, app=app, env_name=env_name, region=region, type_=type_, new=new)
+    p = prepare(directory, host, app=app, env_name=env_name, region=region, type_=type_, new=new, image=image)
     ctx, tpl, c = p.ctx, p.template, p.template.container
     live_rec = reg.get(live["deployment_id"]) if live else None
     if live_rec and target and target != live_rec.get("provider"):
@@ -176,7 +178,16 @@ def make_spec(p, host, directory: Path, *, ssh_sources, app_sources, keys, root_
         user_data_b64=p.rendered.user_data_b64, app_ports=(c.external_port,) if c.external_port else (),
         ssh_sources=tuple(ssh_sources), app_sources=tuple(app_sources), ssh_keys=tuple(keys), root_password=root_pass,
         features=tuple(ctx.features), gpu=gpu, external_port=c.external_port, directory=str(Path(directory).resolve()),
-        replicas=replicas, health=health_of(c))
+        replicas=replicas, health=health_of(c), supported_images=_supported_images(resolved))
+
+
+def _supported_images(resolved) -> Optional[tuple[str, ...]]:
+    """The Linode images every capability of the template supports (None: no capability limits them)."""
+    out: Optional[list[str]] = None
+    for r in resolved:
+        if r.capability.images is not None:
+            out = [i for i in (out if out is not None else r.capability.images) if i in r.capability.images]
+    return tuple(out) if out is not None else None
 
 
 def _replicas_for(prov, live_rec: Optional[dict], flag: Optional[int], tpl, c, directory: Path) -> int:

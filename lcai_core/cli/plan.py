@@ -14,8 +14,10 @@ import click
 @click.option("--env", "env_name", help="Environment name (default: default).")
 @click.option("--region", help="Override deploy.linode.region_default.")
 @click.option("--type", "type_", help="Override deploy.linode.type_default.")
+@click.option("--image", help="Override deploy.linode.image, e.g. linode/debian12 (for every provider).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def plan(directory: Path, cloud_config: Path | None, app, env_name, region, type_, as_json: bool) -> None:
+def plan(directory: Path, cloud_config: Path | None, app, env_name, region, type_, as_json: bool,
+         image=None) -> None:
     """Render the cloud-init user data a deploy would send and print a summary: capabilities, boot plan,
     user-data sizes against Linode's limit. Reads deploy.yml and .env exactly as deploy does."""
     from .. import ui
@@ -25,7 +27,7 @@ def plan(directory: Path, cloud_config: Path | None, app, env_name, region, type
 
     host = get_host()
     try:
-        p = prepare(directory, host, app=app, env_name=env_name, region=region, type_=type_)
+        p = prepare(directory, host, app=app, env_name=env_name, region=region, type_=type_, image=image)
     except OSError as e:  # e.g. .linode/pending.json in a directory we may not write
         raise ui.fs_error(e, action="access") from None
     if cloud_config is not None:

@@ -134,7 +134,7 @@ def _spec_for_new_replicas(host, rec: dict, directory: Optional[Path], n: int):
                          hint=f"run it inside the directory deploy used (or -d DIR); `lcai scale {dep_id} N` with a "
                               "smaller N works anywhere")
     p = prepare(d, host, app=rec.get("app"), env_name=rec.get("env"), region=rec.get("region"),
-                type_=rec.get("type"))
+                type_=rec.get("type"), image=rec.get("image"))
     if not rec.get("rendered_sha256"):
         raise InputError(f"deployment {dep_id}'s replicas may run different versions (a rollout did not finish)",
                          hint="run `lcai deploy` in its directory to finish (or roll back) the rollout, then scale")

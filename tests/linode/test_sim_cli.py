@@ -87,3 +87,49 @@ def test_demo_script_passes_shellcheck():
     p = subprocess.run([exe, "-s", "sh", str(ROOT / "scripts/demo.sh")], capture_output=True, text=True)
     assert p.returncode == 0, p.stdout
 
+
+
+def test_the_simulator_prints_the_lines_that_point_lcai_at_it(tmp_path):
+    """After its first line the simulator prints two `export` lines; pasted into a shell, lcai talks to it (the
+    simulator sees lcai's requests with its token) and to nothing else."""
+    p = subprocess.Popen([*SIM, "--port", "0", "--token", "t0k en"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True)
+    try:
+        first = p.stdout.readline()
+        url = re.match(r"Linode API simulator on (http://127\.0\.0\.1:\d+/v4) ", first).group(1)
+        lines = [p.stdout.readline().rstrip("\n") for _ in range(3)]
+        assert lines == ["to point lcai at it, paste in another shell:",
+                         f"  export LCAI_LINODE_API_URL={url}", "  export LINODE_TOKEN='t0k en'"]
+        env = {k: v for k, v in os.environ.items() if k not in ("LINODE_TOKEN", "LINODE_CLI_TOKEN",
+                                                                  "LCAI_LINODE_API_URL")}
+        env.update(LCAI_CONFIG_DIR=str(tmp_path / "config"), HOME=str(tmp_path))
+        script = "\n".join(ln.strip() for ln in lines[1:]) + \
+            f'\nexec "{sys.executable}" -c "import sys; from lcai_core.cli import main; sys.exit(main([\'status\']))"\n'
+        r = subprocess.run(["sh", "-c", script], capture_output=True, text=True, env=env, timeout=120)
+        assert r.returncode == 0, r.stderr
+        with urllib.request.urlopen(url[:-3] + "/_sim/requests", timeout=5) as resp:
+            seen = json.load(resp)
+        assert ("GET", "/linode/instances") in [(q["method"], q["path"]) for q in seen], seen
+    finally:
+        p.terminate()
+        p.wait(timeout=10)
+
+
+def test_help_says_how_to_point_lcai_at_the_simulator():
+    r = subprocess.run([*SIM, "--help"], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0
+    assert "export LCAI_LINODE_API_URL=http://127.0.0.1:8111/v4" in r.stdout
+    assert "export LINODE_TOKEN=sim-token" in r.stdout
+
+
+def test_readme_and_demo_show_the_lines_the_simulator_prints():
+    """README's first screen and the demo's last lines give the same two lines `lcai-linode-sim --port 8111`
+    prints (the default token), so what a user copies from either is what works."""
+    from lcai_testing.linode.simulator import paste_lines
+
+    exports = [ln.strip() for ln in paste_lines("http://127.0.0.1:8111/v4", "sim-token").splitlines()[1:]]
+    assert exports == ["export LCAI_LINODE_API_URL=http://127.0.0.1:8111/v4", "export LINODE_TOKEN=sim-token"]
+    first_screen = "\n".join((ROOT / "README.md").read_text().splitlines()[:30])
+    assert "lcai-linode-sim --port 8111" in first_screen and all(e in first_screen for e in exports)
+    demo = (ROOT / "scripts/demo.sh").read_text()
+    assert "lcai-linode-sim --port 8111" in demo and all(e in demo for e in exports)

@@ -581,3 +581,121 @@ def test_an_added_image_boots_its_own_loader_on_a_larger_disk(local_env, fake_qe
     argv = (d / "fake-argv").read_text().splitlines()
     assert "-kernel" not in argv and rec["provider_state"]["image_kind"] == "disk"
     p.destroy(rec)
+
+
+# ---------------------------------------------------------------- KVM failure in one line (issue 25, item 8)
+
+MSR_ABORT = ("qemu-system-x86_64: error: failed to set MSR 0x345 to 0x2000\n"
+             "qemu-system-x86_64: ../../target/i386/kvm/kvm.c:2893: kvm_buf_set_msrs: Assertion "
+             "`ret == cpu->kvm_msr_buf->nmsrs' failed.\n")
+
+
+def test_kvm_probe_turns_qemus_assertion_into_one_readable_line(tmp_path):
+    """Nested KVM refusing an MSR makes qemu abort on an assertion: the probe says what happened and why, in
+    words, not qemu's source location."""
+    from lcai_local import vm as V
+
+    dev = tmp_path / "kvm"
+    dev.write_text("")
+    q = fake_probe_qemu(tmp_path, f"sys.stderr.write({MSR_ABORT!r}); sys.exit(134)\n")
+    ok, why = V.probe_kvm("/k", timeout=5, qemu=q, dev=str(dev))
+    assert not ok
+    assert why == ("qemu aborted: this host's KVM refused a CPU register (MSR 0x345) the virtual CPU needs "
+                   "(usual under nested virtualisation)")
+    other = "qemu-system-x86_64: ../accel/kvm/kvm-all.c:1702: kvm_set_phys_mem: Assertion `x' failed.\n"
+    assert V.kvm_failure(other, 134) == "qemu aborted on an internal check in kvm_set_phys_mem under KVM " \
+                                        "(nested virtualisation?)"
+    assert V.kvm_failure("qemu-system-x86_64: failed to initialize kvm: Permission denied\n", 1) == \
+        "failed to initialize kvm: Permission denied"
+
+
+def test_tcg_note_is_one_line_with_what_why_and_how_slow(tmp_path, monkeypatch):
+    """The preflight note: the accelerator, why KVM is not used (readable, also from an accel.json an older lcai
+    wrote with qemu's raw message), that the CPU is emulated and how slow that is."""
+    import json as _json
+
+    from lcai_local import vm as V
+
+    monkeypatch.setenv("LCAI_LOCAL_DIR", str(tmp_path / "local"))
+    monkeypatch.delenv("LCAI_LOCAL_ACCEL", raising=False)
+    (tmp_path / "local").mkdir()
+    (tmp_path / "local" / "accel.json").write_text(_json.dumps(
+        {"boot_id": V._boot_id(), "accel": "tcg", "why": "KVM unusable: " + MSR_ABORT.strip().splitlines()[-1]}))
+    accel, why = V.accelerator("/k")
+    assert accel == "tcg" and "Assertion" not in why and "refused a CPU register" in why
+    from lcai_local.provider import accel_note
+
+    note = accel_note(accel, why)
+    assert note == ("accelerator tcg: KVM unusable: qemu aborted: this host's KVM refused a CPU register the "
+                    "virtual CPU needs (usual under nested virtualisation); so the CPU is emulated (TCG): booting "
+                    "and installing take minutes, not seconds (a native-runtime template took 120-146 s to healthy "
+                    "here)")
+    assert accel_note("kvm", "KVM works") == "accelerator kvm: KVM works"
+
+
+# ---------------------------------------------------------------- stopping waits for the whole qemu (item 8)
+
+LINGERING_QEMU = '''\
+import ctypes, os, signal, sys, threading, time
+pidfile = sys.argv[sys.argv.index("-pidfile") + 1]
+linger = float(sys.argv[sys.argv.index("--linger") + 1])
+term = threading.Event()
+def cleanup():  # like qemu's other threads: still running (files, ports held) after the main thread is gone
+    term.wait()
+    time.sleep(linger)
+    open(pidfile + ".exited", "w").write("x")
+    os._exit(0)
+threading.Thread(target=cleanup).start()
+def on_term(*_):
+    term.set()
+    ctypes.CDLL(None).pthread_exit(None)  # the main thread ends first: the pid is a zombie, its cmdline empty
+signal.signal(signal.SIGTERM, on_term if linger >= 0 else signal.SIG_IGN)
+open(pidfile, "w").write(str(os.getpid()))
+while True:
+    time.sleep(0.05)
+'''
+
+
+def lingering_qemu(tmp_path, linger: float):
+    d = tmp_path / "vm"
+    d.mkdir()
+    script = tmp_path / "lingering_qemu.py"
+    script.write_text(LINGERING_QEMU)
+    p = subprocess.Popen([sys.executable, str(script), "-pidfile", str(d / "qemu.pid"), "--linger", str(linger)])
+    for _ in range(200):
+        if (d / "qemu.pid").exists() and (d / "qemu.pid").read_text():
+            break
+        time.sleep(0.02)
+    return p, d
+
+
+def test_kill_waits_until_every_qemu_thread_has_exited(tmp_path):
+    """qemu's main thread can exit before the rest of it (a zombie pid with an empty command line that still holds
+    the disk and ports): stopping a VM returns only once the whole process is gone."""
+    from lcai_local import vm as V
+
+    p, d = lingering_qemu(tmp_path, linger=0.8)
+    try:
+        t = time.monotonic()
+        assert V.kill(str(d), p.pid, grace=5) is True
+        assert (d / "qemu.pid.exited").exists(), "kill returned while qemu was still exiting"
+        assert 0.7 < time.monotonic() - t < 4
+        assert V.exited(p.pid, None)
+    finally:
+        p.kill()
+        p.wait()
+
+
+def test_kill_is_bounded_and_configurable(tmp_path, monkeypatch):
+    """A qemu that ignores SIGTERM gets SIGKILL after LCAI_LOCAL_STOP_SECONDS."""
+    from lcai_local import vm as V
+
+    monkeypatch.setenv("LCAI_LOCAL_STOP_SECONDS", "0.3")
+    p, d = lingering_qemu(tmp_path, linger=-1)  # ignores SIGTERM
+    try:
+        t = time.monotonic()
+        assert V.kill(str(d), p.pid) is True
+        assert p.wait(timeout=5) == -9 and time.monotonic() - t < 3
+    finally:
+        p.kill()
+        p.wait()

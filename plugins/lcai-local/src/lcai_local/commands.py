@@ -1,4 +1,4 @@
-"""``lcai local image build|add|list``: the images the local provider boots, cached under LCAI_LOCAL_CACHE."""
+"""``lcai local image build|pull|add|list``: the images the local provider boots, cached under LCAI_LOCAL_CACHE."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ def local() -> None:
 
 @local.group("image")
 def image() -> None:
-    """Build, register and list local images (cached in LCAI_LOCAL_CACHE)."""
+    """Build, download, register and list local images (cached in LCAI_LOCAL_CACHE)."""
 
 
 @image.command("build")
@@ -34,6 +34,18 @@ def image() -> None:
 def build(name: str, force: bool, mirror: str, size: str) -> None:
     """Build NAME (debian12) from the distribution's archive with mmdebstrap, and cache it."""
     meta = images.build(name, _say, force=force, mirror=mirror, size=size)
+    click.echo(meta["disk"])
+
+
+@image.command("pull")
+@click.argument("name")
+@click.option("--force", is_flag=True, help="Download again even when the image is cached.")
+def pull(name: str, force: bool) -> None:
+    """Download NAME (ubuntu22.04 or ubuntu24.04): Ubuntu's official cloud image, its SHA256SUMS verified
+    against SHA256SUMS.gpg with Ubuntu's signing key (shipped in lcai-local) and the image against SHA256SUMS.
+    An interrupted download resumes; LCAI_LOCAL_UBUNTU_URL sets the server (default
+    https://cloud-images.ubuntu.com/releases)."""
+    meta = images.pull(name, _say, force=force)
     click.echo(meta["disk"])
 
 
@@ -58,6 +70,8 @@ def list_(as_json: bool) -> None:
     if not imgs:
         click.echo(f"no local images in {cache_dir()}", err=True)
         click.echo("hint: lcai local image build debian12", err=True)
+        click.echo("hint: lcai local image pull ubuntu24.04   (Ubuntu's cloud image: the bundled templates' image)",
+                   err=True)
         return
     click.echo(f"{'NAME':<16} {'STANDS FOR':<22} {'BOOT':<12} {'SIZE':>8}  FILE")
     for m in imgs:

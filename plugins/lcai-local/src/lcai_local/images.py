@@ -5,7 +5,10 @@ An image is a directory ``<cache>/<name>/`` with ``image.json``:
 - built (``lcai local image build debian12``): a raw ext4 root file system (``disk.img``) plus the kernel and
   initrd it contains, booted directly (``-kernel``/``-initrd``, no boot loader);
 - added (``lcai local image add NAME FILE``): a user's disk image file (qcow2 or raw, e.g. an Ubuntu cloud
-  image), booted by its own boot loader; the file stays where it is.
+  image), booted by its own boot loader; the file stays where it is;
+- pulled (``lcai local image pull ubuntu24.04``): Ubuntu's official cloud image (qcow2, its own boot loader),
+  downloaded into the cache after its ``SHA256SUMS`` verified against ``SHA256SUMS.gpg`` with the key shipped in
+  this package (``keys/ubuntu-cloudimage.asc``) and the image against that ``SHA256SUMS``.
 """
 
 from __future__ import annotations
@@ -39,6 +42,16 @@ DEBIAN12_PACKAGES = (
 
 #: images ``image build`` knows how to make
 BUILDABLE = ("debian12",)
+
+#: images ``image pull`` downloads: name -> (Ubuntu series, file in ``<base>/<series>/release/``)
+PULLABLE = {
+    "ubuntu22.04": ("jammy", "ubuntu-22.04-server-cloudimg-amd64.img"),
+    "ubuntu24.04": ("noble", "ubuntu-24.04-server-cloudimg-amd64.img"),
+}
+#: where Ubuntu publishes its cloud images (``LCAI_LOCAL_UBUNTU_URL`` overrides: a mirror, or a test server)
+UBUNTU_URL = "https://cloud-images.ubuntu.com/releases"
+#: "UEC Image Automatic Signing Key <cdimage@ubuntu.com>", the key that signs the cloud images' SHA256SUMS
+UBUNTU_KEY_FINGERPRINT = "D2EB44626FDDC30B513D5BB71A5D6C4C7DB87C81"
 
 #: kernel command line for built images
 APPEND = "root=/dev/vda rw console=ttyS0 quiet"
@@ -110,10 +123,22 @@ def all_images() -> list[dict]:
     return out
 
 
+def make_command(image: str) -> Optional[str]:
+    """The command that puts ``image`` in the cache (build or pull), or None when only ``image add`` can."""
+    n = normalize(image)
+    if n in BUILDABLE:
+        return f"lcai local image build {n}"
+    if n in PULLABLE:
+        return f"lcai local image pull {n}"
+    return None
+
+
 def missing_hint(image: str) -> str:
     n = normalize(image)
     if n in BUILDABLE:
         return f"lcai local image build {n}"
+    if n in PULLABLE:  # the message names the pull; this is the other way
+        return f"lcai local image add {n} FILE   (a disk image of linode/{n} of your own, qcow2 or raw)"
     return f"lcai local image add {n} FILE   (a disk image of {image}, e.g. its cloud image in qcow2)"
 
 
@@ -153,6 +178,233 @@ def add(name: str, file: str) -> dict:
             "virtual_size": info.get("virtual-size"), "added": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     _write_meta(d, meta)
     return load(n) or meta
+
+
+# ---------------------------------------------------------------- pull
+
+
+def ubuntu_key() -> str:
+    """Ubuntu's cloud image signing key, armored, shipped in this package (see keys/README.md)."""
+    from importlib import resources
+
+    return resources.files("lcai_local").joinpath("keys/ubuntu-cloudimage.asc").read_text(encoding="ascii")
+
+
+def dearmor(armored: str) -> bytes:
+    """An armored public key block as the binary keyring gpgv reads (the base64 body, no headers, no CRC)."""
+    import base64
+
+    lines = armored.strip().splitlines()
+    try:
+        body = lines[lines.index("") + 1:-1]
+    except ValueError:
+        raise LcaiError("the shipped key is not an armored OpenPGP key block") from None
+    return base64.b64decode("".join(x for x in body if not x.startswith("=")))
+
+
+def verify_signature(data: bytes, signature: bytes, armored_key: str, fingerprint: str, what: str) -> None:
+    """``signature`` is a good detached signature of ``data`` by the key ``fingerprint``, checked by gpgv
+    against a keyring holding only ``armored_key``; LcaiError otherwise."""
+    tools = require_tools("gpgv", purpose="verifying the image's checksum file")
+    with tempfile.TemporaryDirectory(prefix="lcai-gpgv-") as tmp:
+        paths = {}
+        for name, content in (("keyring.gpg", dearmor(armored_key)), ("data", data), ("data.sig", signature)):
+            paths[name] = os.path.join(tmp, name)
+            with open(paths[name], "wb") as f:
+                f.write(content)
+        proc = subprocess.run([tools["gpgv"], "--status-fd", "1", "--homedir", tmp, "--keyring", paths["keyring.gpg"],
+                               paths["data.sig"], paths["data"]], capture_output=True, text=True,
+                              env={**os.environ, "LC_ALL": "C"})
+    status = [ln.split()[1:] for ln in proc.stdout.splitlines() if ln.startswith("[GNUPG:] ")]
+    fpr = fingerprint.upper()
+    good = any(f[0] == "VALIDSIG" and fpr in (f[1].upper(), f[-1].upper()) for f in status if len(f) > 1)
+    if good and not any(f and f[0] == "BADSIG" for f in status):
+        return
+    if any(f and f[0] == "BADSIG" for f in status):
+        why = "the signature does not match its contents (changed after signing?)"
+    elif any(f and f[0] == "ERRSIG" for f in status):
+        why = "it is signed by another key, not Ubuntu's (fingerprint " + fingerprint + ")"
+    else:
+        last = (proc.stderr.strip().splitlines() or [f"gpgv exit {proc.returncode}"])[-1]
+        why = f"no valid signature in it ({last})"
+    raise LcaiError(f"{what}: {why}; nothing was downloaded or kept")
+
+
+def _http_get(url: str, timeout: float, headers: Optional[dict] = None):
+    import urllib.error
+    import urllib.request
+
+    req = urllib.request.Request(url, headers={"User-Agent": "lcai-local", **(headers or {})})
+    try:
+        return urllib.request.urlopen(req, timeout=timeout)  # noqa: S310 (https, or the configured base URL)
+    except urllib.error.HTTPError as e:
+        raise LcaiError(f"GET {url}: HTTP {e.code} {e.reason}") from None
+    except (urllib.error.URLError, OSError) as e:
+        reason = getattr(e, "reason", e)
+        raise LcaiError(f"GET {url}: {reason}") from None
+
+
+def _fetch_small(url: str, timeout: float, limit: int = 1 << 20) -> bytes:
+    with _http_get(url, timeout) as r:
+        data = r.read(limit + 1)
+    if len(data) > limit:
+        raise LcaiError(f"GET {url}: larger than {limit} bytes; not a checksum file")
+    return data
+
+
+def parse_sums(text: str) -> dict[str, str]:
+    """``SHA256SUMS`` (``<hex> *<file>`` or ``<hex>  <file>``) as {file: hex digest}."""
+    out = {}
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and re.fullmatch(r"[0-9a-fA-F]{64}", parts[0]):
+            out[parts[1].lstrip("*")] = parts[0].lower()
+    return out
+
+
+def qcow2_virtual_size(path: str) -> Optional[int]:
+    """The virtual size in a qcow2 header (magic ``QFI\xfb``, big-endian size at offset 24); None if not qcow2."""
+    import struct
+
+    with open(path, "rb") as f:
+        head = f.read(32)
+    if len(head) < 32 or head[:4] != b"QFI\xfb":
+        return None
+    return int(struct.unpack(">Q", head[24:32])[0])
+
+
+def _download(url: str, part: str, timeout: float, say: Say, start: float) -> None:
+    """Download ``url`` into ``part``, resuming a partial file (HTTP Range) when the server allows it."""
+    have = os.path.getsize(part) if os.path.exists(part) else 0
+    try:
+        r = _http_get(url, timeout, {"Range": f"bytes={have}-"} if have else None)
+    except LcaiError as e:
+        if not (have and "HTTP 416" in e.message):
+            raise
+        have = 0  # the partial file is not a prefix the server can continue: start over
+        r = _http_get(url, timeout)
+    with r:
+        if have and r.status != 206:  # the server sent the whole file: start over
+            have = 0
+        total = r.headers.get("Content-Length")
+        total_n = int(total) + have if total and total.isdigit() else None
+        if have:
+            _phase(say, start, f"resuming at {have / 2**20:.0f} MiB")
+        step = 64 << 20
+        next_report = have + step
+        with open(part, "ab" if have else "wb") as f:
+            done = have
+            while True:
+                try:
+                    chunk = r.read(1 << 20)
+                except OSError as e:
+                    raise LcaiError(f"GET {url}: the transfer broke at {done / 2**20:.0f} MiB ({e})",
+                                    hint="run the same command again: it resumes where it stopped") from None
+                if not chunk:
+                    break
+                f.write(chunk)
+                done += len(chunk)
+                if done >= next_report:
+                    _phase(say, start, f"{done / 2**20:.0f} MiB" + (f" of {total_n / 2**20:.0f}" if total_n else ""))
+                    next_report += step
+    if total_n is not None and done != total_n:
+        raise LcaiError(f"GET {url}: the transfer ended at {done} of {total_n} bytes",
+                        hint="run the same command again: it resumes where it stopped")
+
+
+def _sha256(path: str) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def pull(name: str, say: Say, force: bool = False, *, base_url: Optional[str] = None,
+         key: Optional[str] = None, fingerprint: Optional[str] = None) -> dict:
+    """Download Ubuntu's official cloud image for ``name`` (ubuntu22.04, ubuntu24.04) into the cache.
+
+    ``SHA256SUMS`` and ``SHA256SUMS.gpg`` are fetched first and the signature checked with gpgv against the
+    shipped key only (``key``/``fingerprint``: another armored key, for tests); then the image is downloaded
+    to a partial file in the cache (resumed by HTTP Range after an interruption), its SHA-256 compared with the
+    signed list, and only then renamed into ``<cache>/<name>/``.
+    A bad signature, a bad checksum or a missing file leaves nothing in the cache.
+    Reuses a cached image unless ``force``."""
+    from filelock import FileLock
+
+    n = normalize(name)
+    if n not in PULLABLE:
+        known = ", ".join(PULLABLE)
+        hint = f"lcai local image build {n}" if n in BUILDABLE else f"lcai local image add {n} FILE"
+        raise InputError(f"lcai local image pull knows {known}, not {n!r}", hint=hint)
+    series, fname = PULLABLE[n]
+    fingerprint = fingerprint or UBUNTU_KEY_FINGERPRINT
+    base = (base_url or os.environ.get("LCAI_LOCAL_UBUNTU_URL") or UBUNTU_URL).rstrip("/")
+    rel = f"{base}/{series}/release"
+    timeout = float(os.environ.get("LCAI_LOCAL_PULL_TIMEOUT", "60"))
+    root = cache_dir()
+    os.makedirs(root, exist_ok=True)
+    start = time.monotonic()
+    with FileLock(os.path.join(root, f".{n}.lock")):
+        meta = load(n)
+        if meta and not force:
+            _phase(say, start, f"image {n} is cached: {meta['disk']}")
+            return meta
+        _phase(say, start, f"fetching {rel}/SHA256SUMS and its signature")
+        sums = _fetch_small(f"{rel}/SHA256SUMS", timeout)
+        sig = _fetch_small(f"{rel}/SHA256SUMS.gpg", timeout)
+        verify_signature(sums, sig, key if key is not None else ubuntu_key(), fingerprint, f"{rel}/SHA256SUMS")
+        want = parse_sums(sums.decode("utf-8", "replace")).get(fname)
+        if want is None:
+            raise LcaiError(f"{rel}/SHA256SUMS (signed) does not list {fname}; nothing was downloaded")
+        _phase(say, start, f"SHA256SUMS signed by Ubuntu's key {fingerprint}; downloading {fname}")
+        stage = os.path.join(root, f".{n}.pull")
+        os.makedirs(stage, exist_ok=True)
+        part = os.path.join(stage, fname + ".part")
+        wanted = os.path.join(stage, "sha256")  # what the partial file is a prefix of
+        try:
+            with open(wanted, encoding="ascii") as f:
+                stale = f.read().strip() != want
+        except OSError:
+            stale = True
+        if stale:  # Ubuntu published a new image since the partial download began: start over
+            shutil.rmtree(stage, ignore_errors=True)
+            os.makedirs(stage)
+            with open(wanted, "w", encoding="ascii") as f:
+                f.write(want + "\n")
+        try:
+            _download(f"{rel}/{fname}", part, timeout, say, start)
+        except LcaiError as e:
+            if "resumes" not in (e.hint or ""):  # a refusal (404, …): nothing stays; a broken transfer resumes
+                shutil.rmtree(stage, ignore_errors=True)
+            raise
+        got = _sha256(part)
+        if got != want:
+            shutil.rmtree(stage, ignore_errors=True)
+            raise LcaiError(f"{rel}/{fname}: SHA-256 {got} is not the signed {want}; the download was deleted")
+        vsize = qcow2_virtual_size(part)
+        if vsize is None:
+            shutil.rmtree(stage, ignore_errors=True)
+            raise LcaiError(f"{rel}/{fname}: not a qcow2 disk image; the download was deleted")
+        final = os.path.join(root, n)
+        tmp = tempfile.mkdtemp(prefix=f".{n}.new-", dir=root)
+        os.replace(part, os.path.join(tmp, fname))
+        shutil.rmtree(stage, ignore_errors=True)
+        meta = {"name": n, "linode_image": f"linode/{n}", "kind": "disk", "disk": fname, "format": "qcow2",
+                "virtual_size": vsize, "source": f"{rel}/{fname}", "sha256": got, "signed_by": fingerprint,
+                "pulled": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        _write_meta(tmp, meta)
+        if os.path.exists(final):
+            old = final + f".old-{os.getpid()}"
+            os.replace(final, old)
+            shutil.rmtree(old, ignore_errors=True)
+        os.replace(tmp, final)
+        meta = load(n)
+        assert meta is not None
+        _phase(say, start, f"image {n} ready: {meta['disk']} (SHA-256 {got[:16]}… verified)")
+        return meta
 
 
 # ---------------------------------------------------------------- build

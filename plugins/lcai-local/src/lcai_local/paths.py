@@ -44,6 +44,7 @@ TOOL_PACKAGES = {
     "xorriso": "xorriso",
     "ssh": "openssh-client",
     "ssh-keygen": "openssh-client",
+    "gpgv": "gpgv",
 }
 
 

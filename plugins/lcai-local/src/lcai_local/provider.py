@@ -35,21 +35,49 @@ ADDRESS = "127.0.0.1"
 #: the disk of a VM from an added image (at least): cloud images are sized to fit, not to install into
 ADDED_DISK_BYTES = 10 * 2**30
 SSH_OPTIONS = ("UserKnownHostsFile=/dev/null", "StrictHostKeyChecking=no", "LogLevel=ERROR")
+#: what TCG means for the user (bench/boot.py and tests/local/test_boot.py measured the figure, docs/local.md)
+TCG_NOTE = ("so the CPU is emulated (TCG): booting and installing take minutes, not seconds (a native-runtime "
+            "template took 120-146 s to healthy here)")
 #: fields of vm.json that are the deployment's provider_state
 STATE_KEYS = ("vm_dir", "image", "image_kind", "ssh_port", "ports", "app_port", "memory", "cpus", "instance_id",
               "identity_file", "serial_log", "pid", "accel", "accel_reason", "started_at")
+
+
+def accel_note(accel: str, why: str) -> str:
+    """The preflight's one line on the accelerator: which, why, and under TCG what that costs."""
+    return f"accelerator {accel}: {why}" + (f"; {TCG_NOTE}" if accel == "tcg" else "")
 
 
 def _state(vm: dict) -> dict:
     return {k: vm[k] for k in STATE_KEYS if k in vm}
 
 
-def _image_for(spec_image: str) -> dict:
+#: the image ``lcai local image build`` makes, offered instead when a template's capabilities all support it
+DEBIAN = "linode/debian12"
+
+
+def _image_for(spec_image: str, spec: Optional[Spec] = None) -> dict:
     img = images.load(spec_image)
     if img is None:
-        raise InputError(f"no local image for {spec_image}: the local provider boots a cached stand-in for it",
-                         hint=images.missing_hint(spec_image))
+        raise InputError(_missing_message(spec_image, spec), hint=images.missing_hint(spec_image))
     return img
+
+
+def _missing_message(spec_image: str, spec: Optional[Spec]) -> str:
+    """No cached stand-in for ``spec_image``: the one command that makes it, and ``--image linode/debian12``
+    where the template runs on Debian 12 too (no GPU; every capability supports it)."""
+    msg = f"no local image for {spec_image} (the local provider boots a cached stand-in for it)"
+    make = images.make_command(spec_image)
+    steps = [f"run `{make}`" + (" (Ubuntu's cloud image, verified against its signed SHA256SUMS)"
+                                if make.startswith("lcai local image pull") else "")] if make else []
+    if spec is not None and spec_image != DEBIAN and not spec.gpu and (
+            spec.supported_images is None or DEBIAN in spec.supported_images):
+        cached = images.load(DEBIAN) is not None
+        steps.append(f"deploy with `--image {DEBIAN}` (this template's capabilities support Debian 12"
+                     + ("; its image is cached)" if cached else f"; `{images.make_command(DEBIAN)}` first)"))
+    if steps:
+        msg += ": " + ", or ".join(steps)
+    return msg
 
 
 def _probe_kernel(img: dict) -> Optional[str]:
@@ -80,7 +108,7 @@ class LocalProvider(Provider):
         if spec.gpu:
             raise InputError("this template needs a GPU, and a local VM has none",
                              hint="deploy it to a GPU plan with --target linode")
-        img = _image_for(spec.image)
+        img = _image_for(spec.image, spec)
         require_tools("qemu-system-x86_64", "qemu-img", "xorriso", "ssh-keygen", purpose="a local VM")
         mem, cpus = V.sizing(spec.type)
         accel, why = V.accelerator(_probe_kernel(img))
@@ -89,9 +117,7 @@ class LocalProvider(Provider):
         boot = "direct kernel boot" if img.get("kind") == "kernel" else "own boot loader"
         summary = (f"local VM from image {img['name']} ({boot}), {cpus} vCPU, {mem} MiB, {accel.upper()}; "
                    f"SSH{' and port ' + fwd if fwd else ''} forwarded to {ADDRESS}")
-        notes = [f"accelerator {accel}: {why}"]
-        if accel == "tcg":
-            notes.append("TCG emulates the CPU: expect a few minutes to boot and install packages")
+        notes = [accel_note(accel, why)]
         if spec.type not in V.TYPE_SIZES:
             notes.append(f"type {spec.type}: no local size known, using {mem} MiB / {cpus} vCPU "
                          "(LCAI_LOCAL_MEMORY, LCAI_LOCAL_CPUS override)")
@@ -108,7 +134,7 @@ class LocalProvider(Provider):
         if vm is None:
             raise LcaiError(f"deployment {dep}: its VM directory {vm_dir(dep)} is gone; nothing to rebuild",
                             hint="deploy it anew: lcai deploy --new")
-        img = _image_for(spec.image)
+        img = _image_for(spec.image, spec)
         d = vm["vm_dir"]
         if V.kill(d, vm.get("pid")):
             say("VM stopped")
@@ -313,7 +339,7 @@ class DiskStep(Step):
 
     def run(self, state: dict, say: Say) -> dict:
         spec = self.spec
-        img = _image_for(spec.image)
+        img = _image_for(spec.image, spec)
         dep = spec.deployment_id
         d = vm_dir(dep)
         existing = V.load_vm(dep)
@@ -363,7 +389,7 @@ class VmStep(Step):
             raise LcaiError(f"deployment {dep}: the VM directory is missing (the disk step did not finish)")
         if V.pid_alive(vm.get("pid"), vm["vm_dir"]):
             return {**_state(vm), "address": ADDRESS}  # reconciling: never a second qemu
-        img = _image_for(self.spec.image)
+        img = _image_for(self.spec.image, self.spec)
         return {**_start(vm, img, say), "address": ADDRESS}
 
     def find(self, state: dict) -> Optional[dict]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -79,7 +80,8 @@ def probe_kvm(kernel: Optional[str], timeout: Optional[float] = None, qemu: str 
     if not os.access(dev, os.R_OK | os.W_OK):
         return False, f"{dev} is not readable and writable by this user (add yourself to group kvm)"
     if not kernel:
-        return False, "no kernel to probe KVM with (build an image: lcai local image build debian12)"
+        return False, ("no kernel to probe KVM with (build an image: lcai local image build debian12; or "
+                       "LCAI_LOCAL_ACCEL=kvm uses KVM unprobed)")
     timeout = timeout if timeout is not None else float(os.environ.get("LCAI_LOCAL_KVM_PROBE_SECONDS", "10"))
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
         serial = os.path.join(tmp, "serial.log")
@@ -110,8 +112,32 @@ def probe_kvm(kernel: Optional[str], timeout: Optional[float] = None, qemu: str 
         return True, "KVM works"
     if timed_out:
         return False, f"a kernel made no progress under KVM in {timeout:g} s (nested virtualisation?)"
-    bad = [ln for ln in err.strip().splitlines() if "warning" not in ln.lower()]
-    return False, bad[-1] if bad else f"qemu exited {proc.returncode} under KVM"
+    return False, kvm_failure(err, proc.returncode)
+
+
+def kvm_failure(stderr: str, returncode: Optional[int]) -> str:
+    """One readable line for qemu's stderr when it failed under KVM. qemu aborts on an assertion when the
+    host's KVM refuses a CPU register (MSR) that ``-cpu host`` sets, as nested KVM often does::
+
+        qemu-system-x86_64: error: failed to set MSR 0x345 to 0x2000
+        qemu-system-x86_64: ../../target/i386/kvm/kvm.c:2893: kvm_buf_set_msrs: Assertion `ret == …' failed.
+    """
+    lines = [ln.strip() for ln in stderr.strip().splitlines()
+             if ln.strip() and "warning" not in ln.lower()]
+    bare = [re.sub(r"^[\w./-]*qemu[\w.-]*: (error: )?", "", ln) for ln in lines]
+    msr = next((m.group(1) for m in (re.search(r"failed to set MSR (0x[0-9a-fA-F]+)", ln) for ln in bare) if m), None)
+    assertion = next((ln for ln in bare if "Assertion" in ln and "failed" in ln), None)
+    if msr or (assertion and "msr" in assertion.lower()):
+        what = f" (MSR {msr})" if msr else ""
+        return (f"qemu aborted: this host's KVM refused a CPU register{what} the virtual CPU needs "
+                "(usual under nested virtualisation)")
+    if assertion:
+        func = re.search(r": (\w+): Assertion", assertion)
+        where = f" in {func.group(1)}" if func else ""
+        return f"qemu aborted on an internal check{where} under KVM (nested virtualisation?)"
+    if bare:
+        return bare[-1]
+    return f"qemu exited {returncode} under KVM"
 
 
 def _boot_id() -> str:
@@ -134,7 +160,10 @@ def accelerator(kernel: Optional[str] = None) -> tuple[str, str]:
         with open(cache, encoding="utf-8") as f:
             c = json.load(f)
         if c.get("boot_id") == boot and boot and c.get("accel") in ("kvm", "tcg"):
-            return c["accel"], c.get("why", "")
+            why = c.get("why", "")
+            if "Assertion" in why:  # kept by an older lcai: qemu's raw message
+                why = "KVM unusable: " + kvm_failure(why.split("KVM unusable: ", 1)[-1], None)
+            return c["accel"], why
     except (OSError, ValueError):
         pass
     ok, why = probe_kvm(kernel)
@@ -369,29 +398,62 @@ def start(vm: dict, image: dict, attempts_on_port_clash: int = 1) -> int:
     return pid  # type: ignore[return-value]
 
 
-def kill(d: str, pid: Optional[int] = None, grace: float = 5.0) -> bool:
-    """Stop the VM's qemu (TERM, then KILL after ``grace`` s). True if one was running."""
+def _proc_start(pid: int) -> Optional[str]:
+    """The start time of process ``pid`` (field 22 of /proc/PID/stat): tells a recycled pid from the original."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
+            return f.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def exited(pid: int, start: Optional[str]) -> bool:
+    """Has process ``pid`` (started at ``start``) finished exiting? Not merely its main thread: when qemu's main
+    thread is gone its pid shows as a zombie with an empty command line while its other threads still hold the
+    VM's files and forwarded ports; it is done when /proc/PID is gone, is another process, or is a zombie with
+    no thread left but the main one."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        with open(f"/proc/{pid}/status", encoding="ascii", errors="replace") as f:
+            threads = next((int(ln.split()[1]) for ln in f if ln.startswith("Threads:")), 1)
+    except (OSError, IndexError, ValueError):
+        return True
+    if start is not None and fields[19] != start:
+        return True
+    return fields[0] in ("Z", "X") and threads <= 1
+
+
+def stop_seconds() -> float:
+    """How long to wait for qemu to exit after SIGTERM, and again after SIGKILL (``LCAI_LOCAL_STOP_SECONDS``)."""
+    return float(os.environ.get("LCAI_LOCAL_STOP_SECONDS", "5"))
+
+
+def kill(d: str, pid: Optional[int] = None, grace: Optional[float] = None) -> bool:
+    """Stop the VM's qemu and wait until it has exited (all its threads: its files and ports are free then):
+    TERM, then KILL after ``grace`` s (default ``LCAI_LOCAL_STOP_SECONDS``, 5), then at most as long again;
+    LcaiError if it is still there. True if one was running."""
     pid = pid if pid is not None else read_pid(d)
     if not pid_alive(pid, d):
         return False
     assert pid is not None
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return True
-    end = time.monotonic() + grace
-    while time.monotonic() < end:
-        if not pid_alive(pid, d):
+    grace = stop_seconds() if grace is None else grace
+    start = _proc_start(pid)
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
             return True
-        time.sleep(0.05)
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
+        end = time.monotonic() + grace
+        while time.monotonic() < end:
+            if exited(pid, start):
+                return True
+            time.sleep(0.05)
+    if exited(pid, start):
         return True
-    end = time.monotonic() + 5
-    while pid_alive(pid, d) and time.monotonic() < end:
-        time.sleep(0.05)
-    return True
+    raise LcaiError(f"qemu (pid {pid}) of {d} has not exited {2 * grace:g} s after SIGTERM and SIGKILL",
+                    hint="it may be stuck in the kernel (disk I/O); try again later (LCAI_LOCAL_STOP_SECONDS "
+                         "sets the wait)")
 
 
 def serial_tail(d: str, lines: int = 15) -> list[str]:

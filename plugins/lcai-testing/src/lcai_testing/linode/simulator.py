@@ -11,6 +11,8 @@ the nodes that are UP.
 
   lcai-linode-sim --port 8111            # then LCAI_LINODE_API_URL=http://127.0.0.1:8111/v4 LINODE_TOKEN=sim-token
 
+(it prints those two ``export`` lines, for its port and token, after its first line).
+
 Operations of the Linode API the simulator does not implement answer 501 in the API's error envelope; methods
 the API has no use for (PATCH, …) answer 405; a missing object answers 404.
 
@@ -1116,8 +1118,23 @@ class Simulator:
         self.stop()
 
 
+def paste_lines(url: str, token: str) -> str:
+    """What the simulator prints after its first line: the two lines that point lcai (in another shell) at it."""
+    import shlex
+
+    return ("to point lcai at it, paste in another shell:\n"
+            f"  export LCAI_LINODE_API_URL={shlex.quote(url)}\n"
+            f"  export LINODE_TOKEN={shlex.quote(token)}")
+
+
 def main(argv: Optional[list] = None) -> None:
-    ap = argparse.ArgumentParser(prog="lcai-linode-sim", description="Linode API v4 simulator (127.0.0.1 only)")
+    ap = argparse.ArgumentParser(
+        prog="lcai-linode-sim", description="Linode API v4 simulator (127.0.0.1 only)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="point lcai at it (it prints these two lines for its own port and token):\n"
+               "  export LCAI_LINODE_API_URL=http://127.0.0.1:8111/v4\n"
+               "  export LINODE_TOKEN=sim-token\n"
+               "then lcai plan/deploy/status/destroy talk to the simulator, not to Linode.")
     ap.add_argument("--port", type=int, default=8111, help="port on 127.0.0.1 (0: any free port; the first line "
                                                           "printed says which)")
     ap.add_argument("--token", default="sim-token", help="the API token clients must send")
@@ -1147,6 +1164,7 @@ def main(argv: Optional[list] = None) -> None:
         raise SystemExit(1) from None
     print(f"Linode API simulator on {sim.url} (token {a.token!r}, run {sim.state.run_token}); Ctrl-C to stop",
           flush=True)
+    print(paste_lines(sim.url, a.token), flush=True)
     sim.start(serve=False)
     try:
         sim.httpd.serve_forever(poll_interval=0.1)
