@@ -1,0 +1,42 @@
+"""The provider conformance kit (lcai_testing.provider_contract) against the Linode provider on the API
+simulator: every rule runs, the lost-reply rule with the simulator's "performed, reply lost" fault on each
+create request, and rows() with the API failing."""
+
+import pytest
+
+from lcai_testing.provider_contract import ProviderContract
+
+#: the create request of each of the provider's steps
+CREATES = {"firewall": ("POST", "/networking/firewalls$"), "instance": ("POST", "/linode/instances$")}
+
+
+class TestLinodeConformance(ProviderContract):
+    @pytest.fixture
+    def provider(self, sim):
+        from lcai_linode.provider import LinodeProvider
+
+        return LinodeProvider()
+
+    @pytest.fixture
+    def resources(self, sim):
+        """Every instance tagged with the deployment id and its firewall (by label), from the simulator."""
+        def live(dep):
+            st = sim.state()
+            return ([f"instance {i['id']}" for i in st["instances"] if f"lcai-id:{dep}" in i["tags"]]
+                    + [f"firewall {f['id']}" for f in st["firewalls"] if f["label"] == f"lcai-fw-{dep}"])
+        return live
+
+    @pytest.fixture
+    def lose_reply(self, sim):
+        def lose(step):
+            if step not in CREATES:
+                return False
+            method, path = CREATES[step]
+            sim.fault(method=method, path=path, status=502, reason="Bad Gateway", when="after", times=1)
+            return True
+        return lose
+
+    @pytest.fixture
+    def unreachable(self, sim):
+        return lambda: sim.fault(method="GET", path="/linode/instances", status=500, reason="Internal Server Error",
+                                 times=1000)
