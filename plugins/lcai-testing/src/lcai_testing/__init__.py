@@ -7,7 +7,9 @@
   (:mod:`lcai_testing.render`);
 - a Linode API v4 simulator (:mod:`lcai_testing.linode.simulator`, the ``lcai-linode-sim`` command) and a fake
   Docker Engine API (:mod:`lcai_testing.docker`);
-- an opt-in pytest plugin with fixtures (:mod:`lcai_testing.pytest_plugin`).
+- an opt-in pytest plugin with fixtures (:mod:`lcai_testing.pytest_plugin`);
+- the provider conformance kit: ``ProviderContract``, one pytest test per rule of the provider contract
+  (:mod:`lcai_testing.provider_contract`).
 """
 
 from __future__ import annotations
