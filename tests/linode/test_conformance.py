@@ -1,6 +1,6 @@
 """The provider conformance kit (lcai_testing.provider_contract) against the Linode provider on the API
 simulator: every rule runs, the lost-reply rule with the simulator's "performed, reply lost" fault on each
-create request, and rows() with the API failing."""
+create request, rows() and destroy() with every request failing, rows()' request count from the simulator's log."""
 
 import pytest
 
@@ -38,5 +38,9 @@ class TestLinodeConformance(ProviderContract):
 
     @pytest.fixture
     def unreachable(self, sim):
-        return lambda: sim.fault(method="GET", path="/linode/instances", status=500, reason="Internal Server Error",
-                                 times=1000)
+        """Every request fails with a 500 (the provider retries, then gives up)."""
+        return lambda: sim.fault(method="*", path=".*", status=500, reason="Internal Server Error", times=10000)
+
+    @pytest.fixture
+    def request_count(self, sim):
+        return lambda: len(sim.sim.state.requests)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import itertools
 
-from lcai_core.api import Listing, Preflight, Price, Provider, Step
+from lcai_core.api import LcaiError, Listing, Preflight, Price, Provider, Step
 
 _ids = itertools.count(1000)
 
@@ -78,9 +78,13 @@ class MemCloud(Provider):
 
     def wait(self, record, say, deadline):
         mine = self._of(record["deployment_id"])
+        if not mine:
+            raise LcaiError(f"deployment {record['deployment_id']}: its machine is gone")
         return {"status": "running", "address": mine[0][1]["ip"]}
 
     def rebuild(self, record, spec, say):
+        if not self._of(record["deployment_id"]):
+            raise LcaiError(f"deployment {record['deployment_id']}: its machine is gone, nothing to rebuild")
         for _, m in self._of(record["deployment_id"]):
             m["user_data"] = spec.user_data
         return {"status": "booting"}

@@ -25,7 +25,9 @@ Fixtures a test class may override (all but ``provider`` have defaults):
 - ``lose_reply``: ``lose_reply(step_name) -> bool``: arrange that the next create request of that step takes
   effect but its reply is lost (False: the step sends no such request); default None: the rule skips;
 - ``unreachable``: ``unreachable()``: make the provider's cloud unreachable for the rest of the test;
-  default None: the rule skips (a provider with no remote cannot lose it);
+  default None: the rules needing it skip (a provider with no remote cannot lose it);
+- ``request_count``: ``request_count() -> int``, the requests made to the cloud so far; default None: the
+  rule on ``list_requests`` skips;
 - ``wait_seconds``: how long ``wait`` may take (default 60).
 
 Creates go through core's own ``StepRunner`` and a registry in a temporary directory, as ``lcai deploy`` runs
@@ -210,6 +212,10 @@ class ProviderContract:
 
     @pytest.fixture
     def unreachable(self) -> Optional[Callable[[], None]]:
+        return None
+
+    @pytest.fixture
+    def request_count(self) -> Optional[Callable[[], int]]:
         return None
 
     @pytest.fixture
@@ -558,6 +564,65 @@ class ProviderContract:
             bad = _secrets_in(fields, spec)
             assert not bad, f"{what} returned {', '.join(bad)}"
 
+    # ------------------------------------------------------------ failures the user can act on
+
+    @rule("C27", "wait() with its deadline already past returns at once (the machine runs) or raises LcaiError, "
+                 "never another exception")
+    def test_c27_wait_deadline(self, kit: "Kit", can_create: None) -> None:
+        rec = kit.create()
+        t = time.monotonic()
+        try:
+            kit.provider.wait(rec, _quiet, t - 1)
+        except LcaiError:
+            pass
+        except Exception as e:
+            raise AssertionError(f"wait() past its deadline raised {type(e).__name__}: {e}") from e
+        took = time.monotonic() - t
+        assert took < kit.wait_seconds, f"wait() past its deadline took {took:.1f}s"
+
+    @rule("C28", "wait() of a destroyed deployment raises LcaiError (its message is shown to the user), never "
+                 "another exception")
+    def test_c28_wait_destroyed(self, kit: "Kit", can_create: None) -> None:
+        rec = kit.create()
+        call("destroy(record)", kit.provider.destroy, rec, _quiet)
+        kit.expect_lcai_error("wait() of a destroyed deployment", kit.provider.wait, rec, _quiet,
+                              time.monotonic() + kit.wait_seconds)
+
+    @rule("C29", "rebuild() of a destroyed deployment raises LcaiError (the user deploys anew), never another "
+                 "exception")
+    def test_c29_rebuild_destroyed(self, kit: "Kit", can_create: None) -> None:
+        if type(kit.provider).rebuild is Provider.rebuild:
+            pytest.skip("the provider does not implement rebuild (redeploys need --new)")
+        rec = kit.create()
+        call("destroy(record)", kit.provider.destroy, rec, _quiet)
+        kit.expect_lcai_error("rebuild() of a destroyed deployment", kit.provider.rebuild, rec, kit.spec_of(rec),
+                              _quiet)
+        kit.assert_nothing(kit.spec_of(rec), "after rebuild() of a destroyed deployment")
+
+    @rule("C30", "destroy() with the cloud unreachable raises LcaiError, so core keeps the record while the "
+                 "resources may exist")
+    def test_c30_destroy_unreachable(self, kit: "Kit", can_create: None,
+                                     unreachable: Optional[Callable[[], None]]) -> None:
+        if unreachable is None:
+            pytest.skip("no `unreachable` fixture: the provider has no remote to lose")
+        rec = kit.create()
+        unreachable()
+        kit.expect_lcai_error("destroy() with the cloud unreachable", kit.provider.destroy, rec, _quiet)
+
+    @rule("C31", "rows() makes `list_requests` requests, for one deployment as for three")
+    def test_c31_list_requests(self, kit: "Kit", can_create: None,
+                               request_count: Optional[Callable[[], int]]) -> None:
+        if request_count is None:
+            pytest.skip("no `request_count` fixture: the kit cannot count the provider's requests")
+        recs = {r["deployment_id"]: r for r in (kit.create() for _ in range(3))}
+        for n in (1, 3):
+            some = dict(list(recs.items())[:n])
+            before = call("request_count()", request_count)
+            kit.rows(some)
+            made = call("request_count()", request_count) - before
+            assert made == kit.provider.list_requests, \
+                f"rows() of {n} deployment(s) made {made} requests; list_requests is {kit.provider.list_requests}"
+
 
 def _pick(d: dict, keys: list[str]) -> dict:
     return {k: d.get(k) for k in keys}
@@ -677,6 +742,17 @@ class Kit:
         for s in self.steps(spec):
             found = call(f"find() of step {s.name!r} {when}", s.find, {})
             assert found is None, f"{when}: find() of step {s.name!r} returned {found!r}"
+
+    def expect_lcai_error(self, what: str, fn: Callable[..., Any], *args: Any) -> None:
+        try:
+            fn(*args)
+        except LcaiError as e:
+            assert e.message.strip(), f"{what} raised LcaiError with no message"
+            return
+        except (Exception, KeyboardInterrupt) as e:
+            raise AssertionError(f"{what} raised {type(e).__name__}: {e}, not LcaiError (a plugin bug to core)") \
+                from e
+        raise AssertionError(f"{what} raised nothing")
 
     def assert_read_types(self, rec: dict) -> None:
         lines = call("detail(record)", self.provider.detail, rec)
