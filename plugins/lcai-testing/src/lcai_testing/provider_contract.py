@@ -369,7 +369,8 @@ class ProviderContract:
         assert len(mine) == 1, f"{len(mine)} rows for the recorded deployment: {listing.rows!r}"
         assert mine[0].get("live_status") == "creating?", f"live_status is {mine[0].get('live_status')!r}"
 
-    @rule("C12", "rows() of a destroyed deployment: reached is True and its live_status is `vanished`")
+    @rule("C12", "rows() of a destroyed deployment: reached is True, its record's live_status is `vanished`, and "
+                 "without the record it is not listed")
     def test_c12_rows_destroyed(self, kit: "Kit", can_create: None) -> None:
         rec = kit.create()
         call("destroy(record)", kit.provider.destroy, rec, _quiet)
@@ -377,6 +378,8 @@ class ProviderContract:
         assert listing.reached is True, f"reached is {listing.reached!r} ({listing.source})"
         mine = [r for r in listing.rows if r.get("deployment_id") == rec["deployment_id"]]
         assert [r.get("live_status") for r in mine] == ["vanished"], f"rows of the destroyed deployment: {mine!r}"
+        ghost = [r for r in kit.rows({}).rows if r.get("deployment_id") == rec["deployment_id"]]
+        assert not ghost, f"rows({{}}) still lists the destroyed deployment: {ghost!r}"
 
     @rule("C13", "rows() lists a live deployment the records lack, with its `deployment_id` and `untracked: True`")
     def test_c13_rows_untracked(self, kit: "Kit", can_create: None) -> None:
@@ -441,12 +444,14 @@ class ProviderContract:
         if address and now:
             assert now == address, f"address {address} became {now}"
 
-    @rule("C19", "destroy(record) deletes everything the create made: every step's find() is then None and "
-                 "nothing is left")
+    @rule("C19", "destroy(record) deletes everything the create made: every step's find() is then None, nothing "
+                 "is left and discover() lists it no more")
     def test_c19_destroy(self, kit: "Kit", can_create: None) -> None:
         rec = kit.create()
         call("destroy(record)", kit.provider.destroy, rec, _quiet)
         kit.assert_nothing(kit.spec_of(rec), "after destroy")
+        left = [r for r in call("discover()", kit.provider.discover) if r.get("deployment_id") == rec["deployment_id"]]
+        assert not left, f"discover() after destroy still lists {left!r}"
 
     @rule("C20", "destroy is idempotent: destroying again, or a deployment never created, raises nothing")
     def test_c20_destroy_idempotent(self, kit: "Kit") -> None:
