@@ -6,13 +6,20 @@ Defects: ``undo-twice`` (undoing a deleted machine raises), ``rows-raises`` (row
 ``find-none`` (the machine step's find() never finds it), ``destroy-leaves`` (destroy forgets the disk),
 ``duplicate`` (the machine step creates a new machine on every run), ``secret`` (the machine step returns the
 root password under an innocent key, which the registry cannot refuse), ``untracked-hidden`` (rows() lists
-only the records)."""
+only the records), ``resend`` (a machine create whose reply was lost is sent again, not looked up).
+
+``MemCloudContract`` is the kit with MemCloud's own fixtures: ``resources`` lists every disk and machine of a
+deployment (so a duplicate counts), ``lose_reply("machine")`` makes the next machine create happen and its
+reply be lost (a ``ConnectionError``, as a dropped connection reads)."""
 
 from __future__ import annotations
 
 import itertools
 
+import pytest
+
 from lcai_core.api import LcaiError, Listing, Preflight, Price, Provider, Step
+from lcai_testing.provider_contract import ProviderContract
 
 _ids = itertools.count(1000)
 
@@ -28,6 +35,7 @@ class MemCloud(Provider):
         self.defects = set(defects)
         self.disks: dict = {}
         self.machines: dict = {}  # machine id -> {"dep", "ip", "user_data"}
+        self.lose_next: set = set()  # step names whose next create loses its reply
 
     def _of(self, dep):
         return [(mid, m) for mid, m in self.machines.items() if m["dep"] == dep]
@@ -54,13 +62,24 @@ class MemCloud(Provider):
                 out["login"] = f"root:{spec.root_password}"  # an innocent key: the registry cannot tell
             return out
 
+        def post():
+            mid = next(_ids)
+            self.machines[mid] = {"dep": dep, "ip": f"192.0.2.{mid % 250 + 1}", "user_data": spec.user_data}
+            if "machine" in self.lose_next:
+                self.lose_next.discard("machine")
+                raise ConnectionError("the reply was lost")
+            return mid
+
         def machine_run(state, say):
             mine = self._of(dep)
             if mine and "duplicate" not in self.defects:
                 return fields(mine[0][0])
-            mid = next(_ids)
-            self.machines[mid] = {"dep": dep, "ip": f"192.0.2.{mid % 250 + 1}", "user_data": spec.user_data}
-            return fields(mid)
+            try:
+                return fields(post())
+            except ConnectionError:
+                if "resend" in self.defects:
+                    return fields(post())
+                return fields(self._of(dep)[0][0])  # it happened: look it up
 
         def machine_find(state):
             mine = self._of(dep)
@@ -115,3 +134,23 @@ class MemCloud(Provider):
     def discover(self):
         deps = sorted(set(self.disks) | {m["dep"] for m in self.machines.values()})
         return [{"deployment_id": dep, "provider": self.name, "provider_state": {"disk": dep}} for dep in deps]
+
+
+class MemCloudContract(ProviderContract):
+    """The conformance kit with MemCloud's resources and fault injector; subclasses give ``provider``."""
+
+    @pytest.fixture
+    def resources(self, provider):
+        def live(dep):
+            return ([f"disk {dep}"] if dep in provider.disks else []) + [
+                f"machine {mid}" for mid, _ in provider._of(dep)]
+        return live
+
+    @pytest.fixture
+    def lose_reply(self, provider):
+        def lose(step):
+            if step != "machine":
+                return False
+            provider.lose_next.add(step)
+            return True
+        return lose
