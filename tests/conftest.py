@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 
-# lcai-testing's fixtures and end-of-run summary (opt-in: the plugin is never loaded by an entry point)
-pytest_plugins = ["lcai_testing.pytest_plugin"]
+# lcai-testing's fixtures and end-of-run summary (opt-in: the plugin is never loaded by an entry point); pytester
+# runs the provider conformance kit on deliberately broken providers (tests/testing/test_provider_contract.py)
+pytest_plugins = ["lcai_testing.pytest_plugin", "pytester"]
 
 ROOT = Path(__file__).resolve().parents[1]
 UNSET = ("LINODE_TOKEN", "LINODE_CLI_TOKEN", "LCAI_LINODE_API_URL", "LCAI_DEBUG", "LCAI_HTTP_TIMEOUT",

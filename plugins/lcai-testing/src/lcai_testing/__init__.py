@@ -9,7 +9,9 @@
   Docker Engine API (:mod:`lcai_testing.docker`);
 - system tools for tests: find one, or skip with its install hint, or hide it with ``LCAI_TEST_HIDE_TOOLS``
   (:mod:`lcai_testing.tools`);
-- an opt-in pytest plugin with fixtures (:mod:`lcai_testing.pytest_plugin`).
+- an opt-in pytest plugin with fixtures (:mod:`lcai_testing.pytest_plugin`);
+- the provider conformance kit: :class:`ProviderContract`, one pytest test per rule of the provider contract
+  (:mod:`lcai_testing.provider_contract`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from .provider_contract import ProviderContract
     from .render import app_env, install_distribution, render_text, require_plugins, written
     from .validators import (fake_systemd_root, package_units, require_validators, scripts_in, shellcheck,
                              shellcheck_bin, shellify, systemd_analyze_bin, systemd_verify, units_in, validate_many,
@@ -31,11 +34,12 @@ _RENDER = ("app_env", "install_distribution", "render_text", "require_plugins", 
 _VALIDATORS = ("fake_systemd_root", "package_units", "require_validators", "scripts_in", "shellcheck",
                "shellcheck_bin", "shellify", "systemd_analyze_bin", "systemd_verify", "units_in", "validate_many",
                "validate_user_data")
-_WHERE = {**dict.fromkeys(_RENDER, "render"), **dict.fromkeys(_VALIDATORS, "validators")}
+_WHERE = {**dict.fromkeys(_RENDER, "render"), **dict.fromkeys(_VALIDATORS, "validators"),
+          "ProviderContract": "provider_contract"}
 
-__all__ = ["app_env", "fake_systemd_root", "install_distribution", "package_units", "render_text", "require_plugins",
-           "require_validators", "scripts_in", "shellcheck", "shellcheck_bin", "shellify", "systemd_analyze_bin",
-           "systemd_verify", "units_in", "validate_many", "validate_user_data", "written"]
+__all__ = ["ProviderContract", "app_env", "fake_systemd_root", "install_distribution", "package_units", "render_text",
+           "require_plugins", "require_validators", "scripts_in", "shellcheck", "shellcheck_bin", "shellify",
+           "systemd_analyze_bin", "systemd_verify", "units_in", "validate_many", "validate_user_data", "written"]
 
 
 def __getattr__(name: str) -> Any:
