@@ -1,12 +1,14 @@
 """Start-up and render benchmarks (issue: core performance). Prints figures; asserts nothing.
 
-  python bench/startup.py [--pairs N]
+  python bench/startup.py [--pairs N] [--instructions]
 
 - wall time of `lcai --help`, `lcai templates list` and `lcai --version` against `python -c "import click"`,
   measured as interleaved pairs after a warm-up: each pair runs the baseline and lcai back to back (in
   alternating order), the figure is the median of the per-pair ratios, with their spread (min, quartiles, max).
   Target <= 1.30x. Bytecode is compiled first (`compileall`, as pip does when it installs a wheel), so an
-  environment with PYTHONDONTWRITEBYTECODE does not make every run compile lcai's sources.
+  environment with PYTHONDONTWRITEBYTECODE does not make every run compile lcai's sources. `--instructions`
+  also prints the same ratios counted in instructions (valgrind's callgrind), which the machine's load does not
+  move.
 - render time of the largest bundled template and of the largest capability combination (median of 50; target
   <= 5 ms), with the emitter used (libyaml or pure Python), and the pure-Python emitter's time beside it
 - llm-api's user data, with BuildWatch's agent from the package index (as installed from PyPI) and inside the user
@@ -46,6 +48,20 @@ def paired_ratio(cmd: list[str], base: list[str], pairs: int, warmup: int = 3) -
     return ratios, times
 
 
+def instructions(cmd: list[str]) -> int | None:
+    """Instructions one run executes, counted by valgrind's callgrind (the same whatever else the machine is doing);
+    None without valgrind."""
+    import re
+    import shutil
+
+    if shutil.which("valgrind") is None:
+        return None
+    r = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *cmd],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, check=True)
+    m = re.search(r"Collected : (\d+)", r.stderr)
+    return int(m.group(1)) if m else None
+
+
 def spread(values: list[float]) -> str:
     q = statistics.quantiles(values, n=4) if len(values) >= 2 else [values[0]] * 3
     return f"min {min(values):.2f}  q1 {q[0]:.2f}  q3 {q[2]:.2f}  max {max(values):.2f}"
@@ -54,7 +70,10 @@ def spread(values: list[float]) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--pairs", "--runs", type=int, default=21, dest="pairs")
-    pairs = ap.parse_args().pairs
+    ap.add_argument("--instructions", action="store_true",
+                    help="also count instructions with valgrind (callgrind): a ratio that load does not move")
+    opts = ap.parse_args()
+    pairs = opts.pairs
     py = sys.executable
     subprocess.run([py, "-m", "compileall", "-q", str(ROOT / "lcai_core"), *map(str, ROOT.glob("plugins/*/src"))],
                    stdout=subprocess.DEVNULL, check=True)
@@ -65,6 +84,16 @@ def main() -> None:
         ratios, times = paired_ratio([str(Path(py).parent / "lcai"), *args], base, pairs)
         print(f"{label:<22} {statistics.median(times) * 1000:6.1f} ms  ratio {statistics.median(ratios):4.2f}x "
               f"(target <= 1.30x)  spread {spread(ratios)}")
+    if opts.instructions:
+        base_n = instructions(base)
+        if base_n is None:
+            print("instructions: valgrind is not installed (apt-get install valgrind)")
+        else:
+            print(f"instructions (callgrind, one run each): `python -c 'import click'` {base_n / 1e6:.1f} M")
+            for label, args in (("lcai --help", ["--help"]), ("lcai templates list", ["templates", "list"]),
+                                ("lcai --version", ["--version"])):
+                n = instructions([str(Path(py).parent / "lcai"), *args]) or 0
+                print(f"{label:<22} {n / 1e6:7.1f} M  ratio {n / base_n:4.2f}x")
 
     sys.path.insert(0, str(ROOT))
     from lcai_core import cloudinit
