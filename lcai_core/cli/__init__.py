@@ -117,7 +117,9 @@ def main(argv: list[str] | None = None) -> int:
     if plugins._host is not None:
         plugins._host.on_warning = _warn
     try:
-        rc = cli.main(args=args, prog_name=ui.prog(), standalone_mode=False)  # "linode-cli build" under linode-cli
+        # color: FORCE_COLOR keeps the escape codes in piped output (click strips them otherwise)
+        rc = cli.main(args=args, prog_name=ui.prog(), standalone_mode=False,  # "linode-cli build" under linode-cli
+                      color=ui.forced_colour())
         return rc if isinstance(rc, int) else 0  # click returns Exit codes instead of raising them here
     except click.exceptions.Exit as e:
         return e.exit_code
