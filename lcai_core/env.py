@@ -93,8 +93,8 @@ def app_environment(tpl: Template, dotenv: dict[str, str], env_path: Path,
             problems.append(Problem(str(env_path), None, var.name,
                                     f"required variable is not set ({var.description or 'see .env.example'})"))
             # the name .env has instead (a likely typo of it) is the one to rename: point at that line
-            for near in difflib.get_close_matches(var.name, unknown, n=1, cutoff=0.6):
-                problems.append(Problem(str(env_path), lines.get(near), near,
+            for typo in difflib.get_close_matches(var.name, unknown, n=1, cutoff=0.6):
+                problems.append(Problem(str(env_path), lines.get(typo), typo,
                                         f"is not a variable of the template; did you mean '{var.name}'?"))
         elif dotenv[var.name] == "":
             problems.append(Problem(str(env_path), lines.get(var.name), var.name, "required variable is empty"))

@@ -73,7 +73,8 @@ def _deploy(prog, directory: Path, wait: bool, yes: bool, target: Optional[str],
         if rec.get("status") == "vanished":
             raise InputError(f"deployment {rec['deployment_id']} of {directory} is gone from its provider",
                              hint=f"`lcai destroy {rec['deployment_id']} --yes` forgets it; then deploy again")
-    p = prepare(directory, host, app=app, env_name=env_name, region=region, type_=type_, new=new)
+    p = prepare(directory, host, app=app, env_name=env_name, region=region, type_=type_, new=new,
+                target=target or ((rec or {}).get("provider") if live is not None else None))
     ctx, tpl, c = p.ctx, p.template, p.template.container
     live_rec = reg.get(live["deployment_id"]) if live else None
     if live_rec and target and target != live_rec.get("provider"):
@@ -115,7 +116,7 @@ def _deploy(prog, directory: Path, wait: bool, yes: bool, target: Optional[str],
     for note in pre.notes:
         click.echo(f"note: {note}", err=True)
     if prov.public_network:
-        _exposure_warning(c, health, app_sources)
+        _exposure_warning(c, health, app_sources, spec.replicas)
     if not yes:
         prog.clear()
         L.confirm("create it?", "deploy creates billable resources")
@@ -143,7 +144,7 @@ def _deploy(prog, directory: Path, wait: bool, yes: bool, target: Optional[str],
             raise _tracked(e, dep_id) from None
         except KeyboardInterrupt as e:
             click.echo(f"interrupted: deployment {dep_id} exists and is tracked "
-                       f"(`lcai status {dep_id}`, `lcai destroy {dep_id}`)", err=True)
+                       f"(`{ui.cmd(f'status {dep_id}')}`, `{ui.cmd(f'destroy {dep_id}')}`)", err=True)
             e.lcai_reported = True  # type: ignore[attr-defined]
             raise
         rec = reg.get(dep_id) or rec
@@ -255,15 +256,22 @@ def _write_connect(d: Path, prov, rec: dict) -> None:
     connect.chmod(0o755)
 
 
-def _exposure_warning(c, health, app_sources) -> None:
+def _exposure_warning(c, health, app_sources, replicas: int = 1) -> None:
     from ..lifecycle import ANYWHERE
 
     if c.external_port and tuple(app_sources) == ANYWHERE:
+        if replicas > 1:  # the NodeBalancer serves everyone: --app-from is refused with replicas
+            click.echo(f"note: port {c.external_port} (plain HTTP) will be open to the whole internet at the "
+                       "NodeBalancer (replicas cannot limit who reaches it; one instance can, with --app-from)",
+                       err=True)
+            return
         click.echo(f"note: port {c.external_port} (plain HTTP) will be open to the whole internet; "
                    "--app-from CIDR limits who can reach it", err=True)
 
 
 def _summary(prov, rec: dict, d: Path, tpl) -> None:
+    from .. import ui
+
     dep_id = rec["deployment_id"]
     ep = prov.app_endpoint(rec)
     addr = rec.get("address")
@@ -271,12 +279,12 @@ def _summary(prov, rec: dict, d: Path, tpl) -> None:
     click.echo(f"deployment {dep_id} ({prov.name}) at {addr or 'an address not known yet'}"
                + (f", {url}" if url else ""))
     if rec.get("replicas") is not None:
-        click.echo(f"  {rec['replicas']} replica(s) behind a NodeBalancer (`lcai scale {dep_id} N` changes the "
-                   "count; ssh and logs reach replica 1)")
+        click.echo(f"  {rec['replicas']} replica(s) behind a NodeBalancer (`{ui.cmd(f'scale {dep_id} N')}` changes "
+                   "the count; ssh and logs reach replica 1)")
     ssh = prov.ssh(rec)
     if ssh is not None:
         click.echo(f"  {ssh.describe()}   (or {d / 'connect.sh'})")
-    click.echo(f"  lcai status {dep_id}   ·   lcai logs {dep_id}   ·   lcai destroy {dep_id}")
+    click.echo("  " + "   ·   ".join(ui.cmd(f"{c} {dep_id}") for c in ("status", "logs", "destroy")))
     host_port = (f"{ep.host}" if ep.port == 80 else f"{ep.host}:{ep.port}") if ep else str(addr)
     for ex in tpl.guidance.examples[:3]:
         click.echo(f"  # {ex.description}: {ex.command.replace('{host}', host_port)}")
@@ -288,6 +296,7 @@ def _summary(prov, rec: dict, d: Path, tpl) -> None:
 def _redeploy(prov, reg, rec: dict, spec, desired: dict, prog, wait: bool, yes: bool, deadline: float,
               directory: Path, tpl, seed: str) -> None:
     from .. import lifecycle as L
+    from .. import ui
 
     dep_id = rec["deployment_id"]
     changes = []
@@ -330,7 +339,7 @@ def _redeploy(prov, reg, rec: dict, spec, desired: dict, prog, wait: bool, yes: 
         fields = prov.rebuild(rec, spec, prog.say) or {}
     except KeyboardInterrupt as e:
         click.echo(f"interrupted: deployment {dep_id} is tracked; the rebuild may or may not have started — "
-                   "run `lcai deploy` again to rebuild it", err=True)
+                   f"run `{ui.cmd('deploy')}` again to rebuild it", err=True)
         reg.update(dep_id, status="rebuild interrupted")
         e.lcai_reported = True  # type: ignore[attr-defined]
         raise
@@ -357,7 +366,8 @@ def _redeploy(prov, reg, rec: dict, spec, desired: dict, prog, wait: bool, yes: 
         except LcaiError as e:
             raise _tracked(e, dep_id) from None
         except KeyboardInterrupt as e:
-            click.echo(f"interrupted: deployment {dep_id} is rebuilding and tracked (`lcai status {dep_id}`)", err=True)
+            click.echo(f"interrupted: deployment {dep_id} is rebuilding and tracked (`{ui.cmd(f'status {dep_id}')}`)",
+                       err=True)
             e.lcai_reported = True  # type: ignore[attr-defined]
             raise
         rec = reg.get(dep_id) or rec
@@ -371,6 +381,7 @@ def _rollout(prov, reg, rec: dict, spec, desired: dict, changes: list, prog, wai
     import attrs
 
     from .. import lifecycle as L
+    from .. import ui
 
     dep_id = rec["deployment_id"]
     n = len((rec.get("provider_state") or {}).get("replicas") or [])
@@ -399,8 +410,8 @@ def _rollout(prov, reg, rec: dict, spec, desired: dict, changes: list, prog, wai
     try:
         fields = prov.rollout(rec, spec, prog.say, deadline, save) or {}
     except KeyboardInterrupt as e:
-        click.echo(f"interrupted: deployment {dep_id} is tracked; run `lcai deploy` again to resume the rollout "
-                   "(replicas already healthy on the new version are skipped)", err=True)
+        click.echo(f"interrupted: deployment {dep_id} is tracked; run `{ui.cmd('deploy')}` again to resume the "
+                   "rollout (replicas already healthy on the new version are skipped)", err=True)
         reg.update(dep_id, status="rollout interrupted", rendered_sha256=None)  # replicas may differ now
         e.lcai_reported = True  # type: ignore[attr-defined]
         raise

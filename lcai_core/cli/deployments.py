@@ -71,6 +71,7 @@ def status(deployment_id: Optional[str], as_json: bool, show_all: bool, director
     """All deployments with their live state (each provider asked once: one API request for Linode), or one
     deployment in detail with a health check. Inside a deployment directory: that deployment."""
     from .. import lifecycle as L
+    from .. import ui
 
     host, reg = _host_and_registry()
     if not deployment_id and not show_all and (directory is not None or _in_directory(directory)):
@@ -86,7 +87,7 @@ def status(deployment_id: Optional[str], as_json: bool, show_all: bool, director
                                "deployments": rows}, indent=2, default=str))
         return
     if not rows:
-        click.echo("no deployments (lcai deploy creates one; lcai sync adopts ones made elsewhere)")
+        click.echo(ui.localize("no deployments (lcai deploy creates one; lcai sync adopts ones made elsewhere)"))
     else:
         _table(rows)
     click.echo(f"source: {_source_text(listings)}", err=True)
@@ -94,10 +95,11 @@ def status(deployment_id: Optional[str], as_json: bool, show_all: bool, director
         click.echo(f"warning: {n} was not reached ({lst.source}); deployments made elsewhere are not shown and "
                    "states are the registry's", err=True)
     if any(r.get("live_status") == "vanished" for r in rows):
-        _say("hint: vanished = tracked here but gone from the provider; `lcai destroy --purge` removes what is "
-             "left and forgets them")
+        _say(ui.localize("hint: vanished = tracked here but gone from the provider; `lcai destroy --purge` removes "
+                         "what is left and forgets them"))
     if any(r.get("untracked") for r in rows):
-        _say("hint: untracked deployments carry lcai tags but are not in this machine's registry; `lcai sync`")
+        _say(ui.localize("hint: untracked deployments carry lcai tags but are not in this machine's registry; "
+                         "`lcai sync`"))
 
 
 def _source_text(listings) -> str:
