@@ -136,7 +136,7 @@ def validate(path: str, as_json: bool) -> None:
 
     from ..errors import ValidationError
     from ..project import GPU_HINT, gpu_refusal
-    from ..template import _hint_for, template_file_in, validate as validate_doc
+    from ..template import _hint_for, template_file_in, undeclared_references, validate as validate_doc
     from ..yamlfile import load_file
 
     from .. import ui
@@ -147,7 +147,8 @@ def validate(path: str, as_json: bool) -> None:
         doc = load_file(f)
         t, problems = validate_doc(doc, host.catalog)
         hint = None
-        if t is not None:  # the capabilities that resolved, even when others did not
+        if t is not None:  # the template on its own: its references declared; the capabilities that resolved
+            problems.extend(undeclared_references(t, doc, host.catalog))
             why = gpu_refusal(host, t, host.catalog._resolve(t, doc)[0], None, t.deploy.linode.type_default)
             if why is not None:
                 problems.append(doc.problem(("deploy", "linode", "type_default"), why))
