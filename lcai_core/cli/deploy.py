@@ -41,10 +41,12 @@ def deploy(directory: Path, wait: bool, yes: bool, target, new: bool, app, env_n
     address). Renders the same user data as `lcai plan`."""
     from .. import ui
 
+    import contextlib
+
     try:
-        with ui.progress() as prog:
+        with ui.progress() as prog, contextlib.ExitStack() as held:  # held: the deployment's lock, once known
             _deploy(prog, directory, wait, yes, target, new, app, env_name, region, type_, ssh_from, app_from,
-                    timeout, replicas)
+                    timeout, replicas, held=held)
     except KeyboardInterrupt as e:  # the step runner (or the wait) said what is left; before it, nothing exists
         if not getattr(e, "lcai_reported", False):
             click.echo("interrupted: nothing was created", err=True)
@@ -52,7 +54,7 @@ def deploy(directory: Path, wait: bool, yes: bool, target, new: bool, app, env_n
 
 
 def _deploy(prog, directory: Path, wait: bool, yes: bool, target: Optional[str], new: bool, app, env_name, region,
-            type_, ssh_from, app_from, timeout, replicas: Optional[int] = None) -> None:
+            type_, ssh_from, app_from, timeout, replicas: Optional[int] = None, held=None) -> None:
     from .. import lifecycle as L
     from ..plugins import get_host
     from ..project import prepare
@@ -84,6 +86,10 @@ def _deploy(prog, directory: Path, wait: bool, yes: bool, target: Optional[str],
     name = target or (live_rec or {}).get("provider") or tpl.deploy.target
     prov = L.provider_named(host, name)
     dep_id = ctx.deployment_id
+    if held is not None:  # until deploy returns: a destroy (or another deploy) of dep_id meanwhile is refused
+        from ..registry import deployment_lock
+
+        held.enter_context(deployment_lock(dep_id, "deploy"))
     keys = L.ssh_public_keys()
     root_pass = L.random_root_password()
     health = health_of(c)

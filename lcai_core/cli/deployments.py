@@ -235,10 +235,13 @@ def destroy(deployment_id: Optional[str], yes: bool, purge: bool, directory: Opt
     what = ", ".join(f"{k} {v}" for k, v in prov.detail(rec)
                      if k in ("instance", "replicas", "firewall", "vm", "nodebalancer")) \
         or f"deployment {dep_id}"
-    if not yes:
-        L.confirm(f"delete {dep_id} ({rec.get('label') or rec.get('app')} on {prov.name}: {what})?",
-                  f"destroy deletes {dep_id} ({what})")
-    removed = L.destroy(host, reg, rec, _say)
+    from ..registry import deployment_lock
+
+    with deployment_lock(dep_id, "destroy"):  # refused at once (before asking) while a deploy of it runs
+        if not yes:
+            L.confirm(f"delete {dep_id} ({rec.get('label') or rec.get('app')} on {prov.name}: {what})?",
+                      f"destroy deletes {dep_id} ({what})")
+        removed = L.destroy(host, reg, rec, _say)
     if removed:
         _say(f"removed from {rec.get('directory')}: {', '.join(removed)}")
     click.echo(f"destroyed {dep_id}")

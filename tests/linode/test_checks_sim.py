@@ -55,3 +55,74 @@ def test_preflight_asks_the_api_whether_the_type_has_a_gpu(sim):
     assert "g2-gpu-rtx4000a1-s" in (e.value.hint or "")
     assert "RTX4000" in LinodeProvider().preflight(_spec("g2-gpu-rtx4000a1-s")).summary
     assert LinodeProvider().preflight(_spec("g6-standard-2", gpu=False)).summary
+
+
+def _dep(svc):
+    import json
+
+    return json.loads((svc / ".linode" / "state.json").read_text())["deployment_id"]
+
+
+def test_destroy_during_a_running_deploy_of_it_is_refused(sim, svc, lcai, monkeypatch):
+    import threading
+
+    from lcai_core import lifecycle
+    from lcai_core.registry import Registry
+
+    started, go, result = threading.Event(), threading.Event(), {}
+    run = lifecycle.StepRunner.run
+
+    def slow_run(self, steps):  # the deploy is between "recorded (creating)" and its resources
+        started.set()
+        assert go.wait(30)
+        return run(self, steps)
+
+    monkeypatch.setattr(lifecycle.StepRunner, "run", slow_run)
+    t = threading.Thread(target=lambda: result.setdefault("code", lcai("deploy", "-d", svc, "--yes")[0]))
+    t.start()
+    try:
+        assert started.wait(30)
+        (dep,) = Registry().all()
+        code, out, err = lcai("destroy", dep, "--yes")
+        busy = [line for line in err.splitlines() if line.startswith("error:")]
+        assert code == 1 and len(busy) == 1, err
+        assert busy[0].startswith(f"error: deployment {dep} is busy: `lcai deploy` (pid ")
+        assert busy[0].endswith("is working on it; destroy refused")
+        assert Registry().get(dep) is not None  # nothing was deleted or forgotten
+    finally:
+        go.set()
+        t.join(60)
+    assert result["code"] == 0 and len(sim.state()["instances"]) == 1
+    code, out, err = lcai("destroy", dep, "--yes")  # the deploy is done: free
+    assert code == 0 and f"destroyed {dep}" in out, err
+    assert sim.state()["instances"] == []
+
+
+HOLDER = """
+import sys, time
+from lcai_core.registry import deployment_lock
+with deployment_lock(sys.argv[1], "deploy"):
+    print("held", flush=True)
+    time.sleep(60)
+"""
+
+
+def test_a_deploy_in_another_process_refuses_destroy_until_that_process_is_gone(sim, svc, lcai):
+    import signal
+    import subprocess
+    import sys
+
+    assert lcai("deploy", "-d", svc, "--yes")[0] == 0
+    dep = _dep(svc)
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, dep], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == "held\n"
+        code, _, err = lcai("destroy", dep, "--yes")
+        assert code == 1 and f"`lcai deploy` (pid {holder.pid}, since " in err, err
+        code, _, err = lcai("deploy", "-d", svc, "--yes")  # a second deploy of it too
+        assert code == 1 and f"(pid {holder.pid}, since " in err and "deploy refused" in err, err
+    finally:
+        holder.send_signal(signal.SIGKILL)  # gone without cleaning up: its holder file stays
+        holder.wait(10)
+    code, out, err = lcai("destroy", dep, "--yes")
+    assert code == 0 and f"destroyed {dep}" in out, err
