@@ -102,7 +102,8 @@ def _deploy(prog, directory: Path, wait: bool, yes: bool, target: Optional[str],
                "region": ctx.region, "features": list(ctx.features), "runtime": tpl.capabilities.runtime,
                "container_image": c.image, "external_port": c.external_port, "internal_port": c.internal_port,
                "health": health, "rendered_sha256": L.sha256(p.rendered.text), "rendered_gzip_bytes": sizes["gzip"],
-               "ssh_sources": list(ssh_sources), "app_sources": list(app_sources)}
+               "ssh_sources": list(ssh_sources), "app_sources": list(app_sources),
+               "env_digest": env_digest(p.env, ctx.secret_seed)}
 
     if live is not None:
         rec = reg.get(dep_id)
@@ -155,6 +156,29 @@ def _deploy(prog, directory: Path, wait: bool, yes: bool, target: Optional[str],
             raise
         rec = reg.get(dep_id) or rec
     _summary(prov, rec, d, tpl)
+
+
+def env_digest(env: dict, seed: bytes) -> list:
+    """The app's environment as [NAME, digest] pairs, for the redeploy diff to name the variables that changed:
+    each digest an HMAC of the value keyed with the deployment's secret seed (in the 0600 state file, never in
+    the registry), so the registry holds no value nor anything that finds one. Pairs, not a mapping: the
+    registry refuses keys that look like secrets (a variable may be called DB_PASSWORD)."""
+    import hashlib
+    import hmac
+
+    return [[k, hmac.new(seed, f"{k}={v}".encode(), hashlib.sha256).hexdigest()[:16]] for k, v in sorted(env.items())]
+
+
+def env_changes(old, new) -> Optional[str]:
+    """``environment: A changed, B added, C removed`` between two ``env_digest`` lists (None: no change, or the
+    old deployment did not record one)."""
+    if not isinstance(old, list) or old == new:
+        return None
+    before, after = {k: d for k, d in old}, {k: d for k, d in new}
+    words = ([f"{k} changed" for k in sorted(after) if k in before and before[k] != after[k]]
+             + [f"{k} added" for k in sorted(set(after) - set(before))]
+             + [f"{k} removed" for k in sorted(set(before) - set(after))])
+    return f"environment: {', '.join(words)} (values not shown)" if words else None
 
 
 def health_of(c) -> Optional[dict]:
@@ -313,6 +337,9 @@ def _redeploy(prov, reg, rec: dict, spec, desired: dict, prog, wait: bool, yes: 
     for key, label in labels.items():
         if key in rec and rec.get(key) != desired.get(key):
             changes.append(f"{label}: {_fmt(rec.get(key))} -> {_fmt(desired.get(key))}")
+    env_line = env_changes(rec.get("env_digest"), desired.get("env_digest"))
+    if env_line:
+        changes.append(env_line)
     if rec.get("template") and rec["template"] != desired["template"]:
         changes.insert(0, f"template: {rec['template']} -> {desired['template']}")
     for key in ("region", "type"):

@@ -126,3 +126,20 @@ def test_a_deploy_in_another_process_refuses_destroy_until_that_process_is_gone(
         holder.wait(10)
     code, out, err = lcai("destroy", dep, "--yes")
     assert code == 0 and f"destroyed {dep}" in out, err
+
+
+def test_redeploy_names_the_environment_variables_that_changed_never_their_values(sim, svc, lcai, lcai_config_dir):
+    assert lcai("deploy", "-d", svc, "--yes")[0] == 0
+    dep = _dep(svc)
+    (svc / ".env").write_text("API_KEY=s3cret-two\nEXTRA_FLAG=1\n")
+    code, out, err = lcai("deploy", "-d", svc, "--yes")
+    assert code == 0, err
+    assert "  environment: API_KEY changed, EXTRA_FLAG added (values not shown)" in err.splitlines(), err
+    (svc / ".env").write_text("API_KEY=s3cret-two\n")
+    code, out, err = lcai("deploy", "-d", svc, "--yes")
+    assert code == 0 and "  environment: EXTRA_FLAG removed (values not shown)" in err.splitlines(), err
+    registry = (lcai_config_dir / "registry.json").read_text()
+    assert dep in registry and "k-123" not in registry and "s3cret-two" not in registry
+    # nothing changed: no environment line, nothing to do
+    code, out, err = lcai("deploy", "-d", svc, "--yes")
+    assert code == 0 and "nothing changed" in err and "environment:" not in err
