@@ -133,7 +133,8 @@ def _deploy(prog, directory: Path, wait: bool, yes: bool, target: Optional[str],
               **desired, **({"replicas": spec.replicas} if spec.replicas > 1 else {})}
     reg.update(dep_id, create=True, **record)  # the intent, before anything is created
     prog.say(f"recorded deployment {dep_id} (creating)")
-    runner = L.StepRunner(reg, dep_id, prog.say, prov.name)
+    # the runner's lines suggest commands (`lcai destroy ID`): spelt as the user runs lcai (linode-cli build)
+    runner = L.StepRunner(reg, dep_id, lambda line: prog.say(ui.localize(line)), prov.name)
     runner.run(prov.create_steps(spec))
     rec = reg.update(dep_id, status=runner.record_fields.get("status") or "created")
     d = Path(directory)

@@ -143,3 +143,18 @@ def test_redeploy_names_the_environment_variables_that_changed_never_their_value
     # nothing changed: no environment line, nothing to do
     code, out, err = lcai("deploy", "-d", svc, "--yes")
     assert code == 0 and "nothing changed" in err and "environment:" not in err
+
+
+def test_the_step_runners_hints_follow_linode_cli_build(sim, svc, lcai):
+    from lcai_core import ui
+
+    sim.fault(method="POST", path="/linode/instances$", status=403, reason="Unauthorized", times=100)
+    sim.fault(method="DELETE", path=r"/networking/firewalls/\d+$", status=403, reason="Unauthorized", times=100)
+    ui.set_prog("linode-cli build")
+    try:
+        code, out, err = lcai("deploy", "-d", svc, "--yes")
+    finally:
+        ui.set_prog("lcai")
+    assert code != 0
+    assert "could not remove what was created" in err and "stays recorded: `linode-cli build destroy " in err, err
+    assert "`lcai " not in err
