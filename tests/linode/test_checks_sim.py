@@ -129,19 +129,20 @@ def test_a_deploy_in_another_process_refuses_destroy_until_that_process_is_gone(
 
 
 def test_redeploy_names_the_environment_variables_that_changed_never_their_values(sim, svc, lcai, lcai_config_dir):
-    assert lcai("deploy", "-d", svc, "--yes")[0] == 0
+    waited = ("deploy", "-d", svc, "--yes", "--wait", "--timeout", "30")
+    assert lcai(*waited)[0] == 0  # each deploy waits: the simulator refuses a rebuild while busy
     dep = _dep(svc)
     (svc / ".env").write_text("API_KEY=s3cret-two\nEXTRA_FLAG=1\n")
-    code, out, err = lcai("deploy", "-d", svc, "--yes")
+    code, out, err = lcai(*waited)
     assert code == 0, err
     assert "  environment: API_KEY changed, EXTRA_FLAG added (values not shown)" in err.splitlines(), err
     (svc / ".env").write_text("API_KEY=s3cret-two\n")
-    code, out, err = lcai("deploy", "-d", svc, "--yes")
+    code, out, err = lcai(*waited)
     assert code == 0 and "  environment: EXTRA_FLAG removed (values not shown)" in err.splitlines(), err
     registry = (lcai_config_dir / "registry.json").read_text()
     assert dep in registry and "k-123" not in registry and "s3cret-two" not in registry
     # nothing changed: no environment line, nothing to do
-    code, out, err = lcai("deploy", "-d", svc, "--yes")
+    code, out, err = lcai(*waited)
     assert code == 0 and "nothing changed" in err and "environment:" not in err
 
 
@@ -158,3 +159,21 @@ def test_the_step_runners_hints_follow_linode_cli_build(sim, svc, lcai):
     assert code != 0
     assert "could not remove what was created" in err and "stays recorded: `linode-cli build destroy " in err, err
     assert "`lcai " not in err
+
+
+def test_deploy_refuses_a_gpu_template_on_a_type_without_gpu(sim, svc, lcai):
+    from lcai_core.plugins import get_host
+    from lcai_core.registry import Registry
+
+    if get_host().catalog.lookup("gpu-nvidia") is None:
+        pytest.skip("gpu-nvidia not installed: pip install -e plugins/lcai-gpu-nvidia")
+    text = (svc / "deploy.yml").read_text().replace("  runtime: docker\n",
+                                                    "  runtime: docker\n  features: [gpu-nvidia]\n")
+    (svc / "deploy.yml").write_text(text)
+    code, _, err = lcai("deploy", "-d", svc, "--yes")
+    assert code == 2 and f"{svc / 'deploy.yml'}:10: deploy.linode.type_default: capability 'gpu-nvidia' needs a GPU, " \
+        "and Linode type g6-standard-2 has none" in err, err
+    code, _, err = lcai("deploy", "-d", svc, "--yes", "--type", "g6-dedicated-4")
+    assert code == 2 and "--type g6-dedicated-4: capability 'gpu-nvidia' needs a GPU" in err, err
+    st = sim.state()
+    assert st["instances"] == [] and st["firewalls"] == [] and Registry().all() == {}
