@@ -125,9 +125,18 @@ class Capability:
     # True: the machine needs a GPU (providers without one refuse the template, saying why)
     requires_gpu: ClassVar[bool] = False
 
+    # the names this capability puts in the app's environment (``Fragments.container_env``): a template may
+    # reference them as ``${NAME}`` without declaring them (`lcai templates validate` checks references)
+    provides_env: ClassVar[tuple[str, ...]] = ()
+
     def check(self, config: Any, template: "Template") -> list[str]:
         """Extra semantic checks: messages about this capability's use in ``template``."""
         return []
+
+    def ports(self, config: Any) -> dict[str, int]:
+        """The TCP ports this capability listens on on the instance, by config field (``{"port": 6379}``): the
+        loader refuses two capabilities on one port, or one on the app's port (SSH's 22 is taken too)."""
+        return {}
 
     def fragments(self, config: Any, ctx: DeployContext) -> Fragments:
         raise NotImplementedError(f"capability {self.name!r} does not implement fragments()")

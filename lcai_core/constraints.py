@@ -254,6 +254,9 @@ BEYOND_SCHEMA: tuple[Beyond, ...] = (
            "JSON Schema's uniqueItems compares whole items, not one field of them"),
     Beyond("env-names-unique", "no variable is declared twice across env.required and env.optional",
            "the same: uniqueness of one field across two lists"),
+    Beyond("ports-distinct", "the app's ports on the instance, SSH's 22 and each capability's ports (redis, "
+           "postgresql, buildwatch config.port) are all different",
+           "it compares values across the document and the capabilities' configs"),
     Beyond("integral-floats", "integers are written without a fraction (80, not 80.0)",
            "YAML 80.0 is a float and lcai never coerces; JSON Schema counts 80.0 as an integer"),
 )

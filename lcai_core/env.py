@@ -80,9 +80,9 @@ def app_environment(tpl: Template, dotenv: dict[str, str], env_path: Path,
     ``REDIS_URL``, ``DATABASE_URL``, …), optional defaults, the template's container.env (its ``${NAME}``
     resolved from all of these and .env), the .env file. A reference to a name none of them sets is an error
     located in ``template_file`` (file:line: field)."""
-    from .envfile import interpolate
+    import difflib
 
-    from .convert import did_you_mean
+    from .envfile import interpolate
 
     problems: list[Problem] = []
     lines = getattr(dotenv, "lines", {})
@@ -91,14 +91,16 @@ def app_environment(tpl: Template, dotenv: dict[str, str], env_path: Path,
     for var in tpl.env.required:
         if var.name not in dotenv:
             problems.append(Problem(str(env_path), None, var.name,
-                                    f"required variable is not set ({var.description or 'see .env.example'})"
-                                    f"{did_you_mean(var.name, unknown)}"))
+                                    f"required variable is not set ({var.description or 'see .env.example'})"))
+            # the name .env has instead (a likely typo of it) is the one to rename: point at that line
+            for typo in difflib.get_close_matches(var.name, unknown, n=1, cutoff=0.6):
+                problems.append(Problem(str(env_path), lines.get(typo), typo,
+                                        f"is not a variable of the template; did you mean '{var.name}'?"))
         elif dotenv[var.name] == "":
             problems.append(Problem(str(env_path), lines.get(var.name), var.name, "required variable is empty"))
     if problems:
         example = Path(env_path).parent / ".env.example"
         raise ValidationError(problems, hint=f"set them in {env_path} (NAME=value; {example} lists every variable)")
-    import difflib
 
     for k in unknown:  # a likely typo only (close to a known name), not every extra key
         near = difflib.get_close_matches(k, sorted(known), n=1, cutoff=0.85)

@@ -488,9 +488,12 @@ def _unknown(registry, dep: str, prog, why: str) -> str:
 
 def destroy(host, registry, record: dict, say: Callable[[str], None]) -> list[str]:
     """Delete the deployment's resources (provider), forget it, remove the local files deploy wrote.
-    Returns the local files removed."""
+    Returns the local files removed. Refused (``registry.Busy``) while another lcai process deploys it."""
+    from .registry import deployment_lock
+
     prov = provider_of(host, record)
-    host.call_provider(prov, "destroy", record, say)
-    if not record.get("untracked"):
-        registry.remove(record["deployment_id"])
-    return remove_local_files(record.get("directory"), record["deployment_id"])
+    with deployment_lock(record["deployment_id"], "destroy"):
+        host.call_provider(prov, "destroy", record, say)
+        if not record.get("untracked"):
+            registry.remove(record["deployment_id"])
+        return remove_local_files(record.get("directory"), record["deployment_id"])

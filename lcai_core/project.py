@@ -74,6 +74,20 @@ class Prepared:
     rendered: Rendered
 
 
+GPU_HINT = ("use a GPU machine type (deploy.linode.type_default or --type) of a provider that has them "
+            "(deploy.target or --target), or remove the GPU capability")
+
+
+def gpu_refusal(host, tpl: Template, resolved: list, target: Optional[str], type_: str) -> Optional[str]:
+    """Why ``tpl`` cannot run on a ``type_`` machine of provider ``target`` (default: ``deploy.target``): a
+    capability of it ``requires_gpu`` and the provider says that machine has none (``Provider.gpu_refusal``);
+    None when it can, or when the provider is not installed or cannot tell offline."""
+    needs = [r.name for r in resolved if getattr(r.capability, "requires_gpu", False)]
+    prov = host.providers.get(target or tpl.deploy.target) if needs else None
+    why = prov.gpu_refusal(type_) if prov is not None else None
+    return f"capability '{needs[0]}' needs a GPU, and {why}" if why else None
+
+
 def find_deploy_file(directory: Path) -> Path:
     for name in ("deploy.yml", "deploy.yaml"):
         if (directory / name).is_file():
@@ -85,11 +99,13 @@ def find_deploy_file(directory: Path) -> Path:
 
 def prepare(directory: str | os.PathLike, host, app: Optional[str] = None, env_name: Optional[str] = None,
             region: Optional[str] = None, type_: Optional[str] = None, deployment_id: Optional[str] = None,
-            secret_seed: Optional[bytes] = None, new: bool = False, image: Optional[str] = None) -> Prepared:
+            secret_seed: Optional[bytes] = None, new: bool = False, image: Optional[str] = None,
+            target: Optional[str] = None) -> Prepared:
     """Load, resolve and render a deployment directory. The deployment id and secret seed come from, in order:
     the arguments; the directory's live deployment (``.linode/state.json``: plan then previews a redeploy),
     unless ``new``; the pending plan (``.linode/pending.json``, created on first use). ``image`` (``--image``)
-    replaces ``deploy.linode.image``, checked like it (the capabilities' images)."""
+    replaces ``deploy.linode.image``, checked like it (the capabilities' images). A template that needs a GPU on
+    a machine type of provider ``target`` (default: the template's) without one is refused."""
     d = Path(directory)
     f = find_deploy_file(d)
     tpl = load_template(f, host.catalog)
@@ -103,6 +119,14 @@ def prepare(directory: str | os.PathLike, host, app: Optional[str] = None, env_n
             raise
         raise InputError(f"--image {image}: " + "; ".join(
             getattr(p, "message", str(p)) for p in getattr(e, "problems", ()) or [e.message])) from None
+    why = gpu_refusal(host, tpl, resolved, target, type_ or tpl.deploy.linode.type_default)
+    if why is not None:
+        from .errors import ValidationError
+        from .yamlfile import load_file
+
+        if type_:
+            raise InputError(f"--type {type_}: {why}", hint=GPU_HINT)
+        raise ValidationError([load_file(str(f)).problem(("deploy", "linode", "type_default"), why)], hint=GPU_HINT)
     env_path = d / ".env"
     needs = bool(tpl.env.required)
     if env_path.exists():

@@ -209,6 +209,13 @@ class Provider:
     #: ``rollout`` (records of such deployments carry ``replicas``: N)
     supports_replicas: ClassVar[bool] = False
 
+    def gpu_refusal(self, type_: str) -> Optional[str]:
+        """Why a machine of ``type_`` from this provider has no GPU (the end of "capability 'gpu-nvidia' needs a
+        GPU, and …"), or None when it has one or the provider cannot tell without its API (its ``preflight``
+        decides then). Checked by ``lcai templates validate``, ``plan`` and ``deploy`` for a template with a
+        capability that ``requires_gpu``."""
+        return None
+
     # ------------------------------------------------------------ create
 
     def preflight(self, spec: Spec) -> Preflight:

@@ -136,6 +136,83 @@ class Registry:
                          + ", ".join(sorted(d['deployment_id'] for d in matches)))
 
 
+# ------------------------------------------------------------ one deployment at a time
+
+_held: dict[tuple[str, int], int] = {}  # (deployment id, thread) -> times that thread holds its lock (re-entrant)
+
+
+class Busy(LcaiError):
+    """Another lcai process is deploying or destroying this deployment: exit 1, try again when it is done."""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+@contextmanager
+def deployment_lock(deployment_id: str, action: str) -> Iterator[None]:
+    """Held by ``deploy`` (create or redeploy) and ``destroy`` of one deployment for as long as they work on it,
+    so a destroy during a running deploy of the same deployment (or two deploys) is refused at once, in one
+    line naming the holder: ``<config dir>/locks/ID.lock`` (an OS lock: it goes with its process) and
+    ``ID.holder`` (pid, action, since). A lock left by a process that is gone is free. Re-entrant within one
+    thread (destroy holds it across the confirmation and the deletion)."""
+    from filelock import FileLock, Timeout
+
+    from .ui import cmd
+
+    import threading
+
+    key = (deployment_id, threading.get_ident())
+    if _held.get(key):
+        _held[key] += 1
+        try:
+            yield
+        finally:
+            _held[key] -= 1
+        return
+    d = Path(config_dir()) / "locks"
+    d.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(d / f"{deployment_id}.lock"))
+    holder_file = d / f"{deployment_id}.holder"
+    for attempt in (1, 2):
+        try:
+            lock.acquire(timeout=0)
+            break
+        except Timeout:
+            try:
+                holder = json.loads(holder_file.read_text())
+            except (OSError, ValueError):
+                holder = {}
+            pid = holder.get("pid")
+            if attempt == 1 and isinstance(pid, int) and not _alive(pid):
+                # left by a process that is gone (a lock file without an OS lock behind it): free
+                (d / f"{deployment_id}.lock").unlink(missing_ok=True)
+                continue
+            who = f"`{cmd(holder['action'])}` (pid {pid}, since {holder.get('since', '?')})" \
+                if holder.get("action") else "another lcai process"
+            raise Busy(f"deployment {deployment_id} is busy: {who} is working on it; {action} refused",
+                       hint=f"wait for it to finish (or interrupt it), then run {action} again") from None
+    try:
+        from .files import write_private
+
+        write_private(holder_file, json.dumps({"pid": os.getpid(), "action": action, "since": now_iso()}) + "\n")
+        _held[key] = 1
+        yield
+    finally:
+        _held.pop(key, None)
+        try:
+            holder_file.unlink()
+        except FileNotFoundError:
+            pass
+        lock.release()
+
+
 def migrate_v1(rec: dict) -> dict:
     """Schema 1 → 2 in place: Linode ids into ``provider_state``, ``ipv4`` → ``address``."""
     state = rec.setdefault("provider_state", {})

@@ -233,7 +233,67 @@ def validate(doc: Document, catalog: "Catalog | None" = None, *,
         problems.extend(check(tpl, doc, beyond_schema=beyond_schema))
         if catalog is not None:
             problems.extend((catalog if beyond_schema else _without_checks(catalog)).check_template(tpl, doc))
+            if beyond_schema:
+                problems.extend(port_problems(tpl, catalog._resolve(tpl, doc)[0], doc))
+    else:  # a type error elsewhere does not hide a value out of range: the constraints read the raw data
+        typed = {p.path for p in problems}
+        more: list[Problem] = []
+        _constraints(Template, data, (), doc, more, cross=False)
+        problems.extend(p for p in more if p.path not in typed)
     return tpl, problems
+
+
+SSH_PORT = 22
+
+
+def port_problems(t: Template, resolved: list, doc: Document) -> list[Problem]:
+    """ports-distinct (``constraints.BEYOND_SCHEMA``): the ports the app takes on the instance (external_port;
+    internal_port too unless the runtime publishes it as external_port), SSH's 22 and each capability's
+    ``ports()`` are all different."""
+    out: list[Problem] = []
+    c = t.container
+    cb = ("deploy", "linode", "container")
+    runtime = next((r for r in resolved if r.capability.kind == "runtime"), None)
+    publishes = runtime is None or getattr(runtime.capability, "publishes_ports", False)
+    taken: dict[int, str] = {SSH_PORT: "SSH's (sshd listens on it on every instance)"}
+    for key in ("external_port", "internal_port"):
+        port = getattr(c, key)
+        if port is None or (key == "internal_port" and publishes and c.external_port is not None):
+            continue
+        if port == SSH_PORT:
+            out.append(doc.problem(cb + (key,), f"port {port} is {taken[port]}; pick another port for the app"))
+        taken.setdefault(port, "the app's port")
+    for r in resolved:
+        for field_name, port in (r.capability.ports(r.config) if r.config is not None else {}).items():
+            if port in taken:
+                out.append(doc.problem(r.path, f"config.{field_name} {port} clashes with {taken[port]}"))
+            else:
+                taken[port] = f"capability '{r.name}' (its config.{field_name})"
+    return out
+
+
+def undeclared_references(t: Template, doc: Document, catalog: "Catalog") -> list[Problem]:
+    """Every ``${NAME}`` in container.env and container.command is declared (env.required/env.optional),
+    provided by a capability of the template (``Capability.provides_env``) or, in the command, set by
+    container.env: what `lcai templates validate` checks of a template on its own. (plan and deploy also take
+    a name the deployment's .env sets; without one they refuse the reference.)"""
+    out: list[Problem] = []
+    declared = {v.name for v in (*t.env.required, *t.env.optional)}
+    resolved, _ = catalog._resolve(t, doc)
+    provided = {n for r in resolved for n in getattr(r.capability, "provides_env", ())}
+    cb = ("deploy", "linode", "container")
+    fields: list[tuple[tuple, str, set[str]]] = [(cb + ("env", k), v, declared | provided)
+                                                 for k, v in t.container.env.items()]
+    if t.container.command:
+        fields.append((cb + ("command",), t.container.command, declared | provided | set(t.container.env)))
+    for path, text, known in fields:
+        for name in references(text):
+            if name not in known:
+                from .convert import did_you_mean
+
+                out.append(doc.problem(path, f"references ${{{name}}}, which the template does not declare: add it "
+                                             f"under env.required or env.optional{did_you_mean(name, sorted(known))}"))
+    return out
 
 
 def _without_checks(catalog: "Catalog") -> "Catalog":
@@ -274,9 +334,10 @@ def _apply(rules: tuple[Rule, ...], value: Any, path: tuple, doc: Document, out:
             return
 
 
-def _constraints(cls: type, raw: dict, path: tuple, doc: Document, out: list[Problem]) -> None:
-    """Apply ``constraints.VALUES`` and ``constraints.CROSS`` to the data of an object of ``cls`` (already
-    structured: the types are right), as JSON Schema would: to the keys that are there."""
+def _constraints(cls: type, raw: dict, path: tuple, doc: Document, out: list[Problem], cross: bool = True) -> None:
+    """Apply ``constraints.VALUES`` and ``constraints.CROSS`` to the data of an object of ``cls`` (structured:
+    the types are right; or not, with ``cross=False``: the values only, rules between fields would be misled
+    by a value of the wrong type), as JSON Schema would: to the keys that are there."""
     nested = _nested(cls)
     for f in attrs.fields(cls):
         if raw.get(f.name) is None:
@@ -288,18 +349,19 @@ def _constraints(cls: type, raw: dict, path: tuple, doc: Document, out: list[Pro
             for i, item in enumerate(value):
                 _apply(VALUES.get(key + "[]", ()), item, p + (i,), doc, out)
                 if inner is not None and isinstance(item, dict):
-                    _constraints(inner, item, p + (i,), doc, out)
+                    _constraints(inner, item, p + (i,), doc, out, cross)
         elif isinstance(value, dict) and inner is not None:
-            _constraints(inner, value, p, doc, out)
+            _constraints(inner, value, p, doc, out, cross)
         elif isinstance(value, dict):
             for k, item in value.items():
                 _apply(VALUES.get(key + ":key", ()), k, p + (k,), doc, out)
                 _apply(VALUES.get(key + ":value", ()), item, p + (k,), doc, out)
-    for rule in CROSS:
+    for rule in CROSS if cross else ():
         if rule.at != cls.__name__:
             continue
+        items = raw.get(rule.each) if rule.each is not None else None
         objects = [(raw, path)] if rule.each is None else [
-            (item, path + (rule.each, i)) for i, item in enumerate(raw.get(rule.each) or ())]
+            (item, path + (rule.each, i)) for i, item in enumerate(items if isinstance(items, list) else ())]
         for obj, base in objects:
             if holds(rule.when, obj) and not holds(rule.then, obj):
                 out.append(doc.problem(base + rule.report, rule.message))

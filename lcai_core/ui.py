@@ -89,6 +89,13 @@ def fancy(stream: Optional[IO] = None) -> bool:
     return _have_rich()
 
 
+def forced_colour() -> Optional[bool]:
+    """True when ``FORCE_COLOR`` asks for colour (and ``NO_COLOR`` does not forbid it), else None: the ``color``
+    argument of ``click.echo`` and of the command's context (click strips escape codes from piped output
+    unless told so)."""
+    return True if _set("FORCE_COLOR") and not _set("NO_COLOR") else None
+
+
 STYLES = {
     # deployment and instance states
     "running": "green", "healthy": "green", "ok": "green", "ready": "green", "active": "green",
@@ -149,7 +156,7 @@ def _emit(prefix: str, line: str, stream: Optional[IO]) -> None:
     import click
 
     stream = sys.stderr if stream is None else stream
-    click.echo(f"{style(prefix, STYLES[prefix], stream=stream)} {line}", file=stream)
+    click.echo(f"{style(prefix, STYLES[prefix], stream=stream)} {line}", file=stream, color=forced_colour())
 
 
 def error(line: str, hint: Optional[str] = None, stream: Optional[IO] = None) -> None:

@@ -137,8 +137,10 @@ def main(argv: list[str] | None = None) -> int:
     if "lcai_core.plugins" in sys.modules:  # a host made before main() (tests): its warnings go to stderr too
         _bind_warnings()
     try:
-        # prog: "linode-cli build" under linode-cli
-        rc = cli.main(args=args, prog_name=ui.prog(), standalone_mode=False, terminal_width=_help_width())
+        # prog: "linode-cli build" under linode-cli; color: FORCE_COLOR keeps the escape codes in piped output
+        # (click strips them otherwise)
+        rc = cli.main(args=args, prog_name=ui.prog(), standalone_mode=False, terminal_width=_help_width(),
+                      color=ui.forced_colour())
         return rc if isinstance(rc, int) else 0  # click returns Exit codes instead of raising them here
     except click.exceptions.Exit as e:
         return e.exit_code

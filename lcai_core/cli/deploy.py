@@ -43,10 +43,12 @@ def deploy(directory: Path, wait: bool, yes: bool, target, new: bool, app, env_n
     address). Renders the same user data as `lcai plan`."""
     from .. import ui
 
+    import contextlib
+
     try:
-        with ui.progress() as prog:
+        with ui.progress() as prog, contextlib.ExitStack() as held:  # held: the deployment's lock, once known
             _deploy(prog, directory, wait, yes, target, new, app, env_name, region, type_, ssh_from, app_from,
-                    timeout, replicas, image)
+                    timeout, replicas, image, held=held)
     except KeyboardInterrupt as e:  # the step runner (or the wait) said what is left; before it, nothing exists
         if not isinstance(e, InterruptReported):
             click.echo("interrupted: nothing was created", err=True)
@@ -54,7 +56,8 @@ def deploy(directory: Path, wait: bool, yes: bool, target, new: bool, app, env_n
 
 
 def _deploy(prog, directory: Path, wait: bool, yes: bool, target: Optional[str], new: bool, app, env_name, region,
-            type_, ssh_from, app_from, timeout, replicas: Optional[int] = None, image: Optional[str] = None) -> None:
+            type_, ssh_from, app_from, timeout, replicas: Optional[int] = None, image: Optional[str] = None,
+            held=None) -> None:
     from .. import lifecycle as L
     from ..plugins import get_host
     from ..project import prepare
@@ -75,7 +78,8 @@ def _deploy(prog, directory: Path, wait: bool, yes: bool, target: Optional[str],
         if rec.get("status") == "vanished":
             raise InputError(f"deployment {rec['deployment_id']} of {directory} is gone from its provider",
                              hint=f"`lcai destroy {rec['deployment_id']} --yes` forgets it; then deploy again")
-    p = prepare(directory, host, app=app, env_name=env_name, region=region, type_=type_, new=new, image=image)
+    p = prepare(directory, host, app=app, env_name=env_name, region=region, type_=type_, new=new, image=image,
+                target=target or ((rec or {}).get("provider") if live is not None else None))
     ctx, tpl, c = p.ctx, p.template, p.template.container
     live_rec = reg.get(live["deployment_id"]) if live else None
     if live_rec and target and target != live_rec.get("provider"):
@@ -85,6 +89,10 @@ def _deploy(prog, directory: Path, wait: bool, yes: bool, target: Optional[str],
     name = target or (live_rec or {}).get("provider") or tpl.deploy.target
     prov = L.provider_named(host, name)
     dep_id = ctx.deployment_id
+    if held is not None:  # until deploy returns: a destroy (or another deploy) of dep_id meanwhile is refused
+        from ..registry import deployment_lock
+
+        held.enter_context(deployment_lock(dep_id, "deploy"))
     keys = L.ssh_public_keys()
     root_pass = L.random_root_password()
     health = health_of(c)
@@ -97,7 +105,8 @@ def _deploy(prog, directory: Path, wait: bool, yes: bool, target: Optional[str],
                "region": ctx.region, "features": list(ctx.features), "runtime": tpl.capabilities.runtime,
                "container_image": c.image, "external_port": c.external_port, "internal_port": c.internal_port,
                "health": health, "rendered_sha256": L.sha256(p.rendered.text), "rendered_gzip_bytes": sizes["gzip"],
-               "ssh_sources": list(ssh_sources), "app_sources": list(app_sources)}
+               "ssh_sources": list(ssh_sources), "app_sources": list(app_sources),
+               "env_digest": env_digest(p.env, ctx.secret_seed)}
 
     if live is not None:
         rec = reg.get(dep_id)
@@ -117,7 +126,7 @@ def _deploy(prog, directory: Path, wait: bool, yes: bool, target: Optional[str],
     for note in pre.notes:
         click.echo(f"note: {note}", err=True)
     if prov.public_network:
-        _exposure_warning(c, health, app_sources)
+        _exposure_warning(c, health, app_sources, spec.replicas)
     if not yes:
         prog.clear()
         L.confirm("create it?", "deploy creates billable resources")
@@ -127,7 +136,8 @@ def _deploy(prog, directory: Path, wait: bool, yes: bool, target: Optional[str],
               **desired, **({"replicas": spec.replicas} if spec.replicas > 1 else {})}
     reg.update(dep_id, create=True, **record)  # the intent, before anything is created
     prog.say(f"recorded deployment {dep_id} (creating)")
-    runner = L.StepRunner(reg, dep_id, prog.say, prov.name)
+    # the runner's lines suggest commands (`lcai destroy ID`): spelt as the user runs lcai (linode-cli build)
+    runner = L.StepRunner(reg, dep_id, lambda line: prog.say(ui.localize(line)), prov.name)
     runner.run(prov.create_steps(spec))
     rec = reg.update(dep_id, status=runner.record_fields.get("status") or "created")
     d = Path(directory)
@@ -145,10 +155,33 @@ def _deploy(prog, directory: Path, wait: bool, yes: bool, target: Optional[str],
             raise _tracked(e, dep_id) from None
         except KeyboardInterrupt as e:
             click.echo(f"interrupted: deployment {dep_id} exists and is tracked "
-                       f"(`lcai status {dep_id}`, `lcai destroy {dep_id}`)", err=True)
+                       f"(`{ui.cmd(f'status {dep_id}')}`, `{ui.cmd(f'destroy {dep_id}')}`)", err=True)
             raise InterruptReported() from e
         rec = reg.get(dep_id) or rec
     _summary(prov, rec, d, tpl)
+
+
+def env_digest(env: dict, seed: bytes) -> list:
+    """The app's environment as [NAME, digest] pairs, for the redeploy diff to name the variables that changed:
+    each digest an HMAC of the value keyed with the deployment's secret seed (in the 0600 state file, never in
+    the registry), so the registry holds no value nor anything that finds one. Pairs, not a mapping: the
+    registry refuses keys that look like secrets (a variable may be called DB_PASSWORD)."""
+    import hashlib
+    import hmac
+
+    return [[k, hmac.new(seed, f"{k}={v}".encode(), hashlib.sha256).hexdigest()[:16]] for k, v in sorted(env.items())]
+
+
+def env_changes(old, new) -> Optional[str]:
+    """``environment: A changed, B added, C removed`` between two ``env_digest`` lists (None: no change, or the
+    old deployment did not record one)."""
+    if not isinstance(old, list) or old == new:
+        return None
+    before, after = {k: d for k, d in old}, {k: d for k, d in new}
+    words = ([f"{k} changed" for k in sorted(after) if k in before and before[k] != after[k]]
+             + [f"{k} added" for k in sorted(set(after) - set(before))]
+             + [f"{k} removed" for k in sorted(set(before) - set(after))])
+    return f"environment: {', '.join(words)} (values not shown)" if words else None
 
 
 def health_of(c) -> Optional[dict]:
@@ -265,15 +298,22 @@ def _write_connect(d: Path, prov, rec: dict) -> None:
     connect.chmod(0o755)
 
 
-def _exposure_warning(c, health, app_sources) -> None:
+def _exposure_warning(c, health, app_sources, replicas: int = 1) -> None:
     from ..lifecycle import ANYWHERE
 
     if c.external_port and tuple(app_sources) == ANYWHERE:
+        if replicas > 1:  # the NodeBalancer serves everyone: --app-from is refused with replicas
+            click.echo(f"note: port {c.external_port} (plain HTTP) will be open to the whole internet at the "
+                       "NodeBalancer (replicas cannot limit who reaches it; one instance can, with --app-from)",
+                       err=True)
+            return
         click.echo(f"note: port {c.external_port} (plain HTTP) will be open to the whole internet; "
                    "--app-from CIDR limits who can reach it", err=True)
 
 
 def _summary(prov, rec: dict, d: Path, tpl) -> None:
+    from .. import ui
+
     dep_id = rec["deployment_id"]
     ep = prov.app_endpoint(rec)
     addr = rec.get("address")
@@ -281,12 +321,12 @@ def _summary(prov, rec: dict, d: Path, tpl) -> None:
     click.echo(f"deployment {dep_id} ({prov.name}) at {addr or 'an address not known yet'}"
                + (f", {url}" if url else ""))
     if rec.get("replicas") is not None:
-        click.echo(f"  {rec['replicas']} replica(s) behind a NodeBalancer (`lcai scale {dep_id} N` changes the "
-                   "count; ssh and logs reach replica 1)")
+        click.echo(f"  {rec['replicas']} replica(s) behind a NodeBalancer (`{ui.cmd(f'scale {dep_id} N')}` changes "
+                   "the count; ssh and logs reach replica 1)")
     ssh = prov.ssh(rec)
     if ssh is not None:
         click.echo(f"  {ssh.describe()}   (or {d / 'connect.sh'})")
-    click.echo(f"  lcai status {dep_id}   ·   lcai logs {dep_id}   ·   lcai destroy {dep_id}")
+    click.echo("  " + "   ·   ".join(ui.cmd(f"{c} {dep_id}") for c in ("status", "logs", "destroy")))
     host_port = (f"{ep.host}" if ep.port == 80 else f"{ep.host}:{ep.port}") if ep else str(addr)
     for ex in tpl.guidance.examples[:3]:
         click.echo(f"  # {ex.description}: {ex.command.replace('{host}', host_port)}")
@@ -298,6 +338,7 @@ def _summary(prov, rec: dict, d: Path, tpl) -> None:
 def _redeploy(prov, reg, rec: dict, spec, desired: dict, prog, wait: bool, yes: bool, deadline: float,
               directory: Path, tpl, seed: str) -> None:
     from .. import lifecycle as L
+    from .. import ui
 
     dep_id = rec["deployment_id"]
     changes = []
@@ -308,6 +349,9 @@ def _redeploy(prov, reg, rec: dict, spec, desired: dict, prog, wait: bool, yes: 
     for key, label in labels.items():
         if key in rec and rec.get(key) != desired.get(key):
             changes.append(f"{label}: {_fmt(rec.get(key))} -> {_fmt(desired.get(key))}")
+    env_line = env_changes(rec.get("env_digest"), desired.get("env_digest"))
+    if env_line:
+        changes.append(env_line)
     if rec.get("template") and rec["template"] != desired["template"]:
         changes.insert(0, f"template: {rec['template']} -> {desired['template']}")
     for key in ("region", "type"):
@@ -340,7 +384,7 @@ def _redeploy(prov, reg, rec: dict, spec, desired: dict, prog, wait: bool, yes: 
         fields = prov.rebuild(rec, spec, prog.say) or {}
     except KeyboardInterrupt as e:
         click.echo(f"interrupted: deployment {dep_id} is tracked; the rebuild may or may not have started — "
-                   "run `lcai deploy` again to rebuild it", err=True)
+                   f"run `{ui.cmd('deploy')}` again to rebuild it", err=True)
         reg.update(dep_id, status="rebuild interrupted")
         raise InterruptReported() from e
     except LcaiError as e:
@@ -366,7 +410,8 @@ def _redeploy(prov, reg, rec: dict, spec, desired: dict, prog, wait: bool, yes: 
         except LcaiError as e:
             raise _tracked(e, dep_id) from None
         except KeyboardInterrupt as e:
-            click.echo(f"interrupted: deployment {dep_id} is rebuilding and tracked (`lcai status {dep_id}`)", err=True)
+            click.echo(f"interrupted: deployment {dep_id} is rebuilding and tracked (`{ui.cmd(f'status {dep_id}')}`)",
+                       err=True)
             raise InterruptReported() from e
         rec = reg.get(dep_id) or rec
     _summary(prov, rec, Path(directory), tpl)
@@ -379,6 +424,7 @@ def _rollout(prov, reg, rec: dict, spec, desired: dict, changes: list, prog, wai
     import attrs
 
     from .. import lifecycle as L
+    from .. import ui
 
     dep_id = rec["deployment_id"]
     n = len((rec.get("provider_state") or {}).get("replicas") or [])
@@ -407,8 +453,8 @@ def _rollout(prov, reg, rec: dict, spec, desired: dict, changes: list, prog, wai
     try:
         fields = prov.rollout(rec, spec, prog.say, deadline, save) or {}
     except KeyboardInterrupt as e:
-        click.echo(f"interrupted: deployment {dep_id} is tracked; run `lcai deploy` again to resume the rollout "
-                   "(replicas already healthy on the new version are skipped)", err=True)
+        click.echo(f"interrupted: deployment {dep_id} is tracked; run `{ui.cmd('deploy')}` again to resume the "
+                   "rollout (replicas already healthy on the new version are skipped)", err=True)
         reg.update(dep_id, status="rollout interrupted", rendered_sha256=None)  # replicas may differ now
         raise InterruptReported() from e
     except LcaiError as e:

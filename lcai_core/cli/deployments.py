@@ -71,6 +71,7 @@ def status(deployment_id: Optional[str], as_json: bool, show_all: bool, director
     """All deployments with their live state (each provider asked once: one API request for Linode), or one
     deployment in detail with a health check. Inside a deployment directory: that deployment."""
     from .. import lifecycle as L
+    from .. import ui
 
     host, reg = _host_and_registry()
     if not deployment_id and not show_all and (directory is not None or _in_directory(directory)):
@@ -91,7 +92,7 @@ def status(deployment_id: Optional[str], as_json: bool, show_all: bool, director
         _raise_failures(failures)
         return
     if not rows:
-        click.echo("no deployments (lcai deploy creates one; lcai sync adopts ones made elsewhere)")
+        click.echo(ui.localize("no deployments (lcai deploy creates one; lcai sync adopts ones made elsewhere)"))
     else:
         _table(rows)
     click.echo(f"source: {_source_text(listings)}", err=True)
@@ -99,10 +100,11 @@ def status(deployment_id: Optional[str], as_json: bool, show_all: bool, director
         click.echo(f"warning: {n} was not reached ({lst.source}); deployments made elsewhere are not shown and "
                    "states are the registry's", err=True)
     if any(r.get("live_status") == "vanished" for r in rows):
-        _say("hint: vanished = tracked here but gone from the provider; `lcai destroy --purge` removes what is "
-             "left and forgets them")
+        _say(ui.localize("hint: vanished = tracked here but gone from the provider; `lcai destroy --purge` removes "
+                         "what is left and forgets them"))
     if any(r.get("untracked") for r in rows):
-        _say("hint: untracked deployments carry lcai tags but are not in this machine's registry; `lcai sync`")
+        _say(ui.localize("hint: untracked deployments carry lcai tags but are not in this machine's registry; "
+                         "`lcai sync`"))
     _raise_failures(failures)
 
 
@@ -275,10 +277,13 @@ def destroy(deployment_id: Optional[str], yes: bool, purge: bool, directory: Opt
                      if k in ("instance", "replicas", "firewall", "vm", "nodebalancer")) \
         or f"deployment {dep_id}"
     _warn_failures(broken)  # only the confirmation's wording is lost: destroy itself may still work
-    if not yes:
-        L.confirm(f"delete {dep_id} ({rec.get('label') or rec.get('app')} on {prov.name}: {what})?",
-                  f"destroy deletes {dep_id} ({what})")
-    removed = L.destroy(host, reg, rec, _say)
+    from ..registry import deployment_lock
+
+    with deployment_lock(dep_id, "destroy"):  # refused at once (before asking) while a deploy of it runs
+        if not yes:
+            L.confirm(f"delete {dep_id} ({rec.get('label') or rec.get('app')} on {prov.name}: {what})?",
+                      f"destroy deletes {dep_id} ({what})")
+        removed = L.destroy(host, reg, rec, _say)
     if removed:
         _say(f"removed from {rec.get('directory')}: {', '.join(removed)}")
     click.echo(f"destroyed {dep_id}")

@@ -41,6 +41,7 @@ def scale(args: tuple, yes: bool, timeout: Optional[float], directory: Optional[
 
 def _scale(prog, args: tuple, yes: bool, timeout: Optional[float], directory: Optional[Path]) -> None:
     from .. import lifecycle as L
+    from .. import ui
     from ..plugins import get_host
     from ..registry import Registry
     from ..template import MAX_REPLICAS
@@ -97,7 +98,8 @@ def _scale(prog, args: tuple, yes: bool, timeout: Optional[float], directory: Op
     except KeyboardInterrupt as e:
         reg.update(dep_id, status="running")
         click.echo(f"interrupted: deployment {dep_id} is tracked with "
-                   f"{len(state.get('replicas') or [])} replica(s); `lcai scale {dep_id} {n}` continues", err=True)
+                   f"{len(state.get('replicas') or [])} replica(s); `{ui.cmd(f'scale {dep_id} {n}')}` continues",
+                   err=True)
         raise InterruptReported() from e
     except LcaiError as e:
         reg.update(dep_id, status="running")

@@ -135,13 +135,26 @@ def validate(path: str, as_json: bool) -> None:
     import json
 
     from ..errors import ValidationError
-    from ..template import load_template, template_file_in
+    from ..project import GPU_HINT, gpu_refusal
+    from ..template import _hint_for, template_file_in, undeclared_references, validate as validate_doc
+    from ..yamlfile import load_file
 
     from .. import ui
 
     f = template_file_in(path)
+    host = _host()
     try:
-        t = load_template(f, _host().catalog)
+        doc = load_file(f)
+        t, problems = validate_doc(doc, host.catalog)
+        hint = None
+        if t is not None:  # the template on its own: its references declared; the capabilities that resolved
+            problems.extend(undeclared_references(t, doc, host.catalog))
+            why = gpu_refusal(host, t, host.catalog._resolve(t, doc)[0], None, t.deploy.linode.type_default)
+            if why is not None:
+                problems.append(doc.problem(("deploy", "linode", "type_default"), why))
+                hint = GPU_HINT if len(problems) == 1 else None
+        if problems or t is None:
+            raise ValidationError(problems, hint=hint or _hint_for(problems))
     except ValidationError as e:
         # in the order of the file (the loader finds them pass by pass, not top to bottom)
         e = ValidationError(sorted(e.problems, key=lambda p: (p.file or "", p.line or 0)), hint=e.hint)

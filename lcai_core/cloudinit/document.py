@@ -94,7 +94,7 @@ def build(tpl: Any, resolved: Union[Stack, Sequence[Resolved]], ctx: DeployConte
     app = app_fragments(tpl, stack, ctx, env, command, a)
     a.add("app", app.fragments)
     warnings = [*overridden(dotenv, {k: a.provider_of(k) for k in provided}, env_path),
-                *command_warnings(tpl, provided)]
+                *command_warnings(tpl, provided, dotenv)]
     return document(tpl, ctx, a, app.later, env, tuple(warnings))
 
 

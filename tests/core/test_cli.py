@@ -405,7 +405,10 @@ def test_env_hints_name_the_file_line_and_a_likely_typo(capsys, tmp_path):
     (svc / ".env").write_text("# mine\nEMBEDINGS_API_KEY=secret-1\n")  # a typo of EMBEDDINGS_API_KEY
     code, out, err = run(capsys, "plan", "--directory", str(svc))
     assert code == 2 and "EMBEDDINGS_API_KEY: required variable is not set" in err
-    assert "did you mean 'EMBEDINGS_API_KEY'?" in err
+    # the typo is the name in .env: that line is named, with the template's name to rename it to
+    assert (f"{svc / '.env'}:2: EMBEDINGS_API_KEY: is not a variable of the template; "
+            "did you mean 'EMBEDDINGS_API_KEY'?") in err
+    assert "did you mean 'EMBEDINGS_API_KEY'?" not in err
     assert f"hint: set them in {svc / '.env'}" in err and "copy .env.example" not in err
     assert "secret-1" not in out + err
     (svc / ".env").write_text("# mine\n\nEMBEDDINGS_API_KEY=\n")

@@ -124,3 +124,13 @@ def test_embeddings_python_passes_the_key_as_tei_api_key():
     assert app_env(r)["API_KEY"] == "k3y" and app_env(r)["MODEL_ID"] == "BAAI/bge-small-en-v1.5"
     line = exec_start(r)
     assert "k3y" not in line and line.endswith("ghcr.io/huggingface/text-embeddings-inference:cpu-1.5.1")
+
+
+def test_command_warnings_say_from_env_only_for_values_in_env():
+    """llm-api's ${MODEL_NAME} and ${MAX_MODEL_LEN} come from defaults unless .env sets them (issue 25)."""
+    r = render_text(tpl("serve --model ${MODEL}"))
+    assert len(r.warnings) == 1 and "from .env" not in r.warnings[0], r.warnings
+    assert "uses ${MODEL} with its env.optional default (.env does not set it)" in r.warnings[0]
+    r = render_text(tpl("serve --model ${MODEL}"), dotenv={"MODEL": "mine/model"})
+    assert "uses ${MODEL} from .env: its value is visible in ps" in r.warnings[0]
+    assert "mine/model" not in r.warnings[0]

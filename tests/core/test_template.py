@@ -82,8 +82,10 @@ def test_all_errors_in_one_pass():
     text = (BASE.replace("internal_port: 80", "internal_port: eighty").replace("name: demo", "name: Demo!")
             .replace("version: 1.0.0", "version: 1.0.0\ncolour: red"))
     out = problems(text)
-    assert len(out) == 2 and any("colour" in p for p in out) and any("internal_port" in p for p in out)
-    # semantic checks run once the types are right; they are all reported together too
+    # a type error does not hide a value the constraints refuse (the name) in the same pass (issue 25)
+    assert len(out) == 3 and any("colour" in p for p in out) and any("internal_port" in p for p in out)
+    assert "deploy.yml:1: name: must be 3-63 lowercase letters, digits and dashes, starting with a letter" in out
+    # the checks between fields and beyond the schema run once the types are right; all reported together too
     out = problems(BASE.replace("name: demo", "name: Demo!").replace("8080", "70000")
                    .replace("image: nginx:1.27", "image: 'Not An Image'"))
     assert len(out) == 3

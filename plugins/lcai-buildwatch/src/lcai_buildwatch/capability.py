@@ -183,15 +183,15 @@ class BuildWatch(Capability):
     images = ("linode/ubuntu22.04", "linode/ubuntu24.04", "linode/debian12")
     order = 60
 
+    def ports(self, config) -> dict:
+        return {"port": config.port}
+
     def check(self, config: BuildWatchConfig, template) -> list:
         out = []
         if template.capabilities.runtime != "docker":
             out.append("buildwatch watches containers: it needs capabilities.runtime: docker")
         if not 1024 <= config.port <= 65535:
             out.append("config.port must be 1024-65535")
-        c = template.container
-        if config.port in (c.internal_port, c.external_port):
-            out.append(f"config.port {config.port} clashes with the app's port")
         if not 1 <= config.log_retention_days <= 365:
             out.append("config.log_retention_days must be 1-365")
         try:

@@ -58,6 +58,9 @@ def _token_error(e) -> InputError:
                       hint="check LINODE_TOKEN (or linode-cli's config); it needs Linodes and Firewalls read/write")
 
 
+GPU_PLANS = "GPU plans: g2-gpu-rtx4000a1-s, g1-gpu-rtx6000-1 and the other g*-gpu-* types"
+
+
 class LinodeProvider(ReplicaMixin, Provider):
     name = "linode"
     summary = "Linode (Akamai cloud) through the Linode API v4"
@@ -91,6 +94,13 @@ class LinodeProvider(ReplicaMixin, Provider):
             self._client_key = key
         return self._client
 
+    def gpu_refusal(self, type_: str) -> Optional[str]:
+        """Offline, from the type id: Linode's GPU plans are the ``gN-gpu-…`` types (g1-gpu-rtx6000-1,
+        g2-gpu-rtx4000a1-s, …); preflight asks the API (the type's ``gpus``)."""
+        if "gpu" in type_.split("-"):
+            return None
+        return f"Linode type {type_} has none ({GPU_PLANS})"
+
     def configured(self) -> bool:
         """A token is set (environment or linode-cli's config): `lcai status` asks the API even with no record."""
         from .api import resolve_token
@@ -116,12 +126,12 @@ class LinodeProvider(ReplicaMixin, Provider):
     def preflight(self, spec: Spec) -> Preflight:
         """Token, type, region and image exist; the region has Metadata (and GPU Linodes for a GPU type); the image
         has cloud-init. The summary names the type and its price in that region."""
-        pre = self._preflight(spec.region, spec.type, spec.image)
+        pre = self._preflight(spec.region, spec.type, spec.image, gpu=spec.gpu)
         if spec.replicas > 1:
             return self.replica_preflight(spec, self._region_caps, pre)
         return pre
 
-    def _preflight(self, region: str, type_: str, image: str) -> Preflight:
+    def _preflight(self, region: str, type_: str, image: str, gpu: bool = False) -> Preflight:
         from linode_api4 import ApiError
 
         self._get("checking the token", "/profile")
@@ -150,6 +160,9 @@ class LinodeProvider(ReplicaMixin, Provider):
         if "Metadata" not in caps:
             raise InputError(f"region {region} does not support Metadata, so cloud-init user data cannot be delivered",
                              hint="pick another region with --region (e.g. us-ord)")
+        if gpu and not t.get("gpus") and t.get("class") != "gpu":
+            raise InputError(f"the template needs a GPU (gpu-nvidia), and type {type_} has none",
+                             hint=f"pick a GPU plan with --type or deploy.linode.type_default ({GPU_PLANS})")
         if t.get("class") == "gpu" and "GPU Linodes" not in caps:
             raise InputError(f"region {region} has no GPU Linodes for type {type_}", hint="try --region us-ord")
         if "cloud-init" not in (i.get("capabilities") or []):

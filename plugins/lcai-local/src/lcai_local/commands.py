@@ -69,9 +69,11 @@ def list_(as_json: bool) -> None:
         return
     if not imgs:
         click.echo(f"no local images in {cache_dir()}", err=True)
-        click.echo("hint: lcai local image build debian12", err=True)
-        click.echo("hint: lcai local image pull ubuntu24.04   (Ubuntu's cloud image: the bundled templates' image)",
-                   err=True)
+        from lcai_core.api.frontend import prog
+
+        click.echo(f"hint: {prog()} local image build debian12", err=True)
+        click.echo(f"hint: {prog()} local image pull ubuntu24.04   (Ubuntu's cloud image: the bundled templates' "
+                   "image)", err=True)
         return
     click.echo(f"{'NAME':<16} {'STANDS FOR':<22} {'BOOT':<12} {'SIZE':>8}  FILE")
     for m in imgs:

@@ -102,6 +102,9 @@ class LocalProvider(Provider):
         VM an interrupted lcai never recorded is listed (untracked) and adopted, never left running unseen."""
         return bool(V.all_vm_ids())
 
+    def gpu_refusal(self, type_: str) -> Optional[str]:
+        return "a local VM has none (deploy it to a GPU plan with --target linode)"
+
     # ------------------------------------------------------------ create
 
     def preflight(self, spec: Spec) -> Preflight:

@@ -56,8 +56,12 @@ class PostgreSQL(Capability):
     aliases = {f"postgresql-{v}": {"version": v} for v in ("14", "15", "16", "17")}
     summary = "PostgreSQL with a scram-sha-256 role + database for the app (DATABASE_URL), extensions like pgvector"
     config_class = PostgresConfig
+    provides_env = ("DATABASE_URL",)
     images = ("linode/ubuntu22.04", "linode/ubuntu24.04", "linode/debian12")
     order = 40
+
+    def ports(self, config) -> dict:
+        return {"port": config.port}
 
     def check(self, config: PostgresConfig, template) -> list:
         out = []

@@ -39,8 +39,12 @@ class Redis(Capability):
     name = "redis"
     summary = "Redis server with a generated password, reachable by the app container only (REDIS_URL)"
     config_class = RedisConfig
+    provides_env = ("REDIS_URL",)
     images = ("linode/ubuntu22.04", "linode/ubuntu24.04", "linode/debian12")
     order = 40
+
+    def ports(self, config) -> dict:
+        return {"port": config.port}
 
     def check(self, config: RedisConfig, template) -> list:
         out = []
@@ -54,9 +58,6 @@ class Redis(Capability):
             out.append(f"config.maxmemory_policy must be one of {', '.join(POLICIES)}")
         if config.password is not None and not PASSWORD_RE.match(config.password):
             out.append("config.password: 16-128 characters of letters, digits and ._~+- (or omit it to generate one)")
-        c = template.container
-        if config.port in (c.internal_port, c.external_port):
-            out.append(f"config.port {config.port} clashes with the app's port")
         return out
 
     def fragments(self, config: RedisConfig, ctx: DeployContext) -> Fragments:
