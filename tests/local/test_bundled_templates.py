@@ -97,7 +97,10 @@ def test_the_debian_alternative_says_when_its_image_is_cached(env, capsys):
 def test_the_gpu_template_is_refused_for_its_gpu(env, capsys):
     d = init(capsys, env, "llm-api")
     rc, out, err = cli(capsys, "deploy", "-d", d, "--target", "local", "--yes")
-    assert rc == 2 and errors(err)[0] == "error: this template needs a GPU, and a local VM has none"
+    # refused before the provider is asked, located at the field that picks the machine (issue 25 item 9)
+    first = errors(err)[0]
+    assert rc == 2 and "deploy.yml:" in first and "deploy.linode.type_default" in first, err
+    assert "needs a GPU, and a local VM has none" in first
 
 
 def test_image_overrides_the_template_in_plan_and_deploy(env, capsys):
