@@ -97,7 +97,7 @@ def main() -> None:
 
     sys.path.insert(0, str(ROOT))
     from lcai_core import cloudinit
-    from lcai_testing import render_text
+    from lcai_testing import every_capability, render_text
 
     # report sizes even over the limits (a too-large rendering is exactly what this bench must show)
     cloudinit.Rendered.check_size = lambda self: None
@@ -106,20 +106,7 @@ def main() -> None:
     bundled = {p.parent.name: p.read_text() for p in sorted((ROOT / "templates").glob("*/template.yml"))}
     largest = max(bundled, key=lambda n: render_text(bundled[n], dotenv=env).sizes()["raw"])
     full = bundled[largest]
-    combo = """name: everything
-capabilities:
-  runtime: docker
-  features: [docker-optimize, gpu-nvidia, redis, postgresql, python-3.11, buildwatch]
-  packages: [ffmpeg]
-deploy:
-  linode:
-    image: linode/ubuntu22.04
-    container:
-      image: vllm/vllm-openai:v0.8.5
-      internal_port: 8000
-      external_port: 80
-      health: {type: http, path: /health}
-"""
+    combo = every_capability()
     from lcai_core.cloudinit import yamldump
 
     def render_ms(text: str, dotenv: dict) -> float:

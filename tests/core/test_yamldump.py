@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lcai_core.cloudinit import yamldump
-from lcai_testing import render_text
+from lcai_testing import every_capability, render_text
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATES = sorted(p.parent.name for p in ROOT.glob("templates/*/template.yml"))
@@ -56,21 +56,9 @@ def test_every_capability_together_renders_the_same_bytes(monkeypatch):
     from lcai_core import cloudinit
 
     monkeypatch.setattr(cloudinit.Rendered, "check_size", lambda self: None)  # over Linode's limit: bytes still count
-    text = """name: everything
-capabilities:
-  runtime: docker
-  features: [docker-optimize, gpu-nvidia, redis, postgresql, python-3.11, buildwatch]
-  packages: [ffmpeg]
-deploy:
-  linode:
-    image: linode/ubuntu22.04
-    container:
-      image: vllm/vllm-openai:v0.8.5
-      internal_port: 8000
-      external_port: 80
-      env: {GREETING: "héllo: wörld # not a comment", EMPTY: "", QUOTE: "'\\""}
-      health: {type: http, path: /health}
-"""
+    env = """      env: {GREETING: "héllo: wörld # not a comment", EMPTY: "", QUOTE: "'\\""}\n"""
+    text = every_capability().replace("      health:", env + "      health:")
+    assert env in text
     assert _render_with(yamldump.DUMPER, text, monkeypatch) == _render_with(yamldump.PyDumper, text, monkeypatch)
 
 

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .provider_contract import ProviderContract
-    from .render import app_env, install_distribution, render_text, require_plugins, written
+    from .render import app_env, every_capability, install_distribution, render_text, require_plugins, written
     from .validators import (fake_systemd_root, package_units, require_validators, scripts_in, shellcheck,
                              shellcheck_bin, shellify, systemd_analyze_bin, systemd_verify, units_in, validate_many,
                              validate_user_data)
@@ -30,16 +30,17 @@ __version__ = "0.1.0"
 
 # names resolve on first use, so `python -m lcai_testing.cloudinit` and `-p lcai_testing.pytest_plugin` load
 # only what they need
-_RENDER = ("app_env", "install_distribution", "render_text", "require_plugins", "written")
+_RENDER = ("app_env", "every_capability", "install_distribution", "render_text", "require_plugins", "written")
 _VALIDATORS = ("fake_systemd_root", "package_units", "require_validators", "scripts_in", "shellcheck",
                "shellcheck_bin", "shellify", "systemd_analyze_bin", "systemd_verify", "units_in", "validate_many",
                "validate_user_data")
 _WHERE = {**dict.fromkeys(_RENDER, "render"), **dict.fromkeys(_VALIDATORS, "validators"),
           "ProviderContract": "provider_contract"}
 
-__all__ = ["ProviderContract", "app_env", "fake_systemd_root", "install_distribution", "package_units", "render_text",
-           "require_plugins", "require_validators", "scripts_in", "shellcheck", "shellcheck_bin", "shellify",
-           "systemd_analyze_bin", "systemd_verify", "units_in", "validate_many", "validate_user_data", "written"]
+__all__ = ["ProviderContract", "app_env", "every_capability", "fake_systemd_root", "install_distribution",
+           "package_units", "render_text", "require_plugins", "require_validators", "scripts_in", "shellcheck",
+           "shellcheck_bin", "shellify", "systemd_analyze_bin", "systemd_verify", "units_in", "validate_many",
+           "validate_user_data", "written"]
 
 
 def __getattr__(name: str) -> Any:

@@ -22,6 +22,28 @@ def require_plugins(*capabilities: str) -> None:
         pytest.skip(msg)
 
 
+_EVERY_CAPABILITY = """name: everything
+capabilities:
+  runtime: docker
+  features: [docker-optimize, gpu-nvidia, redis, postgresql, python-3.11, buildwatch]
+  packages: [ffmpeg]
+deploy:
+  linode:
+    image: linode/ubuntu22.04
+    container:
+      image: vllm/vllm-openai:v0.8.5
+      internal_port: 8000
+      external_port: 80
+      health: {type: http, path: /health}
+"""
+
+
+def every_capability() -> str:
+    """A template with every first-party capability at once (over Linode's size limit with BuildWatch's agent
+    inside: render it with ``Rendered.check_size`` switched off)."""
+    return _EVERY_CAPABILITY
+
+
 def render_text(template_yaml: str, dotenv: dict | None = None, host: Any = None, deployment_id: str = "t3stdepl",
                 secret_seed: bytes = b"lcai-test-seed", file: str = "template.yml", **ctx_overrides: Any) -> Any:
     """Render a template given as text, exactly as plan/deploy do (same loader, catalog, context, build)."""
