@@ -62,18 +62,15 @@ def local_endpoint(provider: Provider, record: dict) -> Optional[Endpoint]:
 
 
 def from_instance(provider: Provider, record: dict, timeout: float = 30.0) -> Health:
-    from .remote import machine_state
-
-    ssh = provider.ssh(record)
-    if ssh is None:
-        return Health(None, "no address yet", "none")
-    st = machine_state(ssh, timeout=timeout)
-    r = st.result
-    if r.kind in ("auth", "unreachable") or (r.kind == "failed" and st.cloud_init is None and st.health is None):
-        why = "no SSH access" if r.kind == "auth" else "SSH not answering"
-        return Health(None, f"cannot read the instance's health: {why} to {ssh.describe()} ({r.problem()})", "none",
-                      final=r.kind == "auth")
+    """The instance's own answer over SSH: its first recorded failure (image pull, GPU check, boot step,
+    cloud-init, health, an lcai unit), else its health unit's last result."""
+    st, why = _read_instance(provider, record, timeout)
+    if st is None:
+        return Health(None, why, "none", final=why.startswith("cannot read the instance's health: no SSH access"))
+    fail = st.failure()
     h = st.health
+    if fail is not None and fail.kind != "health":
+        return Health(False, fail.text, "instance", final=True)
     if h is None:
         ci = st.cloud_init or "unknown"
         return Health(None, f"no result yet (cloud-init {ci})", "instance")
@@ -89,9 +86,33 @@ def from_instance(provider: Provider, record: dict, timeout: float = 30.0) -> He
     return Health(None, f"waiting ({', '.join(x for x in (att, detail) if x)})", where)
 
 
+def _read_instance(provider: Provider, record: dict, timeout: float, connect_timeout: int = 10):
+    """(the machine's record, None) when SSH answered, else (None, one line saying why not)."""
+    from .errors import LcaiError
+    from .remote import machine_state
+
+    ssh = provider.ssh(record)
+    if ssh is None:
+        return None, "no address yet"
+    try:
+        st = machine_state(ssh, timeout=timeout, connect_timeout=connect_timeout)
+    except LcaiError as e:  # no ssh program here
+        return None, f"cannot read the instance's health: no SSH access: {e.message}"
+    r = st.result
+    if st.answered:
+        return st, ""
+    absent_fn = getattr(provider, "ssh_absent", None)
+    absent = absent_fn(record) if callable(absent_fn) else None
+    if r.kind == "auth" or absent:
+        return None, (f"cannot read the instance's health: no SSH access to {ssh.describe()}"
+                      + (f": {absent}" if absent and r.kind != "auth" else "") + f" ({r.problem()})")
+    return None, f"cannot read the instance's health: SSH not answering to {ssh.describe()} ({r.problem()})"
+
+
 def check(provider: Provider, record: dict) -> Health:
     """One health answer for ``status ID``/the TUI: the provider's own when it gives one (replicas behind a
-    load balancer), else from here when possible, else from the instance."""
+    load balancer), else from here when possible — unless the instance's own record (read over SSH when it
+    answers) holds a failure, which wins — else from the instance."""
     own = provider.health(record) if hasattr(provider, "health") else None
     if own is not None:  # the provider's own view (a load balancer's: ``healthy k/N``)
         return own
@@ -101,5 +122,9 @@ def check(provider: Provider, record: dict) -> Health:
     ep = local_endpoint(provider, record) if h else None
     if h and ep is not None:
         ok, detail = probe_endpoint(ep, h)
+        st, _ = _read_instance(provider, record, timeout=15, connect_timeout=5)
+        fail = st.failure() if st is not None else None
+        if fail is not None:
+            return Health(False, f"{fail.text} (from this machine: {detail})", "instance", final=True)
         return Health(ok, detail, "this machine")
     return from_instance(provider, record)

@@ -350,99 +350,30 @@ def health_budget(health: Optional[dict]) -> float:
 
 
 def wait_ready(prov: Provider, registry, record: dict, prog, deadline: float) -> str:
-    """Wait until the machine runs, then until the app is healthy (from here when the app's port answers here,
-    else the instance's own result over SSH). Returns the health word ("healthy", "unknown" when it could not be
-    checked); raises LcaiError when it failed or timed out (the deployment stays tracked)."""
-    from . import health as H
-    from .remote import HEALTH_FILE, machine_state
+    """Wait until the machine runs (the provider), then until the app is healthy or the instance records its
+    first failure (``lcai_core.waiting``: the instance's own record over SSH, the app's port from here when it
+    answers here, one verdict). Returns the health word ("healthy", "unknown" when it could not be checked);
+    raises LcaiError when it failed or timed out (the deployment stays tracked). The spinner is gone on return."""
+    from .waiting import Waiter
 
-    dep = record["deployment_id"]
-    fields = prov.wait(record, prog.say, deadline) or {}
-    record.update(fields)
-    if fields:
-        registry.update(dep, **{k: v for k, v in fields.items() if k in RECORD_FIELDS})
+    try:
+        fields = prov.wait(record, prog.say, deadline) or {}
+        record.update(fields)
+        if fields:
+            registry.update(record["deployment_id"], **{k: v for k, v in fields.items() if k in RECORD_FIELDS})
+        _clear(prog)
+        if record.get("replicas") is not None and getattr(prov, "supports_replicas", False):
+            return _wait_replicas_healthy(prov, registry, record, prog, deadline,
+                                          env_seconds("LCAI_POLL_INTERVAL", 5.0))
+        return Waiter(prov, registry, record, prog, deadline).run()
+    finally:
+        _clear(prog)
+
+
+def _clear(prog) -> None:
+    """Remove the spinner line (lcai_core.ui.Progress.clear) before permanent output follows."""
     if hasattr(prog, "clear"):
         prog.clear()
-    poll = env_seconds("LCAI_POLL_INTERVAL", 5.0)
-    if record.get("replicas") is not None and getattr(prov, "supports_replicas", False):
-        return _wait_replicas_healthy(prov, registry, record, prog, deadline, poll)
-    h = record.get("health")
-    ep = H.local_endpoint(prov, record) if h else None
-    ssh = prov.ssh(record)
-    if prov.phases_over_ssh or (h and ep is None):
-        if ssh is None:
-            return _unknown(registry, dep, prog, "the provider gives no SSH access to this deployment")
-        if h and ep is None:
-            why = ("exec check" if h.get("type") == "exec" else
-                   "no public port" if not record.get("external_port") else
-                   "the app port is open only to --app-from sources")
-            prog.say(f"health: read on the instance over SSH ({why}): {HEALTH_FILE}")
-        last_phase = last_detail = None
-        while True:
-            st = machine_state(ssh, timeout=30)
-            kind = st.result.kind
-            if kind == "auth":
-                return _unknown(registry, dep, prog,
-                                f"no SSH access to {ssh.describe()} ({st.result.problem()})")
-            phase = "waiting for SSH" if kind != "ok" else (f"cloud-init {st.cloud_init}" if st.cloud_init else None)
-            if phase and phase != last_phase:
-                prog.say(phase)
-                last_phase = phase
-            if st.cloud_init == "error":
-                registry.update(dep, health_status="unhealthy", health_detail="cloud-init reported an error")
-                raise LcaiError(f"cloud-init reported an error on deployment {dep}",
-                                hint=f"`lcai logs {dep}` shows which step failed; fix deploy.yml and run "
-                                     "`lcai deploy` again (it rebuilds the same machine)")
-            if kind == "ok" and not h and st.cloud_init in ("done", "disabled"):
-                prog.say("running (the template has no health check)")
-                return "unknown"
-            if kind == "ok" and h and ep is None and st.health:
-                state = st.health.get("state")
-                detail = str(st.health.get("detail") or "")
-                if state == "healthy":
-                    prog.say("healthy (the instance's own check)")
-                    registry.update(dep, health_status="healthy", health_detail="healthy on the instance",
-                                    health_source="instance")
-                    return "healthy"
-                if state == "unhealthy":
-                    registry.update(dep, health_status="unhealthy", health_detail=detail, health_source="instance")
-                    raise TrackedError(f"deployment {dep} is unhealthy: {detail or 'the health check gave up'}",
-                                       hint=f"it is tracked and running: `lcai logs {dep}`; fix deploy.yml and run "
-                                            "`lcai deploy` again")
-                line = f"health: waiting (attempt {st.health.get('attempt')}/{st.health.get('max_retries')}" + (
-                    f": {detail})" if detail else ")")
-                if line != last_detail:
-                    prog.say(line)
-                    last_detail = line
-            if kind == "ok" and ep is not None and st.cloud_init in ("done", "disabled"):
-                break
-            _status(prog, f"waiting: {last_detail or last_phase or 'the machine'}")
-            if time.monotonic() > deadline:
-                registry.update(dep, health_status="unknown" if not h else "unhealthy",
-                                health_detail=f"timed out ({last_phase})")
-                raise TrackedError(f"timed out waiting for deployment {dep} ({last_phase or 'no answer'})",
-                                   hint=f"it is tracked: `lcai status {dep}`, `lcai logs {dep}`")
-            time.sleep(poll)
-    if not h:
-        prog.say("running (the template has no health check)")
-        return "unknown"
-    assert ep is not None
-    where = f"{h['type']} {ep.host}:{ep.port}{h.get('path') or '' if h['type'] == 'http' else ''}"
-    prog.say(f"health: checked from this machine ({where}) while cloud-init sets up the app")
-    detail = ""
-    while True:
-        ok, detail = H.probe_endpoint(ep, h)
-        if ok:
-            prog.say(f"healthy: {detail}")
-            registry.update(dep, health_status="healthy", health_detail=detail, health_source="this machine")
-            return "healthy"
-        _status(prog, f"waiting for {where}")
-        if time.monotonic() > deadline:
-            registry.update(dep, health_status="unhealthy", health_detail=detail, health_source="this machine")
-            raise TrackedError(f"deployment {dep} did not become healthy in time: {detail}",
-                               hint=f"it is tracked and running: `lcai status {dep}`, `lcai logs {dep}`, "
-                                    f"or `lcai destroy {dep}`")
-        time.sleep(min(poll, h["interval_seconds"]))
 
 
 def _wait_replicas_healthy(prov: Provider, registry, record: dict, prog, deadline: float, poll: float) -> str:
@@ -468,19 +399,6 @@ def _wait_replicas_healthy(prov: Provider, registry, record: dict, prog, deadlin
                                hint=f"it is tracked and running: `lcai status {dep}` lists each replica's node, "
                                     f"`lcai logs {dep}`, or `lcai destroy {dep}`")
         time.sleep(poll)
-
-
-def _status(prog, msg: str) -> None:
-    """A transient spinner line on a terminal (lcai_core.ui.Progress.status); nothing elsewhere."""
-    fn = getattr(prog, "status", None)
-    if fn is not None and getattr(prog, "fancy", False):
-        fn(msg)
-
-
-def _unknown(registry, dep: str, prog, why: str) -> str:
-    prog.say(f"health not checked: {why}; `lcai status {dep}` checks again")
-    registry.update(dep, health_status="unknown", health_detail=why)
-    return "unknown"
 
 
 # ---------------------------------------------------------------- destroy

@@ -256,6 +256,13 @@ class Provider:
         addr = record.get("address")
         return SshEndpoint(addr) if addr else None
 
+    def ssh_absent(self, record: dict[str, Any]) -> Optional[str]:
+        """Why SSH will never answer at ``ssh(record)`` although the machine runs (e.g. a simulator's instance,
+        whose address has no SSH server behind it), or None (default: SSH may just not be up yet). Core still
+        tries SSH first (``LCAI_SSH`` may stand in for the machine); when that attempt gets no answer, this
+        reason ends the wait for SSH at once instead of after the grace (``LCAI_SSH_REFUSED_GRACE``)."""
+        return None
+
     def app_endpoint(self, record: dict[str, Any]) -> Optional[Endpoint]:
         """Where the app's public port answers from this machine, or None (no public port, not reachable
         from here): core then reads the instance's own health result over SSH."""

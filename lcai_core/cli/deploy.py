@@ -19,7 +19,9 @@ from ..errors import InputError, InterruptReported, LcaiError, TrackedError
 @click.command("deploy")
 @click.option("--directory", "-d", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
               show_default=True, help="The deployment directory (deploy.yml, .env).")
-@click.option("--wait", is_flag=True, help="Wait through boot, cloud-init and the health check.")
+@click.option("--wait", is_flag=True,
+              help="Wait through boot, cloud-init and the health check; stop at the first failure the instance "
+                   "records (image pull, GPU check, boot step, health) and name it.")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask before creating (or rebuilding) billable resources.")
 @click.option("--target", help="Provider to deploy with (default: the template's deploy.target), e.g. local.")
 @click.option("--new", "new", is_flag=True, help="Create another deployment even if this directory has a live one.")

@@ -64,10 +64,21 @@ def test_only_adds_its_own_pieces(test_host):
     assert a.env_names == b.env_names
 
 
+def test_pull_retry_delay_shortens_the_pulls_backoff_with_a_drop_in(test_host):
+    require_validators()
+    r = render(extra="    - {name: test-registry, config: {port: 5055, pull_retry_delay: 2}}\n")
+    from lcai_test_registry import PULL_DROP_IN
+
+    assert written(r)[PULL_DROP_IN]["content"] == "[Service]\nEnvironment=LCAI_PULL_RETRY_DELAY=2\n"
+    assert 'delay=${LCAI_PULL_RETRY_DELAY:-15}' in written(r)["/usr/local/lib/lcai/image-pull"]["content"]
+    assert validate_many([r.text]) == [[]]
+
+
 @pytest.mark.parametrize("config,msg", [
     ("{port: 0}", "config.port must be 1-65535"),
     ("{port: 5055, upstream: 'host.example'}", "config.upstream must be an IP address"),
     ("{}", "port"),
+    ("{port: 5055, pull_retry_delay: -1}", "config.pull_retry_delay must be 0-3600 seconds"),
 ])
 def test_bad_config_is_refused(test_host, config, msg):
     with pytest.raises(ValidationError, match=msg):

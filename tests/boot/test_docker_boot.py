@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import sys
+import time
 import urllib.parse
 from pathlib import Path
 
@@ -398,3 +400,73 @@ def cloud_init_is_done_while_health_still_waits(vm) -> float:
     vm.sh("docker exec app sh -c ': > /tmp/ready'")  # busybox sh builtins only
     log("cloud-init done while the health wait still waited; gate opened")
     return done_at
+
+
+# ---------------------------------------------------------------- an image that cannot be pulled
+
+
+PULL_FAILS_TEMPLATE = """\
+name: pull-fails
+version: 0.1.0
+capabilities:
+  runtime: docker
+  features:
+    - {{name: test-registry, config: {{port: {port}, pull_retry_delay: 2}}}}
+deploy:
+  target: local
+  linode:
+    image: linode/debian12
+    container:
+      image: {ref}
+      internal_port: 8080
+      external_port: 8080
+      health: {{type: http, path: /healthz, initial_delay_seconds: 10, interval_seconds: 3, max_retries: 200}}
+"""
+
+
+def test_an_image_that_cannot_be_pulled_fails_deploy_wait_naming_it(test_host, registry, tmp_path, monkeypatch,
+                                                                     capsys, request):
+    """`lcai deploy --wait` (in process, so the test-registry capability is known) of a template whose image the
+    registry does not hold: the instance records the failed pull (image-pull.json) and the wait ends within a
+    minute of that record, naming the image and the registry's answer — not at the timeout, and not with the
+    app port's "Connection reset by peer" (QEMU accepts on the forwarded port while nothing listens)."""
+    from lcai_core.cli import main
+    from lcai_core.registry import Registry
+
+    for k, v in {"LCAI_CONFIG_DIR": tmp_path / "config", "LCAI_LOCAL_DIR": tmp_path / "local",
+                 "HOME": tmp_path / "home", "NO_COLOR": "1"}.items():
+        monkeypatch.setenv(k, str(v))
+    (tmp_path / "home").mkdir()
+    monkeypatch.setenv("LCAI_LOCAL_CACHE", os.environ.get("LCAI_LOCAL_CACHE") or "/var/cache/lcai")
+    ref = registry.ref("lcai/never-pushed", "v0")
+    text = PULL_FAILS_TEMPLATE.format(port=registry.port, ref=ref)
+    known_defects(request, test_host, text, {}, run=False)
+    svc = tmp_path / "svc"
+    svc.mkdir()
+    (svc / "deploy.yml").write_text(text)
+    with vmboot.vm_lock():
+        t0 = time.monotonic()
+        code = main(["deploy", "-d", str(svc), "--target", "local", "--yes", "--wait", "--timeout", "1500"])
+        took = time.monotonic() - t0
+        out, err = capsys.readouterr()
+        log(f"deploy --wait -> {code} after {took:.0f}s\n{err}")
+        dep = json.loads((svc / ".linode" / "state.json").read_text())["deployment_id"]
+        try:
+            rec = Registry().get(dep)
+            prov = test_host.providers["local"]
+            r = vmboot.Booted(prov, rec, None, {}).sh("date +%s; cat /var/lib/lcai/image-pull.json", check=False)
+            now, _, pull = r.stdout.partition("\n")
+            pull = json.loads(pull)
+            lag = int(now) - int(pull["time"])  # the VM's own clock on both sides
+            log(f"the wait ended {lag}s after the instance recorded the failed pull ({pull})")
+            assert code == 1, err
+            assert pull["state"] == "failed" and pull["image"] == ref
+            assert lag < 60, f"the wait ended {lag}s after the instance's failure record"
+            line = next(x for x in err.splitlines() if x.startswith("error:"))
+            assert f"failed on the instance: image pull failed: {ref} after 4 attempts: " in line, line
+            assert "manifest unknown" in line or "not found" in line, line
+            assert rec["health_status"] == "unhealthy" and rec["health_detail"].startswith("image pull failed")
+        finally:
+            assert main(["destroy", dep, "--yes"]) == 0
+    print(f"\nimage pull failure: deploy --wait ended {lag}s after the instance's record, {took:.0f}s in all",
+          file=sys.stderr)

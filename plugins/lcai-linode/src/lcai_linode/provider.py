@@ -552,6 +552,23 @@ class LinodeProvider(ReplicaMixin, Provider):
             return SshEndpoint(ip) if ip else None
         return super().ssh(record)
 
+    def ssh_absent(self, record: dict):
+        """A loopback address is no Linode's: the API answering is a simulator (lcai-linode-sim hands out
+        127.0.1.N), and nothing serves SSH there."""
+        import ipaddress
+
+        ep = self.ssh(record)
+        try:
+            loopback = ep is not None and ipaddress.ip_address(ep.host).is_loopback
+        except ValueError:
+            return None
+        if not loopback:
+            return None
+        from .api import resolve_url
+
+        return (f"{ep.host} is a loopback address, which no Linode has: the API at {resolve_url()} is a simulator "
+                "and runs no SSH server")
+
     def discover(self) -> list[dict]:
         """Every lcai instance (one request), its firewall (one request for all) and prices (one request); with
         replicated deployments, their NodeBalancers (one request) and the NodeBalancer price (one request)."""
