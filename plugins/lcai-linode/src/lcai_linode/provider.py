@@ -553,7 +553,7 @@ class LinodeProvider(ReplicaMixin, Provider):
         return super().ssh(record)
 
     def ssh_absent(self, record: dict):
-        """A loopback address is no Linode's: the API answering is a simulator (lcai-linode-sim hands out
+        """A loopback address is no Linode's: the API answering is a simulator (the test simulator hands out
         127.0.1.N), and nothing serves SSH there."""
         import ipaddress
 
