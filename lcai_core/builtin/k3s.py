@@ -43,6 +43,7 @@ from ..capabilities import AppSpec, DeployContext, Fragments, Runtime, Unit, Wri
 from ..cloudinit.layout import IMAGE_PULL_UNIT, LIB, STATE
 from ..cloudinit.scripts import data_file, script_header
 from ..cloudinit.units import INSTALL, unit_text
+from ..envfile import docker_env_file
 
 # The pinned release. The sha256 is that of the release's amd64 binary (asset ``k3s``), as its
 # sha256sum-amd64.txt lists it; lcai could not download the release here: the value is the one found identically
@@ -341,6 +342,11 @@ class K3s(Runtime):
 
     def exec_start(self, app: AppSpec, ctx: DeployContext) -> list[str]:
         return [APP_SCRIPT]
+
+    def env_file_text(self, env: dict[str, str]) -> str:
+        """/etc/lcai/app.env (0600) in docker's literal format (what ``kubectl create secret --from-env-file``
+        reads); the pod gets the values from the Secret."""
+        return docker_env_file(env)
 
     def exec_probe(self, command: str) -> list[str]:
         return [K3S, "kubectl", "-n", NAMESPACE, "exec", f"deployment/{APP}", "-c", APP, "--", "sh", "-c", command]
