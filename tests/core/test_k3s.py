@@ -287,17 +287,51 @@ def test_image_is_required(capsys, tmp_path):
 
 
 def test_logs_show_the_pods_and_events_of_a_k3s_deployment():
-    from lcai_core.builtin import deployment_events
+    """The hook `lcai logs` calls (through the plugin host, as the command does)."""
+    from lcai_core.plugins import get_host
 
     class R:
         ok, out = True, "NAME READY STATUS\napp-5d 1/1 Running\nLAST SEEN TYPE REASON\n2m Normal Pulled\n"
 
+    def each(rec, run):
+        out = []
+        for impl in get_host().each("deployment_events"):
+            got = impl(deployment=rec, run=run, limit=20, since=None)
+            if got is not None:
+                out.append(got)
+        return out
+
     ran = []
-    got = deployment_events({"runtime": "k3s"}, lambda cmd: ran.append(cmd) or R(), 20, None)
-    title, lines, _ = got
+    (title, lines, _), = each({"runtime": "k3s", "features": []}, lambda cmd: ran.append(cmd) or R())
     assert "pods and events in namespace lcai" in title and "app-5d 1/1 Running" in lines
     assert "kubectl -n lcai get pods" in ran[0] and "get events --sort-by=.lastTimestamp" in ran[0]
-    assert deployment_events({"runtime": "docker"}, lambda cmd: pytest.fail("ran a command"), 20, None) is None
+    assert each({"runtime": "docker", "features": []}, lambda cmd: pytest.fail("ran a command")) == []
+
+
+@pytest.mark.parametrize("key,image", CASES)
+def test_static_boot_plan(key, image):
+    """As for docker (tests/integration/test_boot_plan.py): one apt index refresh, no fixed sleeps, at most one
+    reboot, the app after its dependencies, the metadata guard before k3s."""
+    r = render(FEATURES[key], image)
+    doc, files = r.doc, written(r)
+    shell = [str(c) for c in doc["runcmd"]] + [w["content"] for w in doc["write_files"]]
+    assert doc["package_update"] is True and not any(re.search(r"apt(-get)? (update|upgrade)", x) for x in shell)
+    sleeps = {line.strip() for x in shell for line in x.splitlines() if re.search(r"\bsleep\b", line)}
+    assert sleeps == {'sleep "$interval"', 'sleep "$delay"'}
+    assert ("power_state" in doc) == ("gpu-nvidia" in FEATURES[key])
+    steps = [c[1:] for c in doc["runcmd"][1:]]
+    assert steps.index([K.INSTALL_SCRIPT]) < len(steps) - 1
+    app = files["/etc/systemd/system/lcai-app.service"]["content"]
+    requires = next(x for x in app.splitlines() if x.startswith("Requires=")).split("=", 1)[1].split()
+    assert {"k3s.service", "lcai-metadata-guard.service", "lcai-image-pull.service"} <= set(requires)
+    guard = files["/etc/systemd/system/lcai-metadata-guard.service"]["content"]
+    assert "k3s.service" in next(x for x in guard.splitlines() if x.startswith("Before="))
+    if "gpu-nvidia" in FEATURES[key]:  # the image pull (and so k3s) runs while the driver installs, on boot 1
+        pull = steps.index(["systemctl", "start", "--no-block", "lcai-image-pull.service"])
+        assert pull < steps.index(["/usr/local/lib/lcai/gpu-driver-install"]) < steps.index(
+            ["systemctl", "start", "lcai-image-pull.service"])
+        assert "lcai-gpu-verify.service" in requires
+    assert f"install k3s {K.K3S_VERSION}" in "\n".join(r.boot_plan)
 
 
 # ------------------------------------------------------------------ the install script, against fake downloads
