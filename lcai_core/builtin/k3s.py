@@ -78,6 +78,7 @@ PULL_FIRST_RETRY_DELAY = 15
 K3S_CONFIG = f"""# lcai: k3s {K3S_VERSION}, one server node. Traefik, ServiceLB and local-storage are left out:
 # the app's port is a hostPort (like docker run -p), its volumes are hostPath.
 write-kubeconfig-mode: "0600"
+secrets-encryption: true
 cluster-cidr: {CLUSTER_CIDR}
 disable:
   - traefik
@@ -317,7 +318,7 @@ class K3s(Runtime):
         plan = [f"install k3s {K3S_VERSION} (Kubernetes {KUBERNETES_VERSION}): download the amd64 binary from its "
                 f"GitHub release, install it only if its sha256 is {K3S_SHA256_AMD64[:12]}… as pinned and as the "
                 "release's sha256sum-amd64.txt lists it; k3s.service runs a server without Traefik, ServiceLB "
-                "and local-storage"]
+                "and local-storage, Secrets encrypted at rest"]
         if any(f in HOST_SERVICES for f in ctx.features):
             files.append(WriteFile(SYSCTL, "# lcai: Redis/PostgreSQL bind cni0's address (the pod's way to the "
                                            "host) before k3s creates it\nnet.ipv4.ip_nonlocal_bind = 1\n"))
@@ -325,7 +326,9 @@ class K3s(Runtime):
             plan.append(f"let services bind the node's pod-network address {POD_GATEWAY} before k3s creates it "
                         "(net.ipv4.ip_nonlocal_bind)")
         runcmd.append((INSTALL_SCRIPT,))
-        return Fragments(packages=("curl",), write_files=tuple(files), runcmd=tuple(runcmd),
+        # apparmor: with AppArmor on in the kernel (Ubuntu, Debian 12), containerd's CRI loads its profile with
+        # apparmor_parser (as dockerd does for docker-default)
+        return Fragments(packages=("curl", "apparmor"), write_files=tuple(files), runcmd=tuple(runcmd),
                          units=(Unit(K3S_UNIT, K3S_SERVICE),), app_requires=(K3S_UNIT,), boot_plan=tuple(plan))
 
     def app_fragments(self, app: AppSpec, ctx: DeployContext, deps: tuple[str, ...] = ()) -> Fragments:

@@ -234,6 +234,16 @@ def test_gpu_pod_asks_for_the_gpu_through_the_nvidia_runtime_class():
     assert "docker" not in verify and "nvidia-smi" in verify
 
 
+def test_k3s_config_keeps_secrets_encrypted_and_the_kubeconfig_private():
+    files = written(render())
+    cfg = yaml.safe_load(files[K.CONFIG]["content"])
+    assert cfg["secrets-encryption"] is True and cfg["write-kubeconfig-mode"] == "0600"
+    assert set(cfg["disable"]) == {"traefik", "servicelb", "local-storage"} and cfg["cluster-cidr"] == "10.42.0.0/16"
+    assert files[K.CONFIG]["permissions"] == "0600"
+    unit = files["/etc/systemd/system/k3s.service"]["content"]
+    assert "ExecStart=/usr/local/bin/k3s server" in unit and "Type=notify" in unit
+
+
 def test_docker_optimize_rotates_logs_through_the_kubelet():
     r = render(["docker-optimize"])
     drop_in = written(r)[f"{K.CONFIG_DIR}/lcai-docker-optimize.yaml"]["content"]
