@@ -7,8 +7,8 @@ Boot 1: runcmd runs ``k3s-install``, which downloads the pinned k3s binary and t
 ``lcai-image-pull.service`` pulls the app image through k3s's containerd (``k3s crictl pull``: bounded, retried),
 and ``lcai-app.service`` copies the app's manifest (0600: it holds the Secret) into
 ``/var/lib/rancher/k3s/server/manifests/``, where k3s applies it, then follows the app's pod: its log goes to
-the unit's journal, and the unit ends (and systemd starts it again) when the container stops, so the health
-wait counts the container's restarts as it does for Docker.
+the unit's journal, and once the container stopped and the kubelet started it again the unit ends (and systemd
+starts it again), so the health wait counts the container's restarts as it does for Docker.
 
 The objects (``objects``): a Namespace ``lcai``; a Secret ``app-env`` holding the app's environment (the only
 object with a value of it); a Deployment ``app`` (the image, ``container.command`` as the container's args
@@ -133,14 +133,25 @@ echo "lcai: installed k3s $version to $dest (sha256 $sha256, as pinned and as th
 APP_BODY = r"""kubectl() {
   "$k3s" kubectl -n "$ns" "$@"
 }
+restarted() {  # reads restart counts, one a line: true at the first one above $1
+  while read -r n; do
+    [ "${n:-0}" -gt "$1" ] && return 0
+  done
+  return 1
+}
 # k3s applies what is in its manifests folder (and again whenever the file changes)
 install -D -m 0600 "$staged" "$manifests/$name" || exit 1
 kubectl wait --for=create "deployment/$app" --timeout="${wait}s" >/dev/null || {
   echo "lcai: k3s has not created deployment/$app in namespace $ns within ${wait}s" >&2
   exit 1
 }
-# the container's log in this unit's journal; ends when the container stops (systemd starts this again)
-exec "$k3s" kubectl -n "$ns" logs --follow --pod-running-timeout="${wait}s" -c "$app" "deployment/$app"
+before=$(kubectl get pods -l "app.kubernetes.io/name=$app" \
+  -o jsonpath='{.items[0].status.containerStatuses[0].restartCount}' 2>/dev/null)
+# the container's log in this unit's journal, until the container stops
+kubectl logs --follow --pod-running-timeout="${wait}s" -c "$app" "deployment/$app"
+# end once the kubelet has started the container again: each restart of this unit is one of the container's
+timeout "$wait" "$k3s" kubectl -n "$ns" get pods -l "app.kubernetes.io/name=$app" --watch \
+  -o jsonpath='{.status.containerStatuses[0].restartCount}{"\n"}' 2>/dev/null | restarted "${before:-0}"
 """
 
 

@@ -435,3 +435,65 @@ def test_install_fails_when_the_download_fails(installer):
     r = run(b"x")
     assert r.returncode == 1 and "could not download https://github.com/k3s-io/k3s/releases/download/" in r.stderr
     assert not (d / "usr/local/bin/k3s").exists()
+
+
+# ------------------------------------------------------------------ the app unit's script, against a fake k3s
+
+FAKE_K3S = """#!/bin/sh
+# fake k3s: `k3s kubectl -n lcai VERB ...`, answers from $FAKE (files), records the calls
+echo "$*" >> "$FAKE/calls"
+shift 3
+case "$1" in
+  wait) exit 0 ;;
+  logs) cat "$FAKE/log"; exit 0 ;;
+  get)
+    case "$*" in
+      *--watch*) cat "$FAKE/watch" ;;
+      *) cat "$FAKE/count" ;;
+    esac ;;
+esac
+"""
+
+
+@pytest.fixture
+def app_unit_script(tmp_path):
+    fake = tmp_path / "fake"
+    fake.mkdir()
+    (fake / "k3s").write_text(FAKE_K3S)
+    (fake / "k3s").chmod(0o755)
+    (tmp_path / "staged.yaml").write_text("kind: Secret\n")
+    script = K.app_script().replace(f"k3s={K.K3S}\n", f"k3s={fake / 'k3s'}\n").replace(
+        f"staged={K.STAGED}\n", f"staged={tmp_path / 'staged.yaml'}\n").replace(
+        f"manifests={K.MANIFESTS}\n", f"manifests={tmp_path / 'manifests'}\n")
+    (tmp_path / "k3s-app").write_text(script)
+
+    def run(count: str, watch: str):
+        (fake / "log").write_text("app: serving on :8000\n")
+        (fake / "count").write_text(count)
+        (fake / "watch").write_text(watch)
+        env = {**os.environ, "FAKE": str(fake), "LCAI_K3S_WAIT": "5"}
+        return subprocess.run(["bash", str(tmp_path / "k3s-app")], capture_output=True, text=True, env=env,
+                              timeout=60)
+
+    return run, tmp_path
+
+
+def test_app_unit_hands_the_manifest_to_k3s_and_follows_the_log(app_unit_script):
+    run, d = app_unit_script
+    r = run("2", "2\n2\n3\n")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "app: serving on :8000\n"  # the container's log, in the unit's journal
+    m = d / "manifests" / "lcai-app.yaml"
+    assert m.read_text() == "kind: Secret\n" and oct(m.stat().st_mode & 0o777) == "0o600"
+    calls = (d / "fake" / "calls").read_text().splitlines()
+    assert calls[0] == "kubectl -n lcai wait --for=create deployment/app --timeout=5s"
+    assert calls[2].startswith("kubectl -n lcai logs --follow --pod-running-timeout=5s -c app deployment/app")
+
+
+def test_app_unit_ends_once_per_container_restart(app_unit_script):
+    """It ends (and systemd counts a restart) only when the kubelet has started the container again; a watch
+    that ends without a new restart count (the API went away) is a failure."""
+    run, _ = app_unit_script
+    assert run("0", "0\n1\n").returncode == 0
+    assert run("", "0\n1\n").returncode == 0  # no pod yet: its first container counts 0
+    assert run("3", "3\n3\n").returncode == 1
