@@ -91,6 +91,11 @@ def test_every_object_validates_strictly_against_the_pinned_kubernetes(key, imag
         assert {o["kind"] for o in objs} >= {"RuntimeClass", "DaemonSet"}
 
 
+def test_largest_k3s_combination_within_10_kib_gzipped():
+    for img in IMAGES[:2]:
+        assert render(FEATURES["all"], img).sizes()["gzip"] <= 10240, img
+
+
 def test_strict_validation_can_fail():
     """The check above is not vacuous: a misspelt field or a wrong type is refused for this version."""
     kubernetes_validate = kv()
