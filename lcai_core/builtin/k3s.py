@@ -204,8 +204,10 @@ def objects(app: AppSpec, ctx: DeployContext) -> list[dict[str, Any]]:
     if app.gpu:
         container["resources"] = {"limits": {"nvidia.com/gpu": 1}}
     h = app.health
-    if h is not None:
-        container.update(probes(h, h.port if h.port is not None else app.internal_port))
+    if h is not None:  # the pod's probes reach the container's port (health.port may name the published one)
+        published = {int(host.rpartition(":")[2]): port for host, port in app.ports}
+        port = app.internal_port if h.port is None else published.get(h.port, h.port)
+        container.update(probes(h, port))
     mounts, volumes = [], []
     for i, v in enumerate(app.volumes):
         parts = v.split(":")

@@ -201,6 +201,9 @@ def test_probes_follow_the_health_check():
         c = kinds(render(health=health))["Deployment"]["spec"]["template"]["spec"]["containers"][0]
         for p in ("startupProbe", "readinessProbe", "livenessProbe"):
             assert {k: v for k, v in c[p].items() if k in handler} == handler, (health, p)
+    # health.port naming the published port (80): the probe reaches the container's port behind it
+    c = kinds(render(health="{type: tcp, port: 80}"))["Deployment"]["spec"]["template"]["spec"]["containers"][0]
+    assert c["readinessProbe"]["tcpSocket"] == {"port": 8000}
     c = kinds(render())["Deployment"]["spec"]["template"]["spec"]["containers"][0]
     # lcai's budget: 600 s of initial delay at a 10 s interval, then max_retries (60) failures
     assert c["startupProbe"]["failureThreshold"] == 60 + 60 and c["startupProbe"]["periodSeconds"] == 10
