@@ -205,9 +205,9 @@ def objects(app: AppSpec, ctx: DeployContext) -> list[dict[str, Any]]:
         container["resources"] = {"limits": {"nvidia.com/gpu": 1}}
     h = app.health
     if h is not None:  # the pod's probes reach the container's port (health.port may name the published one)
-        published = {int(host.rpartition(":")[2]): port for host, port in app.ports}
-        port = app.internal_port if h.port is None else published.get(h.port, h.port)
-        container.update(probes(h, port))
+        published = {int(host.rpartition(":")[2]): inside for host, inside in app.ports}
+        target = app.internal_port if h.port is None else published.get(h.port, h.port)
+        container.update(probes(h, target))
     mounts, volumes = [], []
     for i, v in enumerate(app.volumes):
         parts = v.split(":")
