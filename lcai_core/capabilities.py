@@ -188,6 +188,11 @@ class AppSpec:
     sandbox: bool = True  # native: dedicated user + systemd hardening (container.sandbox)
     writable_paths: tuple[str, ...] = ()  # native sandbox: extra ReadWritePaths= (container.writable_paths)
     devices: bool = False  # a capability needs the machine's devices (a GPU): no PrivateDevices=
+    # For runtimes that render the app as objects of their own (k3s: a Secret, probes): the app's environment
+    # (values are secrets: never printed), its health check (``template.Health`` or None) and its port.
+    env: dict = field(factory=dict, repr=False, eq=False)
+    health: Any = None
+    internal_port: Optional[int] = None
 
 
 @define(frozen=True)

@@ -8,11 +8,22 @@ from ..hookspecs import hookimpl
 @hookimpl
 def register_capabilities(register):
     from .docker import Docker, DockerOptimize
+    from .k3s import K3s
     from .native import Native
     from .packages import AptPackages, Python
 
-    for cap in (Docker(), DockerOptimize(), Native(), AptPackages(), Python()):
+    for cap in (Docker(), DockerOptimize(), K3s(), Native(), AptPackages(), Python()):
         register(cap)
+
+
+@hookimpl
+def deployment_events(deployment, run, limit, since):
+    """`lcai logs` on a k3s deployment: the app's pods and the namespace's recent events."""
+    if deployment.get("runtime") != "k3s":
+        return None
+    from .k3s import events_section
+
+    return events_section(deployment, run, limit, since)
 
 
 @hookimpl

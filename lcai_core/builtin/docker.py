@@ -127,8 +127,10 @@ class DockerOptimize(Capability):
 
     def check(self, config: OptimizeConfig, template):
         out = []
-        if template.capabilities.runtime != "docker":
+        if template.capabilities.runtime not in ("docker", "k3s"):
             out.append("docker-optimize needs capabilities.runtime: docker")
+        if template.capabilities.runtime == "k3s" and config.log_max_files < 2:
+            out.append("config.log_max_files: on k3s the kubelet rotates container logs and keeps at least 2 files")
         if not 1 <= config.max_concurrent_downloads <= 64:
             out.append("config.max_concurrent_downloads must be 1-64")
         if not 1 <= config.log_max_files <= 100:
@@ -140,6 +142,17 @@ class DockerOptimize(Capability):
         return out
 
     def fragments(self, config: OptimizeConfig, ctx: DeployContext) -> Fragments:
+        if ctx.runtime == "k3s":  # no Docker daemon: the kubelet rotates the container logs
+            from .k3s import CONFIG_DIR
+
+            size = config.log_max_size[:-1] + config.log_max_size[-1].upper() + "i"  # 10m -> 10Mi
+            drop_in = ("# lcai docker-optimize on k3s: container log rotation by the kubelet\nkubelet-arg+:\n"
+                       f"  - container-log-max-size={size}\n  - container-log-max-files={config.log_max_files}\n")
+            return Fragments(
+                write_files=(WriteFile(f"{CONFIG_DIR}/lcai-docker-optimize.yaml", drop_in, permissions="0600"),),
+                boot_plan=(f"tune k3s: the kubelet rotates container logs at {size} x {config.log_max_files} "
+                           "(max_concurrent_downloads is Docker's: k3s's containerd keeps its own limit)",),
+            )
         daemon = {"max-concurrent-downloads": config.max_concurrent_downloads, "log-driver": "json-file",
                   "log-opts": {"max-size": config.log_max_size, "max-file": str(config.log_max_files)}}
         return Fragments(

@@ -4,7 +4,7 @@ app unit, the setup, health and post-start units, and the boot-plan lines of wha
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Optional
 
 from attrs import define
 
@@ -27,7 +27,8 @@ class AppPieces:
     later: tuple[str, ...]
 
 
-def app_spec(tpl: Any, stack: Stack, env_file: str, command: tuple[str, ...], a: Assembled) -> AppSpec:
+def app_spec(tpl: Any, stack: Stack, env_file: str, command: tuple[str, ...], a: Assembled,
+             env: Optional[dict[str, str]] = None) -> AppSpec:
     c = tpl.container
     ports: list[tuple[str, int]] = []
     if c.internal_port is not None:
@@ -37,7 +38,8 @@ def app_spec(tpl: Any, stack: Stack, env_file: str, command: tuple[str, ...], a:
             ports.append((f"127.0.0.1:{c.internal_port}", c.internal_port))
     return AppSpec(image=c.image, command=command, env_file=env_file, ports=tuple(ports),
                    volumes=tuple(c.volumes), docker_args=tuple(a.docker_args), gpu=a.gpu, sandbox=c.sandbox,
-                   writable_paths=tuple(c.writable_paths), devices=stack.requires_gpu)
+                   writable_paths=tuple(c.writable_paths), devices=stack.requires_gpu, env=dict(env or {}),
+                   health=c.health, internal_port=c.internal_port)
 
 
 def app_unit(stack: Stack, app: AppSpec, ctx: DeployContext, deps: list[str], before_app: list[str]) -> str:
@@ -77,7 +79,7 @@ def app_fragments(tpl: Any, stack: Stack, ctx: DeployContext, env: dict[str, str
     deps = list(a.app_requires)  # units the app requires (docker, redis, a GPU check, …)
 
     files.append(WriteFile(ENV_FILE, runtime.env_file_text(env), permissions="0600"))
-    app = app_spec(tpl, stack, ENV_FILE, command, a)
+    app = app_spec(tpl, stack, ENV_FILE, command, a, env)
 
     # the runtime's own pieces (the docker image pull, the native app's user); the pull may order after
     # every dependency of the app that does not itself order after the pull (a GPU check that runs the image)

@@ -36,7 +36,7 @@ GUARD_SCRIPT = "".join(line + "\n" for line in [
 def guard_unit() -> str:
     return unit_text([
         ("Unit", [("Description", "lcai: only root on this host may reach the metadata service"),
-                  ("Before", ["docker.service", "redis-server.service", "postgresql.service"])]),
+                  ("Before", ["docker.service", "redis-server.service", "postgresql.service", "k3s.service"])]),
         ("Service", [("Type", "oneshot"), ("RemainAfterExit", "yes"), ("ExecStart", f"{LIB}/metadata-guard")]),
         INSTALL,
     ])

@@ -54,7 +54,8 @@ def test_bundled_template_on_debian12(name):
 
 def _tpl(runtime: str, image: str, features: tuple[str, ...]) -> str:
     feats = "".join(f"    - {f}\n" for f in features)
-    container = ("      image: nginx:1.27\n      internal_port: 80\n      external_port: 8080\n" if runtime == "docker"
+    container = ("      image: nginx:1.27\n      internal_port: 80\n      external_port: 8080\n"
+                 if runtime in ("docker", "k3s")
                  else "      command: /usr/bin/python3 -m http.server 8000\n      internal_port: 8000\n")
     return (f"name: combo\ncapabilities:\n  runtime: {runtime}\n  features:\n{feats or '    []'}\n"
             f"  packages: [jq]\ndeploy:\n  linode:\n    image: {image}\n    container:\n{container}"

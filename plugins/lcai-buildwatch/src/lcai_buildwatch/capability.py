@@ -189,7 +189,11 @@ class BuildWatch(Capability):
     def check(self, config: BuildWatchConfig, template) -> list:
         out = []
         if template.capabilities.runtime != "docker":
-            out.append("buildwatch watches containers: it needs capabilities.runtime: docker")
+            why = ("buildwatch watches containers: it needs capabilities.runtime: docker (it reads Docker's container "
+                   "events")
+            if template.capabilities.runtime == "k3s":
+                why += "; k3s runs the app under containerd, and `lcai logs` shows its pod's state and events"
+            out.append(why + ")")
         if not 1024 <= config.port <= 65535:
             out.append("config.port must be 1024-65535")
         if not 1 <= config.log_retention_days <= 365:

@@ -105,6 +105,60 @@ fi
 DEV_CHAR = """l=$(nvidia-ctk system create-dev-char-symlinks --create-all 2>&1) || fail dev-char "$l"
 """
 
+# k3s (lcai-core's k3s runtime): k3s configures containerd's `nvidia` runtime itself when it finds the toolkit's
+# nvidia-container-runtime at start; pods reach it through the `nvidia` RuntimeClass, and NVIDIA's device plugin
+# (a DaemonSet) advertises the GPUs as `nvidia.com/gpu`. Both are manifests k3s applies from its folder.
+K3S_MANIFEST = "/var/lib/rancher/k3s/server/manifests/lcai-nvidia-device-plugin.yaml"
+DEVICE_PLUGIN_IMAGE = "nvcr.io/nvidia/k8s-device-plugin:v0.17.4"
+K3S_GPU_OBJECTS = f"""# lcai gpu-nvidia on k3s: the nvidia RuntimeClass and NVIDIA's device plugin (its static manifest)
+apiVersion: node.k8s.io/v1
+kind: RuntimeClass
+metadata:
+  name: nvidia
+handler: nvidia
+---
+apiVersion: apps/v1
+kind: DaemonSet
+metadata:
+  name: nvidia-device-plugin-daemonset
+  namespace: kube-system
+spec:
+  selector:
+    matchLabels:
+      name: nvidia-device-plugin-ds
+  updateStrategy:
+    type: RollingUpdate
+  template:
+    metadata:
+      labels:
+        name: nvidia-device-plugin-ds
+    spec:
+      runtimeClassName: nvidia
+      priorityClassName: system-node-critical
+      tolerations:
+      - key: nvidia.com/gpu
+        operator: Exists
+        effect: NoSchedule
+      containers:
+      - name: nvidia-device-plugin-ctr
+        image: {DEVICE_PLUGIN_IMAGE}
+        env:
+        - name: FAIL_ON_INIT_ERROR
+          value: "false"
+        securityContext:
+          allowPrivilegeEscalation: false
+          capabilities:
+            drop:
+            - ALL
+        volumeMounts:
+        - name: device-plugin
+          mountPath: /var/lib/kubelet/device-plugins
+      volumes:
+      - name: device-plugin
+        hostPath:
+          path: /var/lib/kubelet/device-plugins
+"""
+
 VERIFY_CONTAINER = """c=$(docker run --rm --gpus all --entrypoint nvidia-smi {image} -L 2>&1) || fail container "$c"
 """
 
@@ -125,15 +179,18 @@ class GpuNvidia(Capability):
         if template.deploy.linode.image == "linode/debian12":
             out.append("gpu-nvidia does not support Debian 12: its NVIDIA driver comes from non-free under other "
                        "package names with no -server branch; use linode/ubuntu24.04 or linode/ubuntu22.04")
-        if template.capabilities.runtime == "docker" and not config.container_toolkit:
-            out.append("config.container_toolkit: the docker runtime needs the toolkit to give the app the GPU")
+        if template.capabilities.runtime in ("docker", "k3s") and not config.container_toolkit:
+            out.append(f"config.container_toolkit: the {template.capabilities.runtime} runtime needs the toolkit "
+                       "to give the app the GPU")
         return out
 
     def fragments(self, config: GpuConfig, ctx: DeployContext) -> Fragments:
         docker = ctx.runtime == "docker" and config.container_toolkit
+        k3s = ctx.runtime == "k3s" and config.container_toolkit
+        toolkit = docker or k3s
         drivers = driver_packages(config)
         verify = VERIFY_SCRIPT
-        if docker:
+        if toolkit:
             verify += DEV_CHAR
         if docker and ctx.container_image:
             verify += VERIFY_CONTAINER.format(image=shlex.quote(ctx.container_image))
@@ -161,7 +218,9 @@ WantedBy=multi-user.target
         sources: tuple = ()
         packages: list = []
         plan = []
-        if docker:
+        if k3s:
+            files.append(WriteFile(K3S_MANIFEST, K3S_GPU_OBJECTS, permissions="0600"))
+        if toolkit:
             # the key is a plain binary keyring file apt reads through signed-by: no key server at boot, and no gpg
             # needed on the image (cloud-init's `key:` runs `gpg --dearmor`)
             files.append(WriteFile(TOOLKIT_KEY_PATH, toolkit_key_b64(), encoding="b64"))
@@ -169,11 +228,17 @@ WantedBy=multi-user.target
                                  f"deb [signed-by={TOOLKIT_KEY_PATH}] "
                                  "https://nvidia.github.io/libnvidia-container/stable/deb/$(ARCH) /"),)
             packages.append("nvidia-container-toolkit")
-            runcmd += [("nvidia-ctk", "runtime", "configure", "--runtime=docker"),
-                       ("systemctl", "restart", "docker.service")]
-            plan.append("add NVIDIA's Container Toolkit apt source (its key ships in lcai-gpu-nvidia, fingerprint "
-                        f"{TOOLKIT_KEY_FINGERPRINT}) and configure Docker's nvidia runtime")
-            if ctx.container_image:  # lcai-image-pull.service comes from lcai-core's docker runtime
+            if docker:
+                runcmd += [("nvidia-ctk", "runtime", "configure", "--runtime=docker"),
+                           ("systemctl", "restart", "docker.service")]
+                plan.append("add NVIDIA's Container Toolkit apt source (its key ships in lcai-gpu-nvidia, fingerprint "
+                            f"{TOOLKIT_KEY_FINGERPRINT}) and configure Docker's nvidia runtime")
+            else:
+                plan.append("add NVIDIA's Container Toolkit apt source (its key ships in lcai-gpu-nvidia, fingerprint "
+                            f"{TOOLKIT_KEY_FINGERPRINT}); k3s finds its runtime when it starts; k3s applies the "
+                            f"nvidia RuntimeClass and NVIDIA's device plugin ({DEVICE_PLUGIN_IMAGE}) from "
+                            f"{K3S_MANIFEST}; the pod asks for nvidia.com/gpu: 1")
+            if ctx.container_image:  # lcai-image-pull.service comes from lcai-core's docker or k3s runtime
                 runcmd.append(("systemctl", "start", "--no-block", PULL_UNIT))
                 plan.append(f"start pulling {ctx.container_image} in the background")
         runcmd.append((INSTALL_SCRIPT,))
@@ -181,12 +246,12 @@ WantedBy=multi-user.target
                     f"({'open' if config.open_kernel_modules else 'proprietary'} kernel modules, DKMS) with the "
                     "headers of the running and the next kernel: " + ", ".join(drivers)
                     + "; check `dkms status` built it for the kernel that boots next; hold the driver's packages")
-        if docker and ctx.container_image:
+        if toolkit and ctx.container_image:
             runcmd.append(("systemctl", "start", PULL_UNIT))
             plan.append("wait for the image pull to finish")
-        checks = "host, /dev/char links and container" if docker else "host"
+        checks = "host, /dev/char links and container" if docker else ("host, /dev/char links" if k3s else "host")
         plan.append(f"after the reboot, {VERIFY_UNIT} runs nvidia-smi ({checks}) "
                     "and records /var/lib/lcai/gpu.json; the app waits for it")
         return Fragments(apt_sources=sources, packages=tuple(packages), write_files=tuple(files), units=tuple(units),
-                         runcmd=tuple(runcmd), app_requires=(VERIFY_UNIT,), gpu=docker, reboot=True,
+                         runcmd=tuple(runcmd), app_requires=(VERIFY_UNIT,), gpu=toolkit, reboot=True,
                          boot_plan=tuple(plan))

@@ -20,6 +20,10 @@ from attrs import define
 from lcai_core.api import AptSource, Capability, DeployContext, Fragments, Unit, WriteFile
 
 DOCKER0 = "172.17.0.1"
+# lcai-core's k3s runtime: the node's address on the pod network (cni0; k3s's cluster CIDR 10.42.0.0/16 as lcai
+# pins it, the single node's first /24). The runtime lets services bind it before k3s creates cni0.
+K3S_NODE = "10.42.0.1"
+K3S_PODS = "10.42.0.0/16"
 # the distribution's own PostgreSQL by image
 DISTRO_DEFAULT = {"linode/ubuntu22.04": "14", "linode/ubuntu24.04": "16", "linode/debian12": "15"}
 VERSIONS = ("13", "14", "15", "16", "17")
@@ -88,6 +92,7 @@ class PostgreSQL(Capability):
         v = self.version_for(config, ctx)
         image = ctx.image if ctx.image in DISTRO_DEFAULT else "linode/ubuntu24.04"
         docker = ctx.runtime == "docker"
+        k3s = ctx.runtime == "k3s"
         password = config.password or ctx.secret("postgres-password")
         ext_pkgs = [EXTENSIONS[e].format(v=v) for e in config.extensions if EXTENSIONS[e]]
         need_pgdg = v != DISTRO_DEFAULT[image] or any(
@@ -100,7 +105,7 @@ class PostgreSQL(Capability):
             files.append(WriteFile(PGDG_KEY_PATH, pgdg_key()))
             sources = (AptSource("pgdg", f"deb [signed-by={PGDG_KEY_PATH}] https://apt.postgresql.org/pub/repos/apt "
                                          "$RELEASE-pgdg main"),)
-        listen = f"localhost,{DOCKER0}" if docker else "localhost"
+        listen = f"localhost,{DOCKER0}" if docker else (f"localhost,{K3S_NODE}" if k3s else "localhost")
         conf_dir = f"/etc/postgresql/{v}/main"
         sql = [
             "-- lcai: idempotent; re-running it is harmless",
@@ -122,7 +127,8 @@ class PostgreSQL(Capability):
             WriteFile(f"{conf_dir}/pg_hba.conf",
                       f"# lcai: the app's role from Docker's bridge and loopback, with scram-sha-256\n"
                       f"host {config.database} {config.user} 127.0.0.1/32 scram-sha-256\n"
-                      + (f"host {config.database} {config.user} 172.17.0.0/16 scram-sha-256\n" if docker else ""),
+                      + (f"host {config.database} {config.user} 172.17.0.0/16 scram-sha-256\n" if docker else "")
+                      + (f"host {config.database} {config.user} {K3S_PODS} scram-sha-256\n" if k3s else ""),
                       owner="postgres:postgres", permissions="0640", append=True, defer=True),
             WriteFile(init_sql, "\n".join(sql) + "\n", owner="postgres:postgres", permissions="0600", defer=True),
         ]
@@ -143,7 +149,7 @@ ExecStart=/usr/sbin/runuser -u postgres -- /usr/bin/psql -v ON_ERROR_STOP=1 -p {
 [Install]
 WantedBy=multi-user.target
 """)
-        host = "host.docker.internal" if docker else "127.0.0.1"
+        host = "host.docker.internal" if docker else (K3S_NODE if k3s else "127.0.0.1")
         url = f"postgresql://{config.user}:{quote(password, safe='')}@{host}:{config.port}/{config.database}"
         return Fragments(
             apt_sources=sources,

@@ -20,6 +20,9 @@ from attrs import define
 from lcai_core.api import Capability, DeployContext, Fragments, WriteFile
 
 DOCKER0 = "172.17.0.1"
+# lcai-core's k3s runtime: the node's address on the pod network (cni0; k3s's cluster CIDR 10.42.0.0/16 as lcai
+# pins it, the single node's first /24). The runtime lets services bind it before k3s creates cni0.
+K3S_NODE = "10.42.0.1"
 POLICIES = ("noeviction", "allkeys-lru", "allkeys-lfu", "allkeys-random", "volatile-lru", "volatile-lfu",
             "volatile-random", "volatile-ttl")
 PASSWORD_RE = re.compile(r"^[A-Za-z0-9._~+-]{16,128}$")
@@ -63,7 +66,8 @@ class Redis(Capability):
     def fragments(self, config: RedisConfig, ctx: DeployContext) -> Fragments:
         password = config.password or ctx.secret("redis-password")
         docker = ctx.runtime == "docker"
-        binds = f"127.0.0.1 {DOCKER0}" if docker else "127.0.0.1"
+        k3s = ctx.runtime == "k3s"
+        binds = f"127.0.0.1 {DOCKER0}" if docker else (f"127.0.0.1 {K3S_NODE}" if k3s else "127.0.0.1")
         if config.persistence == "none":
             persist = 'save ""\nappendonly no\n'
         elif config.persistence == "aof":
@@ -74,7 +78,7 @@ class Redis(Capability):
         conf = (f"\n# --- lcai ({ctx.deployment_id}): later directives override the defaults above ---\n"
                 f"bind {binds}\nprotected-mode yes\nport {config.port}\nrequirepass {password}\n"
                 f"maxmemory {config.maxmemory}\nmaxmemory-policy {config.maxmemory_policy}\n{persist}")
-        host = "host.docker.internal" if docker else "127.0.0.1"
+        host = "host.docker.internal" if docker else (K3S_NODE if k3s else "127.0.0.1")
         pkg = "redis-server" if config.version is None else f"redis-server={config.version}"
         dropin = ("[Unit]\n# bind 172.17.0.1 needs docker0\nAfter=docker.service\nWants=docker.service\n"
                   if docker else "")
