@@ -100,6 +100,38 @@ def test_seed_iso_holds_the_exact_user_data(local_env, tmp_path):
     assert os.listdir(d) == ["seed.iso"]  # no temporary files left
 
 
+def _fake_xorriso(tmp_path, monkeypatch, script: str) -> Path:
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    fake = bindir / "xorriso"
+    fake.write_text("#!/bin/sh\n" + script)
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ['PATH']}")
+    return tmp_path / "runs"
+
+
+def test_seed_is_written_again_when_xorriso_crashed(local_env, tmp_path, monkeypatch):
+    """xorriso that caught a signal (a crash, seen once under load) is run again; the seed is then written."""
+    from lcai_local import vm as V
+
+    runs = _fake_xorriso(tmp_path, monkeypatch, f"""echo run >> {tmp_path}/runs
+if [ "$(wc -l < {tmp_path}/runs)" -lt 2 ]; then echo 'UNIX-SIGNAL:  SIGSEGV  errno= 0' >&2; exit 1; fi
+while [ "$1" != -output ]; do shift; done; echo iso > "$2"
+""")
+    V.write_seed(str(tmp_path / "seed.iso"), USER_DATA, "{}")
+    assert runs.read_text().count("run") == 2 and (tmp_path / "seed.iso").read_text() == "iso\n"
+
+
+def test_seed_refused_by_xorriso_is_one_error_without_a_retry(local_env, tmp_path, monkeypatch):
+    from lcai_local import vm as V
+
+    runs = _fake_xorriso(tmp_path, monkeypatch,
+                         f"echo run >> {tmp_path}/runs; echo 'xorriso : FAILURE : no space' >&2; exit 5\n")
+    with pytest.raises(LcaiError, match="writing the NoCloud seed failed: xorriso : FAILURE : no space"):
+        V.write_seed(str(tmp_path / "seed.iso"), USER_DATA, "{}")
+    assert runs.read_text().count("run") == 1 and not (tmp_path / "seed.iso").exists()
+
+
 # ---------------------------------------------------------------- qemu command line
 
 
