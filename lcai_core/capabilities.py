@@ -215,6 +215,8 @@ class Catalog:
     def __init__(self) -> None:
         self.by_name: dict[str, Registered] = {}
         self.alias_of: dict[str, tuple[str, dict[str, Any]]] = {}
+        # the last template resolved, by identity: validation, prepare and the spec share one resolution
+        self._last: Optional[tuple[Any, Any, tuple[list[Resolved], list[Problem]]]] = None
 
     def add(self, cap: Capability, plugin: str) -> None:
         if not isinstance(cap, Capability) or not cap.name:
@@ -231,6 +233,7 @@ class Catalog:
                 raise LcaiError(f"capability name {n!r} is registered by both {other} and {plugin}",
                                 hint="uninstall one of them, or disable it with LCAI_DISABLE_PLUGINS")
         self.by_name[cap.name] = Registered(cap, plugin)
+        self._last = None
         for alias, cfg in cap.aliases.items():
             self.alias_of[alias] = (cap.name, dict(cfg))
 
@@ -281,12 +284,24 @@ class Catalog:
         from .errors import ValidationError
         from .yamlfile import Document
 
-        resolved, problems = self._resolve(tpl, doc or Document({}, tpl.name, {}))
+        last = self._last
+        if doc is None and last is not None and last[0] is tpl:  # resolved already (its problems located)
+            resolved, problems = list(last[2][0]), list(last[2][1])
+        else:
+            resolved, problems = self._resolve(tpl, doc or Document({}, tpl.name, {}))
         if problems:
             raise ValidationError(problems)
         return resolved
 
     def _resolve(self, tpl: "Template", doc: "Document") -> tuple[list[Resolved], list[Problem]]:
+        last = self._last
+        if last is not None and last[0] is tpl and last[1] is doc:
+            return list(last[2][0]), list(last[2][1])
+        out = self._resolve_anew(tpl, doc)
+        self._last = (tpl, doc, (list(out[0]), list(out[1])))
+        return out
+
+    def _resolve_anew(self, tpl: "Template", doc: "Document") -> tuple[list[Resolved], list[Problem]]:
         from . import convert
 
         problems: list[Problem] = []

@@ -271,8 +271,12 @@ def confirm(question: str, what: str) -> None:
 class StepRunner:
     """Runs a provider's create steps, recording ``provider_state`` after each; undoes them on failure."""
 
-    def __init__(self, registry, deployment_id: str, say: Callable[[str], None], provider_name: str = ""):
+    def __init__(self, registry, deployment_id: str, say: Callable[[str], None], provider_name: str = "",
+                 done_status: Optional[str] = None):
+        """``done_status``: the record's status once every step ran (unless a step set one), written with the
+        last step's save."""
         self.reg, self.dep, self.say, self.provider_name = registry, deployment_id, say, provider_name
+        self.done_status = done_status
         self.state: dict = {}
         self.record_fields: dict = {}
 
@@ -284,15 +288,20 @@ class StepRunner:
         self.reg.update(self.dep, provider_state=dict(self.state), **self.record_fields)
 
     def run(self, steps: list[Step]) -> None:
+        done_status = self.done_status
         done: list[Step] = []
         current: Optional[Step] = None
         try:
-            for step in steps:
+            for i, step in enumerate(steps):
                 current = step
                 self._take(step.run(dict(self.state), self.say))
                 done.append(step)
                 current = None  # done: a failure from here on (saving it) undoes it once, as a done step
+                if done_status and i == len(steps) - 1 and not self.record_fields.get("status"):
+                    self.record_fields["status"] = done_status
                 self._save()
+            if done_status and not steps:
+                self.reg.update(self.dep, status=done_status)
         except KeyboardInterrupt as e:
             if self._complete_after_interrupt(steps, done, current):
                 self.say(f"interrupted: deployment {self.dep} exists and is tracked "

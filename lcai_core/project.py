@@ -55,16 +55,6 @@ def pending(directory: Path, create: bool = True, deployment_id: Optional[str] =
     return data
 
 
-def deployed_state(directory: Path) -> Optional[dict]:
-    """The directory's deployment (``.linode/state.json``) when it carries the secret seed it was rendered with."""
-    from .lifecycle import read_state
-
-    st = read_state(directory)
-    if st and isinstance(st.get("secret_seed"), str):
-        return st
-    return None
-
-
 @define
 class Prepared:
     directory: Path
@@ -72,6 +62,15 @@ class Prepared:
     ctx: DeployContext
     env: dict
     rendered: Rendered
+    resolved: list = []  # the template's capabilities, resolved once (``Catalog.resolve``)
+
+    @property
+    def seed(self) -> str:
+        """The secret seed the user data was rendered with, as the state file keeps it (hex)."""
+        return self.ctx.secret_seed.hex()
+
+
+_UNREAD: Any = object()
 
 
 GPU_HINT = ("use a GPU machine type (deploy.linode.type_default or --type) of a provider that has them "
@@ -100,12 +99,13 @@ def find_deploy_file(directory: Path) -> Path:
 def prepare(directory: str | os.PathLike, host, app: Optional[str] = None, env_name: Optional[str] = None,
             region: Optional[str] = None, type_: Optional[str] = None, deployment_id: Optional[str] = None,
             secret_seed: Optional[bytes] = None, new: bool = False, image: Optional[str] = None,
-            target: Optional[str] = None) -> Prepared:
+            target: Optional[str] = None, state: Any = _UNREAD) -> Prepared:
     """Load, resolve and render a deployment directory. The deployment id and secret seed come from, in order:
     the arguments; the directory's live deployment (``.linode/state.json``: plan then previews a redeploy),
     unless ``new``; the pending plan (``.linode/pending.json``, created on first use). ``image`` (``--image``)
     replaces ``deploy.linode.image``, checked like it (the capabilities' images). A template that needs a GPU on
-    a machine type of provider ``target`` (default: the template's) without one is refused."""
+    a machine type of provider ``target`` (default: the template's) without one is refused. ``state`` is the
+    directory's ``lcai_core.lifecycle.read_state`` when the caller read it already (it is then not read again)."""
     d = Path(directory)
     f = find_deploy_file(d)
     tpl = load_template(f, host.catalog)
@@ -139,14 +139,14 @@ def prepare(directory: str | os.PathLike, host, app: Optional[str] = None, env_n
         dotenv = {}
     pinned = None
     if (deployment_id is None or secret_seed is None) and not new:
-        st = deployed_state(d)
-        if st is not None:
-            deployment_id, secret_seed = st["deployment_id"], bytes.fromhex(st["secret_seed"])
-        else:
+        if state is _UNREAD:
             from .lifecycle import read_state
 
-            link = read_state(d)  # linked (e.g. cloned from git) without this machine's seed: same id, new seed
-            pinned = link["deployment_id"] if link else None
+            state = read_state(d)
+        if state is not None and isinstance(state.get("secret_seed"), str):  # this machine deployed it
+            deployment_id, secret_seed = state["deployment_id"], bytes.fromhex(state["secret_seed"])
+        else:  # linked (e.g. cloned from git) without this machine's seed: same id, new seed
+            pinned = state["deployment_id"] if state else None
     if deployment_id is None or secret_seed is None:
         p = pending(d, deployment_id=pinned)
         deployment_id, secret_seed = p["deployment_id"], bytes.fromhex(p["secret_seed"])
@@ -156,7 +156,7 @@ def prepare(directory: str | os.PathLike, host, app: Optional[str] = None, env_n
     ctx = context_for(tpl, resolved, deployment_id, secret_seed, app=app, env_name=env_name, region=region,
                       type_=type_, ssh_keys=bool(ssh_public_keys()))
     env, rendered = render(tpl, resolved, ctx, dotenv, env_path, f)
-    return Prepared(d, tpl, ctx, env, rendered)
+    return Prepared(d, tpl, ctx, env, rendered, resolved)
 
 
 def with_image(tpl: Template, image: str) -> Template:

@@ -22,14 +22,16 @@ def plan(directory: Path, cloud_config: Path | None, app, env_name, region, type
     user-data sizes against Linode's limit. Reads deploy.yml and .env exactly as deploy does."""
     from .. import ui
     from ..files import write_private
+    from ..flow import DeployOptions, preview
     from ..plugins import get_host
-    from ..project import prepare
 
     host = get_host()
     try:
-        p = prepare(directory, host, app=app, env_name=env_name, region=region, type_=type_, image=image)
+        pv = preview(host, DeployOptions(directory=directory, app=app, env_name=env_name, region=region,
+                                         type=type_, image=image))
     except OSError as e:  # e.g. .linode/pending.json in a directory we may not write
         raise ui.fs_error(e, action="access") from None
+    p, target, replicas, price = pv.prepared, pv.target, pv.replicas, pv.price
     if cloud_config is not None:
         try:
             write_private(cloud_config, p.rendered.text)
@@ -37,7 +39,6 @@ def plan(directory: Path, cloud_config: Path | None, app, env_name, region, type
             raise ui.fs_error(e, cloud_config, action="write") from None
     sizes = p.rendered.sizes()
     t, ctx = p.template, p.ctx
-    target, replicas, price = _price(host, p, directory)
     if as_json:
         click.echo(json.dumps({
             "deployment_id": ctx.deployment_id, "template": t.name, "version": t.version, "app": ctx.app_name,
@@ -76,26 +77,6 @@ def plan(directory: Path, cloud_config: Path | None, app, env_name, region, type
     if cloud_config is not None:
         click.echo(f"{ui.style('wrote', 'green')} {cloud_config} (0600; contains the app's environment"
                    + ("" if _ignored(directory, cloud_config) else "; keep it out of version control") + ")")
-
-
-def _price(host, p, directory: Path):
-    """(target, replicas, Price or None): the price from the provider's preflight — only when the provider is
-    configured (a token is set), so plan stays offline otherwise; a failed preflight is not plan's error."""
-    from .. import lifecycle as L
-    from .deploy import make_spec
-
-    tpl = p.template
-    target = tpl.deploy.target
-    replicas = tpl.deploy.linode.replicas
-    prov = L.providers(host).get(target)
-    if prov is None or not L.configured(host, prov):
-        return target, replicas, None
-    try:
-        spec = make_spec(p, host, directory, ssh_sources=L.ANYWHERE, app_sources=L.ANYWHERE, keys=[],
-                         root_pass="", replicas=replicas)
-        return target, replicas, prov.preflight(spec).price
-    except Exception:  # plan never fails because a price could not be looked up
-        return target, replicas, None
 
 
 def _ignored(directory: Path, f: Path) -> bool:

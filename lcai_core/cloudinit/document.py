@@ -13,6 +13,7 @@ import base64
 import gzip
 import os
 from pathlib import Path
+from functools import cached_property
 from typing import Any, Optional, Sequence, Union
 
 from attrs import define, field
@@ -37,8 +38,9 @@ class Rendered:
     warnings: tuple = ()  # one line each, for plan/deploy to print (never a value)
     env: dict = field(factory=dict, repr=False)  # the app's environment (values: secrets; never printed)
 
-    @property
+    @cached_property
     def gzipped(self) -> bytes:
+        """gzip of the text, compressed once (plan's sizes, the size check and the create body share it)."""
         return gzip.compress(self.text.encode(), compresslevel=9, mtime=0)
 
     @property

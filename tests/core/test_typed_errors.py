@@ -5,7 +5,7 @@ installed (a ``MissingPlugin`` problem) gets the install hint."""
 
 import pytest
 
-from lcai_core.cli.deploy import _tracked
+from lcai_core.flow.apply import tracked as _tracked
 from lcai_core.errors import LcaiError, MissingPlugin, TrackedError, ValidationError
 
 

@@ -135,7 +135,7 @@ def test_image_is_checked_like_the_templates_value(env, capsys):
 
 
 def test_spec_carries_the_images_every_capability_supports():
-    from lcai_core.cli.deploy import _supported_images
+    from lcai_core.flow.plan import supported_images as _supported_images
 
     class Cap:
         def __init__(self, images):

@@ -1,0 +1,221 @@
+"""The apply step: ``apply(plan, events, registry) -> Outcome`` carries out a ``DeployPlan`` the user agreed to
+(a create, a rebuild, a rollout, or nothing), under the deployment's lock, keeping it tracked whatever happens.
+
+Registry writes of a create, and why each: the intent, before anything exists (a crash leaves a record that
+`lcai destroy` can clear); one after each create step, holding what that step made (a crash after it leaves
+the resource findable); the last step's write also marks the deployment created. Then the wait records what
+it learns (address, health). A rebuild writes twice (``rebuilding`` before the request: an interrupted
+rebuild stays visible; the result after it); a rollout once before and once per replica the provider saves.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from attrs import define
+
+from ..errors import InputError, InterruptReported, LcaiError, TrackedError
+from .directory import save_root_password, write_directory
+from .events import Events
+from .plan import DeployPlan, Kind
+
+
+@define
+class Outcome:
+    """What apply did: the deployment's record as stored, and whether the wait ran."""
+
+    plan: DeployPlan
+    record: dict[str, Any]
+    waited: bool = False
+
+
+def apply(plan: DeployPlan, events: Events, registry: Any) -> Outcome:
+    """Carry out ``plan`` (see the module). Raises ``registry.Busy`` when another lcai process works on the
+    deployment, ``InputError`` when the plan went stale meanwhile (nothing is then changed)."""
+    import time
+
+    from ..registry import deployment_lock
+
+    with deployment_lock(plan.deployment_id, "deploy"):  # a destroy (or another deploy) meanwhile is refused
+        _still_current(plan, registry)
+        deadline = time.monotonic() + plan.wait_seconds  # the rollout and the wait share it
+        if plan.kind is Kind.CREATE:
+            rec = _create(plan, events, registry)
+        elif plan.kind is Kind.REBUILD:
+            rec = _rebuild(plan, events, registry)
+        elif plan.kind is Kind.ROLLOUT:
+            rec = _rollout(plan, events, registry, deadline)
+        else:
+            rec = dict(plan.live or {})
+        if plan.options.wait:
+            rec = _wait(plan, events, registry, rec, deadline)
+        return Outcome(plan, rec, plan.options.wait)
+
+
+def _still_current(plan: DeployPlan, registry: Any) -> None:
+    """The plan was made before the lock was taken (and the user asked): refuse it when the deployment
+    appeared, went away or changed meanwhile (a concurrent deploy or destroy)."""
+    rec = registry.get(plan.deployment_id)
+    if plan.kind is Kind.CREATE and rec is not None:
+        raise InputError(f"deployment {plan.deployment_id} was created meanwhile (by another lcai process)",
+                         hint="run `lcai deploy` again: it redeploys it")
+    if plan.kind is not Kind.CREATE and (rec is None or rec.get("rendered_sha256") !=
+                                         (plan.live or {}).get("rendered_sha256")):
+        raise InputError(f"deployment {plan.deployment_id} changed meanwhile (another lcai process deployed or "
+                         "destroyed it)", hint="run `lcai deploy` again to see what it would do now")
+
+
+# ---------------------------------------------------------------- create
+
+
+def _create(plan: DeployPlan, events: Events, registry: Any) -> dict[str, Any]:
+    from ..lifecycle import StepRunner
+
+    p, prov, spec = plan.prepared, plan.provider, plan.spec
+    ctx, dep_id, price = p.ctx, plan.deployment_id, (plan.preflight.price if plan.preflight else None)
+    record = {"app": ctx.app_name, "env": ctx.env, "provider": prov.name, "label": spec.label, "status": "creating",
+              "directory": str(Path(plan.options.directory).resolve()),
+              "price_hourly": price.hourly if price else None, "price_monthly": price.monthly if price else None,
+              "source": "deploy", "address": None, "provider_state": {},
+              **plan.desired, **({"replicas": spec.replicas} if spec.replicas > 1 else {})}
+    registry.update(dep_id, create=True, **record)  # the intent, before anything is created
+    events.say(f"recorded deployment {dep_id} (creating)")
+    runner = StepRunner(registry, dep_id, events.say, prov.name, done_status="created")
+    runner.run(prov.create_steps(spec))
+    rec = registry.get(dep_id) or dict(record, deployment_id=dep_id)
+    d = Path(plan.options.directory)
+    if not spec.ssh_keys and prov.uses_root_password:
+        save_root_password(d, spec.root_password)
+    write_directory(d, prov, rec, p.seed)
+    if not spec.ssh_keys and prov.uses_root_password:
+        events.say("no ~/.ssh/*.pub: root password saved to .linode/root-password (0600)")
+    return rec
+
+
+# ---------------------------------------------------------------- redeploy: rebuild, rollout
+
+
+def _rebuild(plan: DeployPlan, events: Events, registry: Any) -> dict[str, Any]:
+    from ..lifecycle import RECORD_FIELDS
+    from ..registry import now_iso
+
+    prov, spec, rec, dep_id = plan.provider, plan.spec, dict(plan.live or {}), plan.deployment_id
+    events.say(f"rebuilding deployment {dep_id}")
+    registry.update(dep_id, status="rebuilding")
+    try:
+        fields = prov.rebuild(rec, spec, events.say) or {}
+    except KeyboardInterrupt as e:
+        events.notice(f"interrupted: deployment {dep_id} is tracked; the rebuild may or may not have started — "
+                      "run `lcai deploy` again to rebuild it")
+        registry.update(dep_id, status="rebuild interrupted")
+        raise InterruptReported() from e
+    except LcaiError as e:
+        registry.update(dep_id, status="rebuild failed")
+        raise LcaiError(f"rebuild of deployment {dep_id} failed: {e.message}",
+                        hint=f"it is still tracked (`lcai status {dep_id}`); "
+                             "run `lcai deploy` again to retry") from None
+    d = Path(plan.options.directory)
+    if not spec.ssh_keys and prov.uses_root_password:
+        save_root_password(d, spec.root_password)
+        events.say("no ~/.ssh/*.pub: the new root password is in .linode/root-password (0600)")
+    state = dict(rec.get("provider_state") or {})
+    state.update({k: v for k, v in fields.items() if k not in RECORD_FIELDS})
+    rec = registry.update(dep_id, provider_state=state, status=fields.get("status") or "rebuilding",
+                          health_status=None, health_detail=None, rebuilt_at=now_iso(),
+                          **{k: v for k, v in fields.items() if k == "address"}, **plan.desired)
+    n = len(plan.changes)
+    events.say(f"rebuild started ({n} change{'s' if n != 1 else ''})")
+    write_directory(d, prov, rec, plan.prepared.seed)
+    return dict(rec)
+
+
+def _rollout(plan: DeployPlan, events: Events, registry: Any, deadline: float) -> dict[str, Any]:
+    """Rolling redeploy of a replicated deployment: the provider takes one replica at a time out of rotation,
+    rebuilds it, waits until healthy and puts it back; a replica that fails stops the rollout."""
+    from ..lifecycle import RECORD_FIELDS, ROOT_PASSWORD
+    from ..registry import now_iso
+
+    prov, spec, rec, dep_id = plan.provider, plan.spec, dict(plan.live or {}), plan.deployment_id
+    n = len((rec.get("provider_state") or {}).get("replicas") or [])
+    registry.update(dep_id, status="rolling out")
+    state = dict(rec.get("provider_state") or {})
+
+    def save(fields: dict[str, Any]) -> None:
+        state.update(fields)
+        registry.update(dep_id, provider_state=dict(state))
+
+    try:
+        fields = prov.rollout(rec, spec, events.say, deadline, save) or {}
+    except KeyboardInterrupt as e:
+        events.notice(f"interrupted: deployment {dep_id} is tracked; run `lcai deploy` again to resume the "
+                      "rollout (replicas already healthy on the new version are skipped)")
+        registry.update(dep_id, status="rollout interrupted", rendered_sha256=None)  # replicas may differ now
+        raise InterruptReported() from e
+    except LcaiError as e:
+        registry.update(dep_id, status="rollout stopped", health_status=None, health_detail=None,
+                        rendered_sha256=None)  # replicas run different versions: the next deploy rolls out again
+        _record_balancer_health(prov, registry, dep_id)
+        if not isinstance(e, TrackedError):  # the provider's own error says how to resume or roll back
+            e.hint = (f"{e.hint}; " if e.hint else "") + (
+                f"deployment {dep_id} is tracked; run `lcai deploy` again to resume the rollout, or put the "
+                "previous deploy.yml back and run `lcai deploy` to roll back")
+        raise
+    d = Path(plan.options.directory)
+    if not spec.ssh_keys and not (d / ROOT_PASSWORD).is_file():
+        save_root_password(d, spec.root_password)
+    state.update({k: v for k, v in fields.items() if k not in RECORD_FIELDS})
+    rec = registry.update(dep_id, provider_state=dict(state), status="running", health_status="healthy",
+                          health_detail=f"healthy {n}/{n} (each UP at the NodeBalancer after its rebuild)",
+                          health_source="nodebalancer", replicas_healthy=n, rebuilt_at=now_iso(), **plan.desired)
+    events.say(f"rollout done: {n} replica(s) on the new version")
+    write_directory(d, prov, rec, plan.prepared.seed)
+    return dict(rec)
+
+
+def _record_balancer_health(prov: Any, registry: Any, dep_id: str) -> None:
+    """Best effort: the load balancer's view (``healthy k/N``) into the registry, for `lcai status`."""
+    rec = registry.get(dep_id)
+    if rec is None:
+        return
+    try:
+        res = prov.health(rec)
+    except Exception:  # reporting the failure that stopped the rollout matters more
+        return
+    if res is not None:
+        registry.update(dep_id, health_status=res.word(), health_detail=res.detail, health_source=res.source,
+                        replicas_healthy=rec.get("replicas_healthy"))
+
+
+# ---------------------------------------------------------------- wait
+
+
+_INTERRUPTED = {Kind.CREATE: "interrupted: deployment {d} exists and is tracked "
+                             "(`lcai status {d}`, `lcai destroy {d}`)",
+                Kind.REBUILD: "interrupted: deployment {d} is rebuilding and tracked (`lcai status {d}`)",
+                Kind.ROLLOUT: "interrupted: deployment {d} is tracked (`lcai status {d}`)",
+                Kind.UNCHANGED: "interrupted: deployment {d} is tracked (`lcai status {d}`)"}
+
+
+def _wait(plan: DeployPlan, events: Events, registry: Any, rec: dict[str, Any], deadline: float) -> dict[str, Any]:
+    """``deploy --wait``: until healthy, the instance's first failure or the deadline (lcai_core.waiting)."""
+    from ..lifecycle import wait_ready
+
+    dep_id = plan.deployment_id
+    try:
+        wait_ready(plan.provider, registry, dict(rec), events, deadline)
+    except LcaiError as e:
+        raise (e if plan.kind is Kind.UNCHANGED else tracked(e, dep_id)) from None
+    except KeyboardInterrupt as e:
+        events.notice(_INTERRUPTED[plan.kind].format(d=dep_id))
+        raise InterruptReported() from e
+    return dict(registry.get(dep_id) or rec)
+
+
+def tracked(e: LcaiError, dep_id: str) -> LcaiError:
+    """A failure after the deployment exists: say it is still tracked and how to go on."""
+    if not isinstance(e, TrackedError):
+        e.hint = (f"{e.hint}; " if e.hint else "") + (f"deployment {dep_id} is tracked: `lcai status {dep_id}`; "
+                                                      "run `lcai deploy` again to retry (it rebuilds the machine)")
+    return e
+

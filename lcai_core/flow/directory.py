@@ -1,0 +1,42 @@
+"""What a deployment directory keeps of its deployment: the state (0600, with the secret seed), the link (no
+secrets, safe to commit), connect.sh, the root password when no SSH key was sent; the pending plan is used up."""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+from typing import Any
+
+
+def write_directory(d: Path, prov: Any, rec: dict[str, Any], seed: str) -> None:
+    from ..lifecycle import write_state
+    from ..project import PENDING
+
+    write_state(d, {"deployment_id": rec["deployment_id"], "provider": prov.name, "secret_seed": seed,
+                    "label": rec.get("label"), "app": rec.get("app"), "env": rec.get("env"),
+                    "region": rec.get("region"), "type": rec.get("type"), "address": rec.get("address"),
+                    "external_port": rec.get("external_port"), "created_at": rec.get("created_at")})
+    try:
+        (d / PENDING).unlink()
+    except FileNotFoundError:
+        pass
+    write_connect(d, prov, rec)
+
+
+def write_connect(d: Path, prov: Any, rec: dict[str, Any]) -> None:
+    """``connect.sh``: ssh to the deployment's machine (replica 1 of a replicated one)."""
+    ssh = prov.ssh(rec)
+    if ssh is None:
+        return
+    argv = ssh.argv("", connect_timeout=10)[:-1]
+    connect = d / "connect.sh"
+    connect.write_text(f"#!/bin/sh\n# ssh to {rec.get('label')} (deployment {rec['deployment_id']})\n"
+                       f"exec {' '.join(shlex.quote(a) for a in argv)} \"$@\"\n")
+    connect.chmod(0o755)
+
+
+def save_root_password(d: Path, password: str) -> None:
+    from ..files import write_private
+    from ..lifecycle import ROOT_PASSWORD
+
+    write_private(d / ROOT_PASSWORD, password + "\n")
