@@ -25,6 +25,16 @@ Deployments
     ``check_health(provider, record) -> Health``: one health answer, as ``lcai status`` gives it.
     ``run(ssh_endpoint, command, timeout=30.0) -> Result``: run a command on the machine over SSH.
     ``load_template(path)``: a validated template (``deploy.yml``).
+
+The deploy flow (what ``lcai deploy``, ``lcai plan`` and ``lcai scale`` call; no click, no printing)
+    ``DeployOptions(directory=..., yes=False, new=False, wait=False, ...)``: what ``lcai deploy`` is asked.
+    ``plan_deploy(host, registry, options, say) -> DeployPlan``: what a deploy would do, nothing sent to the
+    cloud: ``plan.kind`` (a ``Kind``: CREATE, REBUILD, ROLLOUT or UNCHANGED), ``plan.lines`` (what changes),
+    ``plan.question``/``plan.consequence`` (what to confirm and what it loses), ``plan.warnings``.
+    ``apply(plan, events, registry) -> Outcome``: carry it out under the deployment's lock (a plan made stale
+    by another deploy meanwhile is refused); progress goes to ``events`` (``say(line)``, ``notice(line)``,
+    ``clear()``; ``Quiet()`` drops it). ``Outcome.record`` is the saved deployment record.
+    ``preview(host, options) -> Preview``: what ``lcai plan`` shows (price, user data, spec).
 """
 
 from __future__ import annotations
@@ -41,6 +51,7 @@ if TYPE_CHECKING:
     from ..registry import Registry, age
     from ..remote import Result, run
     from ..template import load_template
+    from ..flow import DeployOptions, DeployPlan, Kind, Outcome, Quiet, apply, plan_deploy, preview
     from ..ui import fit_widths, prog, set_prog, status_style
 
 _FROM = {  # name -> (module, attribute)
@@ -61,10 +72,19 @@ _FROM = {  # name -> (module, attribute)
     "run": ("lcai_core.remote", "run"),
     "Result": ("lcai_core.remote", "Result"),
     "load_template": ("lcai_core.template", "load_template"),
+    "DeployOptions": ("lcai_core.flow", "DeployOptions"),
+    "DeployPlan": ("lcai_core.flow", "DeployPlan"),
+    "Kind": ("lcai_core.flow", "Kind"),
+    "Outcome": ("lcai_core.flow", "Outcome"),
+    "Quiet": ("lcai_core.flow", "Quiet"),
+    "apply": ("lcai_core.flow", "apply"),
+    "plan_deploy": ("lcai_core.flow", "plan_deploy"),
+    "preview": ("lcai_core.flow", "preview"),
 }
 
 __all__ = ["LazyCommand", "main", "prog", "set_prog", "status_style", "fit_widths", "get_host", "Registry", "age",
-           "provider_of", "list_all", "provider_detail", "destroy", "check_health", "run", "Result", "load_template"]
+           "provider_of", "list_all", "provider_detail", "destroy", "check_health", "run", "Result", "load_template",
+           "DeployOptions", "DeployPlan", "Kind", "Outcome", "Quiet", "apply", "plan_deploy", "preview"]
 
 
 def __getattr__(name: str) -> Any:
