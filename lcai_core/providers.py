@@ -173,6 +173,17 @@ class Endpoint:
         return f"http://{self.host}{'' if self.port == 80 else f':{self.port}'}{path}"
 
 
+@define(frozen=True)
+class Remains:
+    """What direct lookups (by id, not a list) find of a deployment that a list calls gone (``vanished``), for
+    ``lcai destroy --purge``. ``machines``: machines or disks that still exist, one line each ("instance 123
+    (running)"): purge keeps such a deployment and deletes nothing of it. ``leftovers``: what purge would delete,
+    resources that hold no data (a firewall, a load balancer), one line each."""
+
+    machines: tuple[str, ...] = ()
+    leftovers: tuple[str, ...] = ()
+
+
 @define
 class Listing:
     """``rows``: the registry records merged with live state, plus ``untracked`` rows for live deployments the
@@ -300,6 +311,13 @@ class Provider:
         """Delete everything the deployment created, including resources an interrupted create may have left
         (find them by the deployment id). Idempotent: already-deleted resources are fine."""
         raise NotImplementedError(f"provider {self.name!r} does not destroy deployments")
+
+    def remains(self, record: dict[str, Any]) -> Optional[Remains]:
+        """For ``destroy --purge``: look the deployment's resources up one by one (a missing list entry is not
+        proof: a removed tag or a short list reply looks the same). Return a ``Remains``; raise ``LcaiError``
+        when a lookup fails (purge then keeps the deployment). None (this default): the provider cannot look
+        them up, and purge keeps the deployment (``lcai destroy ID`` still deletes it)."""
+        return None
 
     def discover(self) -> list[dict[str, Any]]:
         """For ``lcai sync``: a record (neutral fields + ``provider_state``) for every live deployment this

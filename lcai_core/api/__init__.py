@@ -36,15 +36,15 @@ if TYPE_CHECKING:
         sha256,
     )
     from ..health import Health
-    from ..providers import Endpoint, Listing, Preflight, Price, Provider, Say, Spec, SshEndpoint, Step
+    from ..providers import Endpoint, Listing, Preflight, Price, Provider, Remains, Say, Spec, SshEndpoint, Step
     from ..providers import _quiet as quiet
     from ..sources import DirectorySource
 
 _LAZY = {
     "lcai_core.capabilities": ("AppSpec", "AptSource", "Capability", "DeployContext", "Fragments", "Runtime", "Unit",
                                "WriteFile"),
-    "lcai_core.providers": ("Endpoint", "Listing", "Preflight", "Price", "Provider", "Say", "Spec", "SshEndpoint",
-                            "Step"),
+    "lcai_core.providers": ("Endpoint", "Listing", "Preflight", "Price", "Provider", "Remains", "Say", "Spec",
+                            "SshEndpoint", "Step"),
     "lcai_core.health": ("Health",),
     "lcai_core.sources": ("DirectorySource",),
     "lcai_core.conventions": ("deployment_tags", "env_seconds", "instance_label", "parse_tags", "random_root_password",
@@ -61,7 +61,8 @@ __all__ = [
     # capabilities
     "Capability", "Runtime", "DeployContext", "Fragments", "Unit", "WriteFile", "AptSource", "AppSpec",
     # providers
-    "Provider", "Spec", "Step", "Price", "Preflight", "Listing", "SshEndpoint", "Endpoint", "Say", "quiet", "Health",
+    "Provider", "Spec", "Step", "Price", "Preflight", "Listing", "Remains", "SshEndpoint", "Endpoint", "Say", "quiet",
+    "Health",
     # conventions
     "deployment_tags", "parse_tags", "instance_label", "random_root_password", "env_seconds", "sha256",
     # template packs

@@ -10,7 +10,7 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import click
 
@@ -246,7 +246,8 @@ def _status_one(host, reg, rows, listings, key: str, as_json: bool, failures: li
 @click.command("destroy")
 @click.argument("deployment_id", required=False)
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
-@click.option("--purge", is_flag=True, help="Remove what is left of vanished deployments and forget them (no ID).")
+@click.option("--purge", is_flag=True, help="Remove what is left of vanished deployments and forget them (no ID); "
+              "each is looked up by id first and kept while its machine exists.")
 @DIR_OPTION
 def destroy(deployment_id: Optional[str], yes: bool, purge: bool, directory: Optional[Path]) -> None:
     """Delete a deployment (its machine, then its firewall; already-gone resources are fine), forget it and
@@ -255,7 +256,7 @@ def destroy(deployment_id: Optional[str], yes: bool, purge: bool, directory: Opt
 
     host, reg = _host_and_registry()
     if purge and not deployment_id:
-        _purge(host, reg)
+        _purge(host, reg, yes)
         return
     if not deployment_id:
         if directory is None and not _in_directory(None):
@@ -296,16 +297,45 @@ def _warn_failures(failures: list[PluginError]) -> None:
         ui.warning(ui.localize(e.message))
 
 
-def _purge(host, reg) -> None:
+def _purge(host, reg, yes: bool) -> None:
+    """Forget vanished deployments and delete what is left of them. A deployment is vanished when its
+    provider's list lacks it; before anything is deleted, the provider looks each resource up by id
+    (``remains``): one whose machine still exists (an edited tag, a short list reply) is kept untouched."""
     from .. import lifecycle as L
 
     failures: list[PluginError] = []
     rows, listings = L.list_all(host, reg.all(), failures)
     reached = {n for n, lst in listings if lst.reached}
-    gone, kept = [], []
+    todo: list[tuple[dict, Any]] = []
+    alive, kept = [], []
     for r in rows:
         if r.get("live_status") != "vanished" or r.get("provider") not in reached:
             continue
+        dep = r["deployment_id"]
+        try:
+            rem = host.call_provider(L.provider_of(host, r), "remains", r)
+        except LcaiError as e:  # a PluginError names the plugin
+            kept.append(f"{dep} (not checked: {e.message})")
+            continue
+        if rem is None:
+            alive.append(f"{dep}: provider {r.get('provider')} cannot look its machine up by id, so purge keeps it "
+                         f"(`lcai destroy {dep}` deletes it)")
+        elif rem.machines:
+            alive.append(f"{dep} is not gone: {'; '.join(rem.machines)} (kept; `lcai status {dep}`; `lcai destroy "
+                         f"{dep}` deletes it)")
+        else:
+            todo.append((r, rem))
+    for line in alive:
+        _say(f"warning: {line}")
+    deletes = [f"{r['deployment_id']}: delete {', '.join(rem.leftovers)}" for r, rem in todo if rem.leftovers]
+    if deletes:
+        for line in deletes:
+            _say(f"  {line}")
+        if not yes:
+            L.confirm(f"delete what is left of {len(deletes)} vanished deployment(s) (above) and forget "
+                      f"{len(todo)}?", f"purge deletes {'; '.join(deletes)}")
+    gone = []
+    for r, _rem in todo:
         try:
             L.destroy(host, reg, r, _say)  # deletes what is left (a firewall, a NodeBalancer), then forgets it
             gone.append(r["deployment_id"])

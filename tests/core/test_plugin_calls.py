@@ -16,7 +16,7 @@ from lcai_core.registry import Registry
 PROVIDER = """
 import os
 
-from lcai_core.api import Listing, Provider, hookimpl
+from lcai_core.api import Listing, Provider, Remains, hookimpl
 
 
 def broken(method):
@@ -43,6 +43,10 @@ class Cloud(Provider):
     def destroy(self, record, say):
         broken("destroy")
         say("deleted")
+
+    def remains(self, record):
+        broken("remains")
+        return Remains()
 
     def discover(self):
         broken("discover")

@@ -109,9 +109,41 @@ def test_purge_removes_what_is_left_of_a_vanished_deployment(sim, svc, lcai):
     assert lcai("deploy", "-d", svc, "--yes")[0] == 0
     sim.sim.state.instances.clear()  # deleted in the Cloud Manager; its firewall stays on the account
     assert len(sim.state()["firewalls"]) == 1
-    code, out, err = lcai("destroy", "--purge")
+    fw = sim.state()["firewalls"][0]["id"]
+    code, out, err = lcai("destroy", "--purge")  # off a terminal, without --yes: says what it would delete
+    assert code == 2 and f"purge deletes {next(iter(Registry().all()))}: delete firewall {fw}" in err, err
+    assert len(sim.state()["firewalls"]) == 1 and Registry().all()
+    code, out, err = lcai("destroy", "--purge", "--yes")
     assert code == 0 and "purged 1" in out and "firewall" in err
     assert sim.state()["firewalls"] == [] and Registry().all() == {}
+
+
+def test_purge_never_deletes_an_instance_a_direct_lookup_finds(sim, svc, lcai):
+    """Someone removed the `lcai` tags in the Cloud Manager: the tag-filtered list misses the instance and
+    `status` calls it vanished, but it runs. Purge looks it up by id and keeps it, and everything with it."""
+    assert lcai("deploy", "-d", svc, "--yes")[0] == 0
+    dep = next(iter(Registry().all()))
+    inst = sim.sim.state.instances[next(iter(sim.sim.state.instances))]
+    inst["tags"] = []
+    assert "vanished" in lcai("status")[1]
+    sim.clear_requests()
+    code, out, err = lcai("destroy", "--purge", "--yes")
+    assert code == 0 and "purged 0" in out, out + err
+    assert f"{dep} is not gone: instance {inst['id']} (" in err and "without its tag" in err, err
+    assert not [r for r in sim.requests() if r["method"] == "DELETE"], "nothing was deleted"
+    assert len(sim.state()["instances"]) == 1 and len(sim.state()["firewalls"]) == 1 and Registry().get(dep)
+
+
+def test_purge_keeps_a_deployment_whose_lookup_fails(sim, svc, lcai):
+    """A failing direct lookup (a 500 for GET /linode/instances/{id}) is not proof of absence."""
+    assert lcai("deploy", "-d", svc, "--yes")[0] == 0
+    dep = next(iter(Registry().all()))
+    lid = Registry().get(dep)["provider_state"]["linode_id"]
+    sim.sim.state.instances.clear()
+    sim.fault(method="GET", path=f"/linode/instances/{lid}$", status=500, times=50)
+    code, out, err = lcai("destroy", "--purge", "--yes")
+    assert code == 1 and "purged 0" in out and f"{dep} (not checked" in err, err
+    assert Registry().get(dep) and len(sim.state()["firewalls"]) == 1
 
 
 def test_rough_edges(sim, svc, lcai, tmp_path):

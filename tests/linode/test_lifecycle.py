@@ -161,7 +161,7 @@ def test_sync_from_a_second_machine(sim, svc, lcai, monkeypatch, tmp_path):
     code, out, _ = lcai("status")
     assert "vanished" in out
     assert "marked vanished 1" in lcai("sync")[1]
-    assert "purged 1" in lcai("destroy", "--purge")[1]
+    assert "purged 1" in lcai("destroy", "--purge", "--yes")[1]
     assert Registry().all() == {}
 
 

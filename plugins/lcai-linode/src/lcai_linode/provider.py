@@ -187,14 +187,7 @@ class LinodeProvider(ReplicaMixin, Provider):
         return [i for i in out if tag in (i.get("tags") or [])]
 
     def get_instance(self, linode_id: int) -> Optional[dict]:
-        from linode_api4 import ApiError
-
-        try:
-            return self._get(f"reading instance {linode_id}", f"/linode/instances/{linode_id}")
-        except ApiError as e:
-            if e.status == 404:
-                return None
-            raise
+        return self._get_by_id(f"reading instance {linode_id}", f"/linode/instances/{linode_id}")
 
     def find_firewall(self, label: str) -> Optional[dict]:
         resp = self._get("listing firewalls", "/networking/firewalls", {"label": label})
@@ -600,6 +593,45 @@ class LinodeProvider(ReplicaMixin, Provider):
             else:
                 out.append(self._record_of(insts[0], fw_by_label.get(firewall_label(dep)), prices))
         return out
+
+    def remains(self, record: dict):
+        """What a direct ``GET`` by id finds of a deployment the tag-filtered list missed: its instances
+        (still there: an edited tag, or a short list reply), then the firewall and NodeBalancer purge deletes."""
+        from lcai_core.api import Remains
+
+        dep = record["deployment_id"]
+        state = record.get("provider_state") or {}
+        ids = {state["linode_id"]} if state.get("linode_id") else set()
+        ids |= {r["linode_id"] for r in state.get("replicas") or [] if r.get("linode_id")}
+        machines = []
+        for lid in sorted(ids):
+            inst = self.get_instance(lid)
+            if inst is not None:
+                tags = inst.get("tags") or []
+                why = "" if f"lcai-id:{dep}" in tags else f", without its tag lcai-id:{dep}"
+                machines.append(f"instance {lid} ({inst.get('status')}, label {inst.get('label')}{why})")
+        leftovers = []
+        fw_id = state.get("firewall_id")
+        fw = (self._get_by_id(f"reading firewall {fw_id}", f"/networking/firewalls/{fw_id}") if fw_id
+              else self.find_firewall(firewall_label(dep)))
+        if fw is not None:
+            leftovers.append(f"firewall {fw['id']} ({fw.get('label')})")
+        nb_id = state.get("nodebalancer_id")
+        if nb_id:
+            nb = self._get_by_id(f"reading NodeBalancer {nb_id}", f"/nodebalancers/{nb_id}")
+            if nb is not None:
+                leftovers.append(f"NodeBalancer {nb_id} ({nb.get('label')}; its address {nb.get('ipv4')} is released)")
+        return Remains(tuple(machines), tuple(leftovers))
+
+    def _get_by_id(self, what: str, path: str) -> Optional[dict]:
+        from linode_api4 import ApiError
+
+        try:
+            return self._get(what, path)
+        except ApiError as e:
+            if e.status == 404:
+                return None
+            raise
 
     # ------------------------------------------------------------ destroy
 

@@ -251,6 +251,20 @@ class LocalProvider(Provider):
             shutil.rmtree(d)
             say(f"VM directory removed: {d}")
 
+    def remains(self, record: dict):
+        """A VM whose vm.json is gone may still run (its pid) or hold its disk: purge keeps it then."""
+        from lcai_core.api import Remains
+
+        ps = record.get("provider_state") or {}
+        d = vm_dir(record["deployment_id"])
+        machines = []
+        if ps.get("pid") and V.pid_alive(ps.get("pid"), d):
+            machines.append(f"VM process {ps['pid']} (running)")
+        disk = os.path.join(d, "disk.qcow2")
+        if os.path.exists(disk):
+            machines.append(f"VM disk {disk}")
+        return Remains(tuple(machines), (f"VM directory {d}",) if os.path.isdir(d) else ())
+
     def discover(self) -> list[dict]:
         out = []
         for dep in V.all_vm_ids():
