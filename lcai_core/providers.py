@@ -244,6 +244,13 @@ class Provider:
         Returns updated ``provider_state`` fields."""
         raise NotImplementedError(f"provider {self.name!r} cannot rebuild; use `lcai deploy --new`")
 
+    def update_firewall(self, record: dict[str, Any], spec: Spec, say: Say = _quiet) -> dict[str, Any]:
+        """Optional: make the live deployment's firewall what ``spec`` asks (``ssh_sources``, ``app_sources``,
+        ``app_ports``/``external_port``) in place, without touching the machine, and read the rules back (raise
+        ``LcaiError`` when they differ). Returns updated ``provider_state`` fields. Not implemented: a redeploy
+        that changes only who may connect is refused (``lcai deploy --new``) instead of being recorded unapplied."""
+        raise NotImplementedError(f"provider {self.name!r} cannot change a firewall in place")
+
     def wait(self, record: dict[str, Any], say: Say, deadline: float) -> dict[str, Any]:
         """Block until the machine runs (``time.monotonic()`` past ``deadline``: raise ``LcaiError``), calling
         ``say(phase)`` on every change. Returns record fields to store (``status``, ``address``, …)."""

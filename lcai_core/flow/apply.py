@@ -40,14 +40,15 @@ def apply(plan: DeployPlan, events: Events, registry: Any) -> Outcome:
     with deployment_lock(plan.deployment_id, "deploy"):  # a destroy (or another deploy) meanwhile is refused
         _still_current(plan, registry)
         deadline = time.monotonic() + plan.wait_seconds  # the rollout and the wait share it
+        rec = dict(plan.live or {})  # UNCHANGED
+        if plan.firewall:  # FIREWALL, and before a rebuild: who may connect changes even if the rebuild fails
+            rec = _firewall(plan, events, registry)
         if plan.kind is Kind.CREATE:
             rec = _create(plan, events, registry)
         elif plan.kind is Kind.REBUILD:
             rec = _rebuild(plan, events, registry)
         elif plan.kind is Kind.ROLLOUT:
             rec = _rollout(plan, events, registry, deadline)
-        else:
-            rec = dict(plan.live or {})
         if plan.options.wait:
             rec = _wait(plan, events, registry, rec, deadline)
         return Outcome(plan, rec, plan.options.wait)
@@ -94,6 +95,23 @@ def _create(plan: DeployPlan, events: Events, registry: Any) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------- redeploy: rebuild, rollout
+
+
+def _firewall(plan: DeployPlan, events: Events, registry: Any) -> dict[str, Any]:
+    """The firewall's rules made what the plan asks, in place, read back by the provider; recorded only then."""
+    from ..lifecycle import RECORD_FIELDS
+
+    rec, dep_id = dict(plan.live or {}), plan.deployment_id
+    events.say(f"updating the firewall of deployment {dep_id}")
+    try:
+        fields = plan.provider.update_firewall(rec, plan.spec, events.say) or {}
+    except LcaiError as e:
+        raise LcaiError(f"the firewall of deployment {dep_id} was not changed: {e.message}",
+                        hint=e.hint or "run `lcai deploy` again") from None
+    state = dict(rec.get("provider_state") or {})
+    state.update({k: v for k, v in fields.items() if k not in RECORD_FIELDS})
+    return dict(registry.update(dep_id, provider_state=state, ssh_sources=plan.desired["ssh_sources"],
+                                app_sources=plan.desired["app_sources"]))
 
 
 def _rebuild(plan: DeployPlan, events: Events, registry: Any) -> dict[str, Any]:

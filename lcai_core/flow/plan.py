@@ -27,6 +27,7 @@ class Kind(str, enum.Enum):
     CREATE = "create"          # a new deployment: the provider's create steps
     REBUILD = "rebuild"        # the live single instance rebuilt with the new user data (same address)
     ROLLOUT = "rollout"        # the live replicas rebuilt one at a time behind their load balancer
+    FIREWALL = "firewall"      # only who may connect changed: the firewall updated in place, the machine untouched
     UNCHANGED = "unchanged"    # the live deployment already runs this user data: nothing to do
 
 
@@ -67,6 +68,7 @@ class DeployPlan:
     question: str = ""
     consequence: str = ""
     warnings: tuple[str, ...] = field(factory=tuple)
+    firewall: bool = False                      # redeploys: the firewall's rules change (applied in place first)
 
     @property
     def deployment_id(self) -> str:
@@ -93,6 +95,11 @@ def plan_deploy(host: Any, registry: Any, opts: DeployOptions, say: Any = None) 
     directory = opts.directory
     state = None if opts.new else L.read_state(directory)
     live = _live_record(registry, state, directory) if state is not None else None
+    if live is not None:  # a flag left out keeps what the live deployment lets in (not: open it to everyone)
+        if not opts.ssh_from and live.get("ssh_sources"):
+            ssh_sources = tuple(live["ssh_sources"])
+        if not opts.app_from and live.get("app_sources"):
+            app_sources = tuple(live["app_sources"])
     if live is not None and opts.target and opts.target != live.get("provider"):
         raise InputError(f"{directory} is deployed on {live.get('provider')} as {live['deployment_id']}; "
                          f"--target {opts.target} cannot rebuild it there",
@@ -168,6 +175,14 @@ REDEPLOY_LABELS = {"template_version": "template version", "container_image": "c
                    "app_sources": "--app-from"}
 
 
+#: record fields the firewall's rules are made of: a change of only these is applied in place
+FIREWALL_KEYS = ("ssh_sources", "app_sources", "external_port")
+
+
+def can_update_firewall(prov: Provider) -> bool:
+    return type(prov).update_firewall is not Provider.update_firewall
+
+
 def redeploy_changes(rec: dict[str, Any], desired: dict[str, Any]) -> list[str]:
     """What differs between the live record and the new rendering, one line each (values of the environment
     never shown); refuses what a rebuild cannot change (region, type)."""
@@ -198,6 +213,19 @@ def _redeploy_plan(opts: DeployOptions, p: Prepared, prov: Provider, spec: Spec,
     if same and not changes:
         return DeployPlan(opts, Kind.UNCHANGED, p, prov, spec, desired, live=rec,
                           lines=(f"deployment {dep_id}: nothing changed (same user data); nothing to do",))
+    firewall = any(k in rec and rec.get(k) != desired.get(k) for k in FIREWALL_KEYS)
+    if firewall and not can_update_firewall(prov):
+        raise InputError(f"provider {prov.name} cannot change the firewall of deployment {dep_id} in place "
+                         "(--ssh-from, --app-from or the public port changed)",
+                         hint="keep them as they are, or `lcai deploy --new` creates another deployment")
+    only_firewall = same and all(c.startswith(tuple(f"{REDEPLOY_LABELS[k]}:" for k in FIREWALL_KEYS))
+                                 for c in changes)
+    if only_firewall:
+        head = (f"redeploy {dep_id} ({prov.name}, {rec.get('label')}) at {rec.get('address')}: same user data; "
+                "update its firewall in place (the machine is not rebuilt, nothing on it is lost)")
+        return DeployPlan(opts, Kind.FIREWALL, p, prov, spec, desired, live=rec, changes=tuple(changes),
+                          lines=(head, *(f"  {c}" for c in changes)), question="update the firewall?",
+                          consequence="redeploy changes who can reach the machine", firewall=True)
     if not same:
         changes.append(f"user data: {rec.get('rendered_gzip_bytes', '?')} -> {desired['rendered_gzip_bytes']} "
                        "bytes gzip, content changed")
@@ -206,7 +234,7 @@ def _redeploy_plan(opts: DeployOptions, p: Prepared, prov: Provider, spec: Spec,
                 "machine with the new user data (its disk is replaced; address and firewall stay)")
         return DeployPlan(opts, Kind.REBUILD, p, prov, spec, desired, live=rec, changes=tuple(changes),
                           lines=(head, *(f"  {c}" for c in changes)), question="rebuild it?",
-                          consequence="redeploy rebuilds the machine (its disk is replaced)")
+                          consequence="redeploy rebuilds the machine (its disk is replaced)", firewall=firewall)
     if rec.get("external_port") and desired.get("external_port") != rec.get("external_port"):
         raise InputError(f"deployment {dep_id} serves port {rec['external_port']} through its NodeBalancer; a rolling "
                          f"redeploy cannot move it to {desired.get('external_port')}",
@@ -220,7 +248,7 @@ def _redeploy_plan(opts: DeployOptions, p: Prepared, prov: Provider, spec: Spec,
         spec = attrs.evolve(spec, root_password=pw_file.read_text().strip())
     return DeployPlan(opts, Kind.ROLLOUT, p, prov, spec, desired, live=rec, changes=tuple(changes),
                       lines=(head, *(f"  {c}" for c in changes)), question="roll it out?",
-                      consequence="a redeploy rebuilds each replica (its disk is replaced)")
+                      consequence="a redeploy rebuilds each replica (its disk is replaced)", firewall=firewall)
 
 
 # ---------------------------------------------------------------- the provider's Spec

@@ -226,20 +226,7 @@ class LinodeProvider(ReplicaMixin, Provider):
     def create_firewall(self, deployment_id: str, tags: list[str], ports: list[int], ssh_sources: list[str],
                         app_sources: Optional[list[str]] = None) -> dict:
         label = firewall_label(deployment_id)
-
-        def addresses(sources: list[str]) -> dict:
-            v4 = [s for s in sources if ":" not in s]
-            v6 = [s for s in sources if ":" in s]
-            return {k: v for k, v in (("ipv4", v4), ("ipv6", v6)) if v}
-
-        inbound = [{"label": "lcai-ssh", "action": "ACCEPT", "protocol": "TCP", "ports": "22",
-                    "addresses": addresses(list(ssh_sources))}]
-        if ports:
-            inbound.append({"label": "lcai-app", "action": "ACCEPT", "protocol": "TCP",
-                            "ports": ", ".join(str(p) for p in sorted(set(ports))),
-                            "addresses": addresses(list(app_sources or ["0.0.0.0/0", "::/0"]))})
-        rules = {"inbound_policy": "DROP", "outbound_policy": "ACCEPT", "inbound": inbound, "outbound": []}
-        body = {"label": label, "rules": rules, "tags": tags[:2]}
+        body = {"label": label, "rules": firewall_rules(ports, ssh_sources, app_sources), "tags": tags[:2]}
         return self._create(f"creating firewall {label}",
                             lambda: self.client.post("/networking/firewalls", data=body),
                             lambda: self.find_firewall(label))
@@ -321,6 +308,35 @@ class LinodeProvider(ReplicaMixin, Provider):
                 say(f"firewall {fw_id}: deleted")
 
         return Step.of("firewall", run, find, undo)
+
+    def update_firewall(self, record: dict, spec: Spec, say=lambda m: None) -> dict:
+        """``PUT /networking/firewalls/{id}/rules`` with the rules a create would send for ``spec``, then
+        ``GET`` them back: the machine is not touched. With replicas the app port stays open to the NodeBalancer
+        range only."""
+        from .replicas import NB_SOURCES
+
+        dep = record["deployment_id"]
+        state = record.get("provider_state") or {}
+        fw_id = state.get("firewall_id")
+        if fw_id is None:
+            fw = self.find_firewall(firewall_label(dep))
+            fw_id = fw["id"] if fw else None
+        if fw_id is None:
+            raise LcaiError(f"deployment {dep} has no firewall {firewall_label(dep)} any more: its rules cannot be "
+                            "changed", hint=f"`lcai destroy {dep}`, then deploy again (a new deployment)")
+        if is_replicated(record):
+            rules = firewall_rules([spec.external_port] if spec.external_port else [], spec.ssh_sources,
+                                   [NB_SOURCES])
+        else:
+            rules = firewall_rules(list(spec.app_ports), spec.ssh_sources, spec.app_sources)
+        self._put(f"updating the rules of firewall {fw_id}", f"/networking/firewalls/{fw_id}/rules", rules)
+        got = self._get(f"reading the rules of firewall {fw_id}", f"/networking/firewalls/{fw_id}/rules")
+        if _rule_view(got) != _rule_view(rules):
+            raise LcaiError(f"firewall {fw_id} did not take the new rules (read back: {_rule_view(got)})",
+                            hint="run `lcai deploy` again; check the firewall in the Cloud Manager")
+        say(f"firewall {fw_id}: inbound " + "; ".join(f"{r['ports']} from {_sources_text(r['addresses'])}"
+                                                        for r in rules["inbound"]))
+        return {"firewall_id": fw_id}
 
     # ------------------------------------------------------------ rebuild, wait
 
@@ -655,6 +671,39 @@ class LinodeProvider(ReplicaMixin, Provider):
         if fw_id is not None:
             gone = not self.delete_firewall(fw_id)
             say(f"firewall {fw_id}: {'already gone' if gone else 'deleted'}")
+
+
+def firewall_rules(ports, ssh_sources, app_sources=None) -> dict:
+    """A deployment's firewall rules: SSH (22) from ``ssh_sources``, the app ports from ``app_sources``
+    (default anywhere), everything else inbound dropped."""
+
+    def addresses(sources) -> dict:
+        v4 = [s for s in sources if ":" not in s]
+        v6 = [s for s in sources if ":" in s]
+        return {k: v for k, v in (("ipv4", v4), ("ipv6", v6)) if v}
+
+    inbound = [{"label": "lcai-ssh", "action": "ACCEPT", "protocol": "TCP", "ports": "22",
+                "addresses": addresses(list(ssh_sources))}]
+    if ports:
+        inbound.append({"label": "lcai-app", "action": "ACCEPT", "protocol": "TCP",
+                        "ports": ", ".join(str(p) for p in sorted(set(ports))),
+                        "addresses": addresses(list(app_sources or ["0.0.0.0/0", "::/0"]))})
+    return {"inbound_policy": "DROP", "outbound_policy": "ACCEPT", "inbound": inbound, "outbound": []}
+
+
+def _rule_view(rules) -> list:
+    """What decides who gets in: policy, then each inbound rule's protocol, ports and sources."""
+    rules = rules if isinstance(rules, dict) else {}
+    return [rules.get("inbound_policy"),
+            sorted((r.get("action"), r.get("protocol"), str(r.get("ports")).replace(" ", ""),
+                    tuple(sorted((r.get("addresses") or {}).get("ipv4") or [])),
+                    tuple(sorted((r.get("addresses") or {}).get("ipv6") or [])))
+                   for r in rules.get("inbound") or [] if isinstance(r, dict))]
+
+
+def _sources_text(addresses: dict) -> str:
+    srcs = [*(addresses.get("ipv4") or []), *(addresses.get("ipv6") or [])]
+    return "anywhere" if set(srcs) == {"0.0.0.0/0", "::/0"} else ", ".join(srcs)
 
 
 def refused(what: str, e) -> LcaiError:

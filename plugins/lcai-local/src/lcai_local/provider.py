@@ -251,6 +251,12 @@ class LocalProvider(Provider):
             shutil.rmtree(d)
             say(f"VM directory removed: {d}")
 
+    def update_firewall(self, record: dict, spec: Spec, say: Say = _quiet) -> dict:
+        """A local VM has no firewall to change: its ports are forwarded to 127.0.0.1 only, whoever the
+        sources name; nothing to do, and the VM is not rebuilt for it."""
+        say("local VM: no firewall (its ports are forwarded to 127.0.0.1 only); the sources are recorded")
+        return {}
+
     def remains(self, record: dict):
         """A VM whose vm.json is gone may still run (its pid) or hold its disk: purge keeps it then."""
         from lcai_core.api import Remains
