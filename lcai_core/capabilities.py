@@ -109,6 +109,13 @@ class DeployContext:
         return m.group(1) if m else None
 
 
+def replicas_refusal(capability: str, n: int) -> str:
+    """Why ``n`` replicas cannot run a capability that ``keeps_data``."""
+    return (f"capability '{capability}' keeps its data on the machine: each of {n} replicas would hold its own, "
+            "served in turn by the load balancer (and `lcai scale` down would delete one); use replicas: 1, or a "
+            "database the replicas reach over the network")
+
+
 class Capability:
     """Base class for capabilities. Subclasses set ``name`` and implement ``fragments``."""
 
@@ -124,6 +131,9 @@ class Capability:
     order: ClassVar[int] = 50
     # True: the machine needs a GPU (providers without one refuse the template, saying why)
     requires_gpu: ClassVar[bool] = False
+    # True: it keeps data on the machine (a database, a queue): replicas would each hold their own, served in
+    # turn behind the load balancer, so a deployment with more than one replica is refused
+    keeps_data: ClassVar[bool] = False
 
     # the names this capability puts in the app's environment (``Fragments.container_env``): a template may
     # reference them as ``${NAME}`` without declaring them (`lcai templates validate` checks references)
@@ -366,5 +376,10 @@ class Catalog:
             for item in r.capability.check(r.config, tpl):
                 path, msg = item if isinstance(item, tuple) else (r.path, item)
                 problems.append(doc.problem(path, msg))
+        if tpl.deploy.linode.replicas > 1:
+            for r in features:
+                if r.capability.keeps_data:
+                    problems.append(doc.problem(("deploy", "linode", "replicas"), replicas_refusal(
+                        r.name, tpl.deploy.linode.replicas)))
         features.sort(key=lambda r: (r.capability.order, r.capability.name))
         return runtime + features, problems

@@ -109,7 +109,7 @@ def plan_deploy(host: Any, registry: Any, opts: DeployOptions, say: Any = None) 
     tpl, c = p.template, p.template.container
     prov = L.provider_named(host, opts.target or (live or {}).get("provider") or tpl.deploy.target)
     keys = L.ssh_public_keys()
-    n_replicas = _replicas_for(prov, live, opts.replicas, tpl, c, directory)
+    n_replicas = _replicas_for(prov, live, opts.replicas, tpl, c, directory, p.resolved)
     spec = make_spec(p, directory, ssh_sources=ssh_sources, app_sources=app_sources, keys=keys,
                      root_pass=L.random_root_password(), replicas=n_replicas)
     desired = _desired(p, spec)
@@ -293,7 +293,7 @@ def supported_images(resolved: Any) -> Optional[tuple[str, ...]]:
 
 
 def _replicas_for(prov: Provider, live_rec: Optional[dict[str, Any]], flag: Optional[int], tpl: Any, c: Any,
-                  directory: Path) -> int:
+                  directory: Path, resolved: Any = ()) -> int:
     """How many replicas a create asks for (``--replicas``, else ``deploy.linode.replicas``); a redeploy keeps
     what runs (`lcai scale` changes it) and refuses to turn one instance into replicas."""
     if live_rec is not None:
@@ -309,6 +309,12 @@ def _replicas_for(prov: Provider, live_rec: Optional[dict[str, Any]], flag: Opti
                              "the count", hint=f"`lcai scale {live_rec['deployment_id']} {flag}` changes it")
         return int(running or 1)
     n: int = flag or tpl.deploy.linode.replicas
+    if n > 1:
+        from ..capabilities import replicas_refusal
+
+        for r in resolved:
+            if getattr(r.capability, "keeps_data", False):
+                raise InputError(f"--replicas {n}: " + replicas_refusal(r.name, n))
     if n > 1 and not getattr(prov, "supports_replicas", False):
         raise InputError(f"provider {prov.name} cannot run replicas ({n} asked)",
                          hint="deploy one replica (--replicas 1), or use a provider that supports them (linode)")

@@ -66,6 +66,11 @@ def plan_scale(host: Any, registry: Any, dep_key: Optional[str], count: str,
     if n == current:
         return ScalePlan(rec, prov, n, current,
                          lines=(f"deployment {dep_id} already runs {n} replica(s); nothing to do",))
+    keeping = _data_keepers(host, rec)
+    if keeping and n > current:
+        from ..capabilities import replicas_refusal
+
+        raise InputError(f"scale {dep_id} to {n}: " + replicas_refusal(keeping[0], n))
     spec = _spec_for_new_replicas(host, rec, directory, n) if n > current else None
     verb = (f"add {n - current} replica(s) ({current} -> {n}): each created, checked by the NodeBalancer without "
             "traffic, then put in rotation") if n > current else \
@@ -75,8 +80,23 @@ def plan_scale(host: Any, registry: Any, dep_key: Optional[str], count: str,
             f"in {rec.get('region')}"
             + (f" (now ${rec['price_hourly']}/h for all, NodeBalancer included)"
                if isinstance(rec.get("price_hourly"), (int, float)) else ""))
-    return ScalePlan(rec, prov, n, current, spec, (line,),
-                     consequence=f"scale {'creates billable resources' if n > current else 'deletes replicas'}")
+    lines = (line,)
+    if keeping and n < current:
+        lines += (f"  data lost: each replica holds its own {', '.join(keeping)} data; what the removed replica(s) "
+                  "hold is deleted with them",)
+    return ScalePlan(rec, prov, n, current, spec, lines,
+                     consequence=f"scale {'creates billable resources' if n > current else 'deletes replicas'}"
+                     + (f" and their {', '.join(keeping)} data" if keeping and n < current else ""))
+
+
+def _data_keepers(host: Any, rec: dict[str, Any]) -> list[str]:
+    """The deployment's capabilities that keep data on each machine (``Capability.keeps_data``)."""
+    out = []
+    for name in rec.get("features") or []:
+        found = host.catalog.lookup(name) if isinstance(name, str) else None
+        if found is not None and getattr(found[0].capability, "keeps_data", False):
+            out.append(name)
+    return out
 
 
 def apply_scale(plan: ScalePlan, events: Events, registry: Any, timeout: Optional[float] = None) -> str:

@@ -57,6 +57,7 @@ class PostgresConfig:
 
 class PostgreSQL(Capability):
     name = "postgresql"
+    keeps_data = True  # its data lives on the machine: one per replica would diverge
     aliases = {f"postgresql-{v}": {"version": v} for v in ("14", "15", "16", "17")}
     summary = "PostgreSQL with a scram-sha-256 role + database for the app (DATABASE_URL), extensions like pgvector"
     config_class = PostgresConfig

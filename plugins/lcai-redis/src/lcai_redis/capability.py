@@ -40,6 +40,7 @@ class RedisConfig:
 
 class Redis(Capability):
     name = "redis"
+    keeps_data = True  # its data lives on the machine: one per replica would diverge
     summary = "Redis server with a generated password, reachable by the app container only (REDIS_URL)"
     config_class = RedisConfig
     provides_env = ("REDIS_URL",)
