@@ -80,7 +80,7 @@ def plan_scale(host: Any, registry: Any, dep_key: Optional[str], count: str,
             f"in {rec.get('region')}"
             + (f" (now ${rec['price_hourly']}/h for all, NodeBalancer included)"
                if isinstance(rec.get("price_hourly"), (int, float)) else ""))
-    lines = (line,)
+    lines: tuple[str, ...] = (line,)
     if keeping and n < current:
         lines += (f"  data lost: each replica holds its own {', '.join(keeping)} data; what the removed replica(s) "
                   "hold is deleted with them",)
