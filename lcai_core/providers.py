@@ -188,11 +188,13 @@ class Remains:
 class Listing:
     """``rows``: the registry records merged with live state, plus ``untracked`` rows for live deployments the
     registry does not know. ``reached``: False when the provider could not be asked (the rows are then the
-    registry's, and ``source`` says why)."""
+    registry's, and ``source`` says why). ``refused``: it answered, and refused the credentials (a rejected or
+    under-scoped token): ``lcai status`` still lists the rows, then exits 2, so a script can tell."""
 
     rows: list[dict[str, Any]]
     source: str
     reached: bool = True
+    refused: bool = False
 
 
 class Provider:

@@ -80,15 +80,19 @@ def status(deployment_id: Optional[str], as_json: bool, show_all: bool, director
     rows, listings = L.list_all(host, reg.all(), failures)
     if deployment_id:
         _status_one(host, reg, rows, listings, deployment_id, as_json, failures)
+        _raise_refused(listings)
         _raise_failures(failures)
         return
     unreached = [(n, lst) for n, lst in listings if not lst.reached]
     if as_json:
         click.echo(json.dumps({"source": _source_text(listings), "reached": not unreached,
-                               "sources": {n: {"source": lst.source, "reached": lst.reached} for n, lst in listings},
+                               "sources": {n: {"source": lst.source, "reached": lst.reached,
+                                               **({"refused": True} if lst.refused else {})}
+                                           for n, lst in listings},
                                "deployments": rows,
                                **({"plugin_errors": [e.message for e in failures]} if failures else {})},
                               indent=2, default=str))
+        _raise_refused(listings)
         _raise_failures(failures)
         return
     if not rows:
@@ -105,7 +109,17 @@ def status(deployment_id: Optional[str], as_json: bool, show_all: bool, director
     if any(r.get("untracked") for r in rows):
         _say(ui.localize("hint: untracked deployments carry lcai tags but are not in this machine's registry; "
                          "`lcai sync`"))
+    _raise_refused(listings)
     _raise_failures(failures)
+
+
+def _raise_refused(listings) -> None:
+    """After the rows and warnings: a provider that refused the credentials is an error (exit 2), not a state
+    the registry can stand in for."""
+    refused = [n for n, lst in listings if lst.refused]
+    if refused:
+        raise InputError(f"{', '.join(refused)} refused the credentials: the states above are the registry's, "
+                         "not live", hint="fix the token (see the warning above) and run `lcai status` again")
 
 
 def _raise_failures(failures: list[PluginError]) -> None:

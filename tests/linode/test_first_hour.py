@@ -1,6 +1,7 @@
 """What a new user meets in the first hour with the deployment commands: one clear line for every error (exit 2
 bad input, 1 runtime failure, never a traceback), retries said as they happen, nothing left behind."""
 
+import json
 import re
 import time
 
@@ -25,10 +26,13 @@ def test_rejected_token_is_one_line_everywhere(sim, svc, lcai, monkeypatch):
         assert code == 2, (args, err)
         assert "the Linode API rejected the token (401)" in one_error(err) and "wrong" not in err
     code, out, err = lcai("status")  # the registry is still shown, and it says why the API was not used
-    assert code == 0 and dep in out
+    assert code == 2 and dep in out, "a script can tell: the rows are the registry's, not live (issue 21 #16)"
     assert "warning: linode was not reached" in err and "rejected the token (401)" in err
+    assert one_error(err).startswith("error: linode refused the credentials")
     code, out, err = lcai("status", dep)
-    assert code == 0 and "rejected the token" in out + err
+    assert code == 2 and "rejected the token" in out + err
+    code, out, err = lcai("status", "--json")
+    assert code == 2 and json.loads(out)["sources"]["linode"]["refused"] is True
     assert Registry().get(dep) is not None  # nothing lost
 
 

@@ -420,8 +420,10 @@ class LinodeProvider(ReplicaMixin, Provider):
         try:
             live = self.list_instances()
         except LcaiError as e:
+            refused = isinstance(e, InputError) or getattr(e, "status", None) in (401, 403)
             return Listing([dict(r, live_status=r.get("status")) for r in records.values()],
-                           f"registry (API not reached: {e.message})", reached=False)
+                           f"registry (API not reached: {e.message})",
+                           reached=False, refused=refused)
         groups = group_by_deployment(live)
         nbs: Optional[dict] = {}
         source = "api (one tag-filtered list request)"
