@@ -1,6 +1,7 @@
 """`lcai status` against the simulator: API requests and wall time for 10, 100, 500 deployments (target:
 <= 2 requests for 200), the time from `deploy` start to the create call, and the requests for 200 deployments
-with 3 replicas each behind NodeBalancers.
+with 3 replicas each behind NodeBalancers (the lists, then one per NodeBalancer for its live node states, read
+8 at a time).
 
   python bench/status.py
 """
@@ -122,7 +123,9 @@ def replicated(st, reg, lcai) -> None:
             assert lcai(["status"]) == 0
         times.append(time.perf_counter() - t0)
         reqs.append(len(st.requests))
-    paths = sorted({r["path"] for r in st.requests})
+    import re
+
+    paths = sorted({re.sub(r"/\d+", "/{id}", r["path"]) for r in st.requests})
     print(f"200 deployments x 3 replicas: {max(reqs)} requests ({', '.join(paths)}; 600 instances = 2 pages of "
           f"500), {statistics.median(times) * 1000:.1f} ms median of 5")
 

@@ -194,13 +194,18 @@ def _table(rows: list[dict]) -> None:
 
 
 def _health_cell(r: dict) -> str:
-    """The HEALTH column: the last check's word; for replicas ``healthy k/N`` (the NodeBalancer's view at the
-    last `status ID`, deploy, scale or rollout: the list itself reads no per-NodeBalancer state)."""
+    """The HEALTH column: the last check's word; for replicas ``healthy k/N``: the load balancer's view now
+    when the provider read it for the list (Linode: one request per NodeBalancer), else at the last `status
+    ID`, deploy, scale or rollout; ``(j drained)`` when fewer accept traffic than are UP."""
     if r.get("replicas") is None:
         return str(r.get("health_status") or "-")
     n = len((r.get("provider_state") or {}).get("replicas") or []) or r["replicas"]
     k = r.get("replicas_healthy")
-    return f"healthy {k}/{n}" if k is not None else f"- ({n} replicas)"
+    if k is None:
+        return f"- ({n} replicas)"
+    accepting = r.get("replicas_accepting")
+    drained = k - accepting if isinstance(accepting, int) and accepting < k else 0
+    return f"healthy {k}/{n}" + (f" ({drained} drained)" if drained else "")
 
 
 def _status_one(host, reg, rows, listings, key: str, as_json: bool, failures: list[PluginError]) -> None:

@@ -92,11 +92,11 @@ def test_deploy_three_replicas_status_scale_destroy(sim, svc, lcai):
     assert rec["address"] == nb["ipv4"] and rec["replicas"] == 3 and rec["price_hourly"] == pytest.approx(0.123)
     backends = {get(f"http://{nb['ipv4']}:{port}/")[1] for _ in range(6)}
     assert len(backends) == 3
-    # status ID: the list's requests (instances, NodeBalancers) plus one for the nodes
+    # status ID: the list's requests (instances, NodeBalancers, its nodes) plus one for the nodes' health now
     sim.clear_requests()
     assert lcai("status", dep)[0] == 0
-    assert [r["path"] for r in sim.requests()] == [
-        "/linode/instances", "/nodebalancers", f"/nodebalancers/{nb['id']}/configs/{cfg['id']}/nodes"]
+    nodes_path = f"/nodebalancers/{nb['id']}/configs/{cfg['id']}/nodes"
+    assert [r["path"] for r in sim.requests()] == ["/linode/instances", "/nodebalancers", nodes_path, nodes_path]
 
     # one replica's app fails: its node goes DOWN, status says 2/3 and lists it
     victim = sorted(st["instances"], key=lambda i: i["label"])[1]
@@ -302,6 +302,23 @@ def test_rollout_applies_new_health_settings_last_and_keeps_the_port(sim, svc, l
     code, out, err = lcai("deploy", "-d", svc, "--yes")
     assert code == 2 and f"serves port {port}" in err
     assert [n["status"] for n in nodes(sim)] == ["UP", "UP"]
+
+
+def test_the_list_shows_the_nodebalancers_view_now(sim, svc, lcai):
+    """No `status ID` in between: the list itself reads each NodeBalancer's nodes (issue 21 #15)."""
+    replicated(svc)
+    assert lcai("deploy", "-d", svc, "--yes", "--wait", "--timeout", "30")[0] == 0
+    dep = dep_of(svc)
+    assert Registry().get(dep)["replicas_healthy"] == 3
+    victim = sorted(sim.state()["instances"], key=lambda i: i["label"])[0]
+    sim._call("POST", f"/_sim/instances/{victim['id']}/app", {"state": "unhealthy"})
+    code, out, err = lcai("status", "--all")
+    assert code == 0, err
+    assert "healthy 2/3" in next(x for x in out.splitlines() if x.startswith(dep)), out
+    assert Registry().get(dep)["replicas_healthy"] == 3, "the list reads, it does not rewrite the record"
+    rows = json.loads(lcai("status", "--all", "--json")[1])["deployments"]
+    row = next(r for r in rows if r["deployment_id"] == dep)
+    assert row["replicas_healthy"] == 2 and [n["status"] for n in row["replica_nodes"]].count("DOWN") == 1
 
 
 def test_tui_shows_the_replica_count_and_lists_the_replicas(sim, svc, lcai):

@@ -278,14 +278,18 @@ def fill(sim, n, replicas=3):
     Registry().transform(lambda deps: deps.update(records))
 
 
-def test_status_of_200_deployments_with_3_replicas_takes_3_requests(sim, lcai):
+def test_status_of_200_deployments_with_3_replicas_takes_3_requests_and_one_per_nodebalancer(sim, lcai):
+    """The lists (3 requests), then each NodeBalancer's live node states, one request each, read concurrently:
+    the HEALTH column is the NodeBalancer's view now (issue 21 #15), an honest price of 203 requests."""
     fill(sim, 200)
     sim.clear_requests()
     code, out, err = lcai("status")
     assert code == 0, err
     paths = [r["path"] for r in sim.requests()]
     # 600 instances: two pages of 500 (one tag-filtered list); 200 NodeBalancers: one page
-    assert paths == ["/linode/instances", "/linode/instances", "/nodebalancers"], paths
+    assert paths[:3] == ["/linode/instances", "/linode/instances", "/nodebalancers"], paths[:3]
+    nb_ids = sorted(int(n["id"]) for n in sim.state()["nodebalancers"])
+    assert sorted(paths[3:]) == sorted(f"/nodebalancers/{i}/configs" for i in nb_ids), "one request per NodeBalancer"
     rows = [x for x in out.splitlines() if x.startswith("r0")]
     assert len(rows) == 200 and all("running" in x and "(3 replicas)" in x for x in rows)
     code, out, err = lcai("status", "--json")
