@@ -101,6 +101,15 @@ def safe_path(forbidden: str = "") -> str:
 
 
 SAFE_PATH = line(safe_path())
+# a volume's mount point: not a directory the system or a package owns (nor one of their parents)
+SYSTEM_DIRS = ("/bin", "/etc", "/lib", "/lib32", "/lib64", "/libx32", "/sbin", "/usr", "/tmp", "/run", "/root",
+               "/var/log", "/var/tmp", "/var/cache", "/var/spool", "/var/lib/apt", "/var/lib/dpkg",
+               "/var/lib/docker", "/var/lib/containerd", "/var/lib/systemd", "/snap")
+SYSTEM_PARENTS = ("/var", "/var/lib", "/home", "/opt", "/srv", "/mnt", "/media")
+SYSTEM_MOUNT = ("^(?:" + "|".join(re.escape(d) for d in SYSTEM_DIRS) + ")(?:/|$(?!\n))|^(?:"
+                + "|".join(re.escape(d) for d in SYSTEM_PARENTS) + ")$(?!\n)")
+VOLUME_NAME = line(r"[a-z](?:[a-z0-9]|-(?=[a-z0-9])){0,15}")
+MAX_VOLUMES = 8  # Linode: at most 8 volumes attached to an instance's config
 VOLUME = line(f"{safe_path(':')}:{safe_path(':')}(?::(?:ro|rw))?")
 
 
@@ -171,6 +180,22 @@ VALUES: dict[str, tuple[Rule, ...]] = {
              "tags must be 3-50 characters on one line (Linode's limit)"),
         Rule({"not": {"pattern": "^(?:lcai$(?!\\n)|lcai-id:|lcai-app:|lcai-env:)"}},
              "{value!r} is reserved for lcai's own deployment tags"),
+    ),
+    "LinodeDeploy.volumes": (Rule({"maxItems": MAX_VOLUMES},
+                                  f"at most {MAX_VOLUMES} volumes per instance (Linode's limit)"),),
+    "Volume.name": (Rule({"pattern": VOLUME_NAME},
+                         "must be 1-16 lowercase letters, digits and single dashes, starting with a letter, got "
+                         "{value!r}"),),
+    "Volume.size_gb": (Rule({"minimum": 10, "maximum": 10240},
+                            "must be 10-10240 GB (Linode Block Storage), got {value}"),),
+    "Volume.mount": (
+        Rule({"pattern": SAFE_PATH}, _path_message),
+        Rule({"pattern": line(r"[A-Za-z0-9/._-]+")},
+             "{value!r}: a mount point of letters, digits, '/', '.', '_' and '-' only (systemd lists them "
+             "space-separated)"),
+        Rule({"not": {"pattern": SYSTEM_MOUNT}},
+             "{value!r} is a system directory (or holds one): mount a volume at a directory of its own, e.g. "
+             "/var/lib/lcai-data"),
     ),
     "Container.image": (Rule({"pattern": DOCKER_REF}, "not a valid container image reference: {value!r}"),),
     "Container.internal_port": (PORT,),
@@ -244,7 +269,8 @@ CROSS: tuple[Cross, ...] = (
 
 BEYOND_SCHEMA: tuple[Beyond, ...] = (
     Beyond("capability-checks", "each capability's own check (e.g. the docker runtime needs container.image, the "
-           "native runtime a command; a capability's config ranges such as redis config.port 1024-65535)",
+           "native runtime a command; a capability's config ranges such as redis config.port 1024-65535; no "
+           "replicas with a capability that keeps its data on the machine, such as redis or postgresql)",
            "plugin code, run by validate; the schema has each capability's config fields and types only"),
     Beyond("health-port-published", "health.port is container.internal_port or external_port",
            "JSON Schema cannot compare two values of a document"),
@@ -252,6 +278,8 @@ BEYOND_SCHEMA: tuple[Beyond, ...] = (
            "it depends on the names declared in env.required/env.optional"),
     Beyond("setup-paths-unique", "no two setup.files have the same path",
            "JSON Schema's uniqueItems compares whole items, not one field of them"),
+    Beyond("volumes-unique", "no two volumes have the same name, or mounts one inside the other",
+           "uniqueness of one field, and a prefix relation between two values"),
     Beyond("env-names-unique", "no variable is declared twice across env.required and env.optional",
            "the same: uniqueness of one field across two lists"),
     Beyond("ports-distinct", "the app's ports on the instance, SSH's 22 and each capability's ports (redis, "

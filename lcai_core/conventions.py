@@ -39,6 +39,16 @@ def instance_label(app: str, env: str, deployment_id: str) -> str:
     return re.sub(r"-{2,}", "-", label)
 
 
+def volume_label(app: str, env: str, name: str) -> str:
+    """A Block Storage volume's label (its device is ``/dev/disk/by-id/scsi-0Linode_Volume_<label>``): the same
+    for every deployment of this app and env, so a new deployment of a directory finds the volumes an earlier one
+    kept. ``lcai-`` + 8 hex digits of the app and env + the volume's name (at most 16): 30 characters at most, of
+    the API's 32."""
+    import hashlib
+
+    return f"lcai-{hashlib.sha256(f'{app}/{env}'.encode()).hexdigest()[:8]}-{name}"
+
+
 def random_root_password() -> str:
     """A strong random password (Linode needs one with an image); kept (0600) only if no SSH key is used."""
     import secrets

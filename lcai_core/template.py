@@ -84,6 +84,16 @@ class Container:
 
 
 @define(frozen=True)
+class Volume:
+    """A Block Storage volume of the machine: kept through redeploys and destroy, formatted once (when it holds
+    no filesystem), mounted at ``mount`` before the app starts."""
+
+    name: str
+    mount: str
+    size_gb: int = 20
+
+
+@define(frozen=True)
 class LinodeDeploy:
     image: str = "linode/ubuntu24.04"
     region_default: str = "us-ord"
@@ -92,6 +102,7 @@ class LinodeDeploy:
     container: Container = Container()
     # instances behind one NodeBalancer (docs/scaling.md); 1: a single instance, no NodeBalancer
     replicas: int = 1
+    volumes: tuple[Volume, ...] = ()
 
 
 @define(frozen=True)
@@ -302,6 +313,7 @@ def _without_checks(catalog: "Catalog") -> "Catalog":
     for reg in catalog.by_name.values():
         cap = copy.copy(reg.capability)
         setattr(cap, "check", lambda config, template: [])  # noqa: B010 -- shadows the method on this copy only
+        setattr(cap, "keeps_data", False)  # noqa: B010 -- its refusal of replicas is a capability check too
         out.add(cap, reg.plugin)
     return out
 
@@ -410,6 +422,15 @@ def beyond_schema_problems(t: Template, doc: Document) -> list[Problem]:
     for i, p in enumerate(paths):
         if p in paths[:i]:
             out.append(P(("setup", "files", i, "path"), f"{p} is written twice"))
+    # volumes-unique
+    vb = ("deploy", "linode", "volumes")
+    vols = t.deploy.linode.volumes
+    for i, v in enumerate(vols):
+        if v.name in [w.name for w in vols[:i]]:
+            out.append(P(vb + (i, "name"), f"volume {v.name!r} is declared twice"))
+        for w in vols[:i]:
+            if v.mount == w.mount or v.mount.startswith(w.mount + "/") or w.mount.startswith(v.mount + "/"):
+                out.append(P(vb + (i, "mount"), f"{v.mount} overlaps volume {w.name!r} mounted at {w.mount}"))
     # env-names-unique
     names: set[str] = set()
     for kind in ("required", "optional"):

@@ -42,13 +42,15 @@ def app_spec(tpl: Any, stack: Stack, env_file: str, command: tuple[str, ...], a:
                    health=c.health, internal_port=c.internal_port)
 
 
-def app_unit(stack: Stack, app: AppSpec, ctx: DeployContext, deps: list[str], before_app: list[str]) -> str:
+def app_unit(stack: Stack, app: AppSpec, ctx: DeployContext, deps: list[str], before_app: list[str],
+             mounts: tuple[str, ...] = ()) -> str:
     runtime = stack.runtime_capability
     return unit_text([
         ("Unit", [("Description", f"lcai app {ctx.app_name} ({ctx.deployment_id}, env {ctx.env})"),
                   ("After", ["network-online.target", "multi-user.target", *deps, *before_app]),
                   ("Wants", "network-online.target"),
                   ("Requires", [*deps, *before_app]),
+                  ("RequiresMountsFor", list(mounts)),  # the volumes: never the root disk in their place
                   ("StartLimitIntervalSec", "0")]),
         ("Service", [("Type", "simple"),
                      *directives_of(runtime.service_lines(app, ctx), f"runtime {runtime.name!r}"),
@@ -99,7 +101,8 @@ def app_fragments(tpl: Any, stack: Stack, ctx: DeployContext, env: dict[str, str
             marker=f"{STATE}/setup.done", timeout=s.timeout_seconds, network=True)))
         before_app.append(SETUP_UNIT)
 
-    units.append(Unit(APP_UNIT, app_unit(stack, app, ctx, deps, before_app)))
+    mounts = tuple(v.mount for v in tpl.deploy.linode.volumes)
+    units.append(Unit(APP_UNIT, app_unit(stack, app, ctx, deps, before_app, mounts)))
 
     h = c.health
     if h is not None:

@@ -25,6 +25,7 @@ from .assembly import Assembled, assemble
 from .guard import guard_fragments
 from .layout import SETUP_UNIT, SSHD_DROP_IN, STATE, USER_DATA_B64_LIMIT, USER_DATA_LIMIT
 from .stack import Stack
+from .volumes import volume_fragments
 from .yamldump import Flow, dump_yaml
 
 
@@ -75,9 +76,11 @@ STEP_FUNCTION = (
     "exit $rc; }")
 
 
-def capability_fragments(stack: Stack, ctx: DeployContext) -> Assembled:
-    """Step 1: every capability's fragments (the runtime's first) and the metadata guard, assembled."""
-    a = assemble([(r.name, r.capability.fragments(r.config, ctx)) for r in stack.all])
+def capability_fragments(stack: Stack, ctx: DeployContext, volumes: Sequence[Any] = ()) -> Assembled:
+    """Step 1: the volumes (their boot steps first: nothing uses a volume before it is ready), every capability's
+    fragments (the runtime's first) and the metadata guard, assembled."""
+    first = [("volumes", volume_fragments(volumes, ctx.app_name, ctx.env))] if volumes else []
+    a = assemble(first + [(r.name, r.capability.fragments(r.config, ctx)) for r in stack.all])
     a.add("lcai", guard_fragments())
     return a
 
@@ -89,7 +92,7 @@ def build(tpl: Any, resolved: Union[Stack, Sequence[Resolved]], ctx: DeployConte
     from ..env import app_command, app_environment, overridden
 
     stack = Stack.of(resolved)
-    a = capability_fragments(stack, ctx)
+    a = capability_fragments(stack, ctx, tpl.deploy.linode.volumes)
     provided = dict(a.container_env)
     env = app_environment(tpl, dotenv, env_path, provided=provided, template_file=template_file)
     command = app_command(tpl, env, template_file)

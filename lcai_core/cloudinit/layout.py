@@ -17,6 +17,8 @@ POST_START_UNIT = "lcai-post-start.service"
 # After=lcai-image-pull.service (and Requires= it); they must then be After=multi-user.target too.
 IMAGE_PULL_UNIT = "lcai-image-pull.service"
 METADATA_GUARD_UNIT = "lcai-metadata-guard.service"
+VOLUME_PREPARE = "/usr/local/lib/lcai/volume-prepare"  # wait for a volume's device; format it only when empty
+VOLUME_DEVICE = "/dev/disk/by-id/scsi-0Linode_Volume_{label}"  # how Linode (and lcai-local) name a volume
 METADATA_V4 = "169.254.169.254"
 METADATA_V6 = "fd00:a9fe:a9fe::1"
 SSHD_DROP_IN = "/etc/ssh/sshd_config.d/00-lcai.conf"

@@ -18,7 +18,7 @@ the API has no use for (PATCH, …) answer 405; a missing object answers 404.
 
 Test-only control endpoints live under ``/_sim/`` (no token):
   ``POST /_sim/faults`` (a fault or a list), ``DELETE /_sim/faults``, ``POST /_sim/reset``,
-  ``GET /_sim/state`` (instances with user_data, private IPs and app state, firewalls, nodebalancers,
+  ``GET /_sim/state`` (instances with user_data, private IPs and app state, firewalls, nodebalancers, volumes,
   ``run_token``), ``GET /_sim/requests``,
   ``GET|POST /_sim/settings`` ``{"client_ip": "203.0.113.7", "provision_s": 2, "boot_s": 2, "app_ready_s": 1,
   "nb_check_scale": 0.01}`` (``nb_check_scale``: NodeBalancer checks take check_interval x scale seconds),
@@ -55,6 +55,7 @@ from typing import Any, Optional
 from urllib.parse import parse_qs, urlparse
 
 from . import sim_nodebalancers as nbs
+from . import sim_volumes as vols
 from .sim_health import App, HealthSettings, Server, decode_user_data, health_settings, settings_from_hint
 from .sim_validate import (check_authorized_keys, check_firewall_label, check_label, check_rules,
                            check_tags, error, firewall_allows, is_int)
@@ -179,6 +180,7 @@ class State:
             self.instances: dict[int, dict] = {}
             self.firewalls: dict[int, dict] = {}
             self.nodebalancers: dict[int, dict] = {}
+            self.volumes: dict[int, dict] = {}
             self.events: list[dict] = []
             self.faults: list[Fault] = []
             self.requests: list[dict] = []
@@ -294,6 +296,8 @@ class State:
                 "nodebalancers": [dict(nbs.full(self, nb), listening=sorted(self.nb_fronts[nb["id"]].servers)
                                        if nb["id"] in self.nb_fronts else [])
                                   for nb in self.nodebalancers.values()],
+                "volumes": [{k: v for k, v in vol.items() if not k.startswith("_")}
+                            for vol in self.volumes.values()],
                 "app_rules": self.app_rules,
                 "internal_errors": self.internal_errors,
                 "faults_left": sum(f.times for f in self.faults)}
@@ -592,6 +596,8 @@ class Handler(BaseHTTPRequestHandler):
         routed = self._route_api(method, path, query, body)
         if routed is None:
             routed = nbs.route(self, method, path, query, body)
+        if routed is None:
+            routed = vols.route(self, method, path, query, body)
         if routed is None:
             raise ApiError(501, f"{method} /v4{path} is not implemented by lcai-linode-sim")
         return routed
@@ -932,6 +938,7 @@ class Handler(BaseHTTPRequestHandler):
             app.stop()
         for fw in st.firewalls.values():
             fw["entities"] = [e for e in fw["entities"] if not (e["id"] == inst["id"] and e["type"] == "linode")]
+        vols.detach_all(self, inst["id"])
         st._event("linode_delete", inst, "finished")
         return {}
 
