@@ -11,6 +11,8 @@ import re
 from .errors import InputError
 
 TAG = "lcai"
+#: the status of a destroyed deployment whose volumes were kept (its record stays, so they are never unknown)
+VOLUMES_KEPT = "volumes kept"
 
 
 def deployment_tags(deployment_id: str, app: str, env: str) -> list[str]:

@@ -413,14 +413,34 @@ def _wait_replicas_healthy(prov: Provider, registry, record: dict, prog, deadlin
 # ---------------------------------------------------------------- destroy
 
 
-def destroy(host, registry, record: dict, say: Callable[[str], None]) -> list[str]:
+def destroy(host, registry, record: dict, say: Callable[[str], None], volumes: bool = False) -> list[str]:
     """Delete the deployment's resources (provider), forget it, remove the local files deploy wrote.
-    Returns the local files removed. Refused (``registry.Busy``) while another lcai process deploys it."""
+    Returns the local files removed. Refused (``registry.Busy``) while another lcai process deploys it.
+
+    Its volumes are kept unless ``volumes``: the record then stays, with status ``volumes kept`` and what is
+    kept, so nothing lcai made is unknown here (``destroy ID --volumes`` deletes them later; the next deploy of
+    the app and env attaches them again)."""
+    from .conventions import VOLUMES_KEPT
     from .registry import deployment_lock
 
     prov = provider_of(host, record)
-    with deployment_lock(record["deployment_id"], "destroy"):
-        host.call_provider(prov, "destroy", record, say)
+    dep = record["deployment_id"]
+    with deployment_lock(dep, "destroy"):
+        if record.get("status") != VOLUMES_KEPT:
+            host.call_provider(prov, "destroy", record, say)
+        kept = list(record.get("volumes") or [])
+        if kept and volumes:
+            host.call_provider(prov, "delete_volumes", record, say)
+            kept = []
         if not record.get("untracked"):
-            registry.remove(record["deployment_id"])
-        return remove_local_files(record.get("directory"), record["deployment_id"])
+            if kept:
+                state = {k: v for k, v in (record.get("provider_state") or {}).items() if k == "volumes"}
+                registry.update(dep, status=VOLUMES_KEPT, address=None, health_status=None, health_detail=None,
+                                provider_state=state)
+                say("kept: " + ", ".join(f"volume {v.get('name')} ({v.get('label')}, {v.get('size_gb')} GB)"
+                                         for v in kept)
+                    + f", with their data: `lcai destroy {dep} --volumes` deletes them; the next deploy of this "
+                    "app and env attaches them again")
+            else:
+                registry.remove(dep)
+        return remove_local_files(record.get("directory"), dep)

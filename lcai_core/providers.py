@@ -58,6 +58,18 @@ class Preflight:
 
 
 @define(frozen=True)
+class VolumeSpec:
+    """A Block Storage volume the deployment's machine has (``deploy.linode.volumes``): found again by
+    ``label`` (the same for every deployment of the app and env), seen inside the machine as
+    ``/dev/disk/by-id/scsi-0Linode_Volume_<label>``, mounted at ``mount`` by the user data."""
+
+    name: str
+    label: str
+    size_gb: int
+    mount: str
+
+
+@define(frozen=True)
 class Spec:
     """Everything a provider needs to create (or rebuild) one deployment. Built by core from the template,
     the deployment directory and the command line; ``user_data`` is byte for byte what ``lcai plan`` wrote.
@@ -89,6 +101,8 @@ class Spec:
     health: Optional[dict[str, Any]] = None
     #: the Linode images every capability of the template supports (``--image`` may pick one), None: any
     supported_images: Optional[tuple[str, ...]] = None
+    #: the machine's volumes: created (or found and attached) before it first boots, kept by rebuild and destroy
+    volumes: tuple[VolumeSpec, ...] = ()
 
 
 class Step:
@@ -320,6 +334,11 @@ class Provider:
         """Delete everything the deployment created, including resources an interrupted create may have left
         (find them by the deployment id). Idempotent: already-deleted resources are fine."""
         raise NotImplementedError(f"provider {self.name!r} does not destroy deployments")
+
+    def delete_volumes(self, record: dict[str, Any], say: Say = _quiet) -> None:
+        """Optional (providers that take ``Spec.volumes``): delete the deployment's volumes, which ``destroy``
+        keeps; called by ``lcai destroy --volumes`` after ``destroy``. Idempotent: gone ones are fine."""
+        raise NotImplementedError(f"provider {self.name!r} has no volumes")
 
     def remains(self, record: dict[str, Any]) -> Optional[Remains]:
         """For ``destroy --purge``: look the deployment's resources up one by one (a missing list entry is not

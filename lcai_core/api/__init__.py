@@ -28,15 +28,29 @@ from ..paths import config_dir
 if TYPE_CHECKING:
     from ..capabilities import AppSpec, AptSource, Capability, DeployContext, Fragments, Runtime, Unit, WriteFile
     from ..conventions import (
+        VOLUMES_KEPT,
         deployment_tags,
         env_seconds,
         instance_label,
         parse_tags,
         random_root_password,
         sha256,
+        volume_label,
     )
     from ..health import Health
-    from ..providers import Endpoint, Listing, Preflight, Price, Provider, Remains, Say, Spec, SshEndpoint, Step
+    from ..providers import (
+        Endpoint,
+        Listing,
+        Preflight,
+        Price,
+        Provider,
+        Remains,
+        Say,
+        Spec,
+        SshEndpoint,
+        Step,
+        VolumeSpec,
+    )
     from ..providers import _quiet as quiet
     from ..sources import DirectorySource
 
@@ -44,11 +58,11 @@ _LAZY = {
     "lcai_core.capabilities": ("AppSpec", "AptSource", "Capability", "DeployContext", "Fragments", "Runtime", "Unit",
                                "WriteFile"),
     "lcai_core.providers": ("Endpoint", "Listing", "Preflight", "Price", "Provider", "Remains", "Say", "Spec",
-                            "SshEndpoint", "Step"),
+                            "SshEndpoint", "Step", "VolumeSpec"),
     "lcai_core.health": ("Health",),
     "lcai_core.sources": ("DirectorySource",),
-    "lcai_core.conventions": ("deployment_tags", "env_seconds", "instance_label", "parse_tags", "random_root_password",
-                              "sha256"),
+    "lcai_core.conventions": ("VOLUMES_KEPT", "deployment_tags", "env_seconds", "instance_label", "parse_tags",
+                              "random_root_password", "sha256", "volume_label"),
 }
 _MODULE_OF = {name: mod for mod, names in _LAZY.items() for name in names}
 _RENAMED = {"quiet": ("lcai_core.providers", "_quiet")}  # the contract's default ``say``: prints nothing
@@ -62,7 +76,7 @@ __all__ = [
     "Capability", "Runtime", "DeployContext", "Fragments", "Unit", "WriteFile", "AptSource", "AppSpec",
     # providers
     "Provider", "Spec", "Step", "Price", "Preflight", "Listing", "Remains", "SshEndpoint", "Endpoint", "Say", "quiet",
-    "Health",
+    "Health", "VolumeSpec", "volume_label", "VOLUMES_KEPT",
     # conventions
     "deployment_tags", "parse_tags", "instance_label", "random_root_password", "env_seconds", "sha256",
     # template packs

@@ -267,8 +267,11 @@ def _status_one(host, reg, rows, listings, key: str, as_json: bool, failures: li
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--purge", is_flag=True, help="Remove what is left of vanished deployments and forget them (no ID); "
               "each is looked up by id first and kept while its machine exists.")
+@click.option("--volumes", "delete_volumes", is_flag=True,
+              help="Also delete the deployment's Block Storage volumes and their data (kept by default).")
 @DIR_OPTION
-def destroy(deployment_id: Optional[str], yes: bool, purge: bool, directory: Optional[Path]) -> None:
+def destroy(deployment_id: Optional[str], yes: bool, purge: bool, delete_volumes: bool,
+            directory: Optional[Path]) -> None:
     """Delete a deployment (its machine, then its firewall; already-gone resources are fine), forget it and
     remove the files deploy wrote into its directory. Inside a deployment directory the ID may be left out."""
     from .. import lifecycle as L
@@ -299,11 +302,21 @@ def destroy(deployment_id: Optional[str], yes: bool, purge: bool, directory: Opt
     _warn_failures(broken)  # only the confirmation's wording is lost: destroy itself may still work
     from ..registry import deployment_lock
 
+    from ..conventions import VOLUMES_KEPT
+
+    vols = ", ".join(f"{v.get('name')} {v.get('size_gb')} GB" for v in rec.get("volumes") or [])
+    if rec.get("status") == VOLUMES_KEPT and not delete_volumes:
+        raise InputError(f"deployment {dep_id} is destroyed; only its volumes are kept ({vols})",
+                         hint=f"`lcai destroy {dep_id} --volumes` deletes them and their data; a deploy of its app "
+                              "and env attaches them again")
+    if vols:
+        what += (f"; AND its volumes {vols}, with their data" if delete_volumes
+                 else f"; its volumes {vols} are kept")
     with deployment_lock(dep_id, "destroy"):  # refused at once (before asking) while a deploy of it runs
         if not yes:
             L.confirm(f"delete {dep_id} ({rec.get('label') or rec.get('app')} on {prov.name}: {what})?",
                       f"destroy deletes {dep_id} ({what})")
-        removed = L.destroy(host, reg, rec, _say)
+        removed = L.destroy(host, reg, rec, _say, volumes=delete_volumes)
     if removed:
         _say(f"removed from {rec.get('directory')}: {', '.join(removed)}")
     click.echo(f"destroyed {dep_id}")

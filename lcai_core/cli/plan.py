@@ -46,7 +46,8 @@ def plan(directory: Path, cloud_config: Path | None, app, env_name, region, type
             "runtime": t.capabilities.runtime, "features": list(ctx.features), "sizes": sizes,
             "boot_plan": list(p.rendered.boot_plan), "env_names": list(p.rendered.env_names),
             "units": list(p.rendered.units), "cloud_config": str(cloud_config) if cloud_config else None,
-            "target": target, "replicas": replicas,
+            "target": target, "replicas": replicas, "notes": list(pv.notes),
+            "volumes": [{"name": v.name, "size_gb": v.size_gb, "mount": v.mount} for v in t.deploy.linode.volumes],
             "price": {"hourly": price.hourly, "monthly": price.monthly, "note": price.note} if price else None,
         }, indent=2))
         return
@@ -63,6 +64,8 @@ def plan(directory: Path, cloud_config: Path | None, app, env_name, region, type
         else:
             ports = f", port {c.internal_port} (instance only)" if c.internal_port else ""
         click.echo(f"  container:    {c.image}{ports}")
+    for v in t.deploy.linode.volumes:
+        click.echo(f"  volume:       {v.name}, {v.size_gb} GB at {v.mount} (kept by redeploys and destroy)")
     click.echo(f"  capabilities: {t.capabilities.runtime}" + "".join(f", {f}" for f in ctx.features))
     click.echo(f"  environment:  {', '.join(p.rendered.env_names) or '(none)'}  (values not shown)")
     pct = 100 * sizes["gzip"] / sizes["limit"]
@@ -71,6 +74,8 @@ def plan(directory: Path, cloud_config: Path | None, app, env_name, region, type
                f"{sizes['base64']} B base64")
     for w in getattr(p.rendered, "warnings", ()):
         ui.warning(w)
+    for note in pv.notes:
+        click.echo(f"  note: {note}")
     click.echo("boot plan:")
     for i, line in enumerate(p.rendered.boot_plan, 1):
         click.echo(f"  {i:>2}. {line}")

@@ -84,6 +84,7 @@ def _create(plan: DeployPlan, events: Events, registry: Any) -> dict[str, Any]:
     events.say(f"recorded deployment {dep_id} (creating)")
     runner = StepRunner(registry, dep_id, events.say, prov.name, done_status="created")
     runner.run(prov.create_steps(spec))
+    _absorb_kept_volumes(plan, events, registry)
     rec = registry.get(dep_id) or dict(record, deployment_id=dep_id)
     d = Path(plan.options.directory)
     if not spec.ssh_keys and prov.uses_root_password:
@@ -92,6 +93,22 @@ def _create(plan: DeployPlan, events: Events, registry: Any) -> dict[str, Any]:
     if not spec.ssh_keys and prov.uses_root_password:
         events.say("no ~/.ssh/*.pub: root password saved to .linode/root-password (0600)")
     return rec
+
+
+def _absorb_kept_volumes(plan: DeployPlan, events: Events, registry: Any) -> None:
+    """A destroyed deployment of the same app and env whose kept volumes this one attached: its record (status
+    ``volumes kept``) is forgotten, the volumes are this deployment's now."""
+    from ..conventions import VOLUMES_KEPT
+
+    labels = {v.label for v in plan.spec.volumes}
+    if not labels:
+        return
+    for dep, rec in registry.all().items():
+        theirs = {v.get("label") for v in rec.get("volumes") or []}
+        if dep != plan.deployment_id and rec.get("status") == VOLUMES_KEPT and \
+                rec.get("provider") == plan.provider.name and labels & theirs:
+            registry.remove(dep)
+            events.say(f"the volumes deployment {dep} kept are attached to {plan.deployment_id} now, with their data")
 
 
 # ---------------------------------------------------------------- redeploy: rebuild, rollout

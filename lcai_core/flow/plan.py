@@ -18,7 +18,8 @@ from attrs import define, field
 
 from ..errors import InputError
 from ..project import Prepared
-from ..providers import Preflight, Price, Provider, Spec
+from ..conventions import volume_label
+from ..providers import Preflight, Price, Provider, Spec, VolumeSpec
 
 
 class Kind(str, enum.Enum):
@@ -112,6 +113,9 @@ def plan_deploy(host: Any, registry: Any, opts: DeployOptions, say: Any = None) 
     n_replicas = _replicas_for(prov, live, opts.replicas, tpl, c, directory, p.resolved)
     spec = make_spec(p, directory, ssh_sources=ssh_sources, app_sources=app_sources, keys=keys,
                      root_pass=L.random_root_password(), replicas=n_replicas)
+    if spec.volumes and type(prov).delete_volumes is Provider.delete_volumes:
+        raise InputError(f"provider {prov.name} has no volumes (deploy.linode.volumes)",
+                         hint="deploy to linode, or remove deploy.linode.volumes to try it without them")
     desired = _desired(p, spec)
     if live is None:
         return _create_plan(opts, p, prov, spec, desired, say)
@@ -142,7 +146,9 @@ def _desired(p: Prepared, spec: Spec) -> dict[str, Any]:
             "container_image": c.image, "external_port": c.external_port, "internal_port": c.internal_port,
             "health": spec.health, "rendered_sha256": sha256(p.rendered.text),
             "rendered_gzip_bytes": len(p.rendered.gzipped), "ssh_sources": list(spec.ssh_sources),
-            "app_sources": list(spec.app_sources), "env_digest": env_digest(p.env, p.ctx.secret_seed)}
+            "app_sources": list(spec.app_sources), "env_digest": env_digest(p.env, p.ctx.secret_seed),
+            **({"volumes": [{"name": v.name, "label": v.label, "size_gb": v.size_gb, "mount": v.mount}
+                            for v in spec.volumes]} if spec.volumes else {})}
 
 
 def _create_plan(opts: DeployOptions, p: Prepared, prov: Provider, spec: Spec, desired: dict[str, Any],
@@ -194,6 +200,24 @@ def redeploy_changes(rec: dict[str, Any], desired: dict[str, Any]) -> list[str]:
         changes.append(env_line)
     if rec.get("template") and rec["template"] != desired["template"]:
         changes.insert(0, f"template: {rec['template']} -> {desired['template']}")
+    old_vols = {v.get("name"): v for v in rec.get("volumes") or []}
+    new_vols = {v["name"]: v for v in desired.get("volumes") or []}
+    for name, v in old_vols.items():
+        if name not in new_vols:
+            raise InputError(f"deployment {dep_id} has volume {name!r} ({v.get('size_gb')} GB), which deploy.yml no "
+                             "longer lists: a redeploy never drops a volume",
+                             hint=f"keep it in deploy.linode.volumes; `lcai destroy {dep_id} --volumes` deletes "
+                                  "the deployment and its volumes")
+        if new_vols[name]["mount"] != v.get("mount"):
+            raise InputError(f"volume {name!r} of deployment {dep_id} is mounted at {v.get('mount')}; a redeploy "
+                             f"cannot move it to {new_vols[name]['mount']}", hint="keep its mount")
+        if new_vols[name]["size_gb"] != v.get("size_gb"):
+            raise InputError(f"volume {name!r} of deployment {dep_id} is {v.get('size_gb')} GB; lcai does not "
+                             f"resize volumes yet ({new_vols[name]['size_gb']} GB asked)",
+                             hint="keep size_gb (a volume can only grow: Cloud Manager resizes it)")
+    added = [f"{n} ({v['size_gb']} GB at {v['mount']})" for n, v in new_vols.items() if n not in old_vols]
+    if added:
+        changes.append("volumes: new " + ", ".join(added))
     for key in ("region", "type"):
         if rec.get(key) and rec[key] != desired[key]:
             raise InputError(f"deployment {dep_id} runs in {key} {rec[key]}; a rebuild cannot change it to "
@@ -230,8 +254,10 @@ def _redeploy_plan(opts: DeployOptions, p: Prepared, prov: Provider, spec: Spec,
         changes.append(f"user data: {rec.get('rendered_gzip_bytes', '?')} -> {desired['rendered_gzip_bytes']} "
                        "bytes gzip, content changed")
     if not (rec.get("replicas") is not None and getattr(prov, "supports_replicas", False)):
+        kept = ", ".join(f"volume {v.get('name')}, {v.get('size_gb')} GB" for v in rec.get("volumes") or [])
         head = (f"redeploy {dep_id} ({prov.name}, {rec.get('label')}) at {rec.get('address')}: rebuild the same "
-                "machine with the new user data (its disk is replaced; address and firewall stay)")
+                "machine with the new user data (its disk is replaced; address and firewall stay"
+                + (f"; kept: {kept}" if kept else "") + ")")
         return DeployPlan(opts, Kind.REBUILD, p, prov, spec, desired, live=rec, changes=tuple(changes),
                           lines=(head, *(f"  {c}" for c in changes)), question="rebuild it?",
                           consequence="redeploy rebuilds the machine (its disk is replaced)", firewall=firewall)
@@ -270,7 +296,9 @@ def make_spec(p: Prepared, directory: Path, *, ssh_sources: Any, app_sources: An
         user_data_b64=p.rendered.user_data_b64, app_ports=(c.external_port,) if c.external_port else (),
         ssh_sources=tuple(ssh_sources), app_sources=tuple(app_sources), ssh_keys=tuple(keys), root_password=root_pass,
         features=tuple(ctx.features), gpu=gpu, external_port=c.external_port, directory=str(Path(directory).resolve()),
-        replicas=replicas, health=health_of(c), supported_images=supported_images(p.resolved))
+        replicas=replicas, health=health_of(c), supported_images=supported_images(p.resolved),
+        volumes=tuple(VolumeSpec(v.name, volume_label(ctx.app_name, ctx.env, v.name), v.size_gb, v.mount)
+                      for v in tpl.deploy.linode.volumes))
 
 
 def health_of(c: Any) -> Optional[dict[str, Any]]:
@@ -367,6 +395,7 @@ class Preview:
     target: str
     replicas: int
     price: Optional[Price]
+    notes: tuple[str, ...] = ()  # the provider's preflight notes (when it ran)
 
 
 def preview(host: Any, opts: DeployOptions) -> Preview:
@@ -381,12 +410,13 @@ def preview(host: Any, opts: DeployOptions) -> Preview:
     tpl = p.template
     target, replicas = tpl.deploy.target, tpl.deploy.linode.replicas
     prov = L.providers(host).get(target)
-    price = None
+    price, notes = None, ()
     if prov is not None and L.configured(host, prov):
         try:
             spec = make_spec(p, opts.directory, ssh_sources=L.ANYWHERE, app_sources=L.ANYWHERE, keys=[],
                              root_pass="", replicas=replicas)
-            price = prov.preflight(spec).price
+            pre = prov.preflight(spec)
+            price, notes = pre.price, tuple(pre.notes)
         except Exception:  # plan never fails because a price could not be looked up
             price = None
-    return Preview(p, target, replicas, price)
+    return Preview(p, target, replicas, price, notes)

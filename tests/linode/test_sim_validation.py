@@ -189,7 +189,7 @@ def test_ssh_keys_the_api_refuses(api, key):
 
 
 def test_unimplemented_operations_answer_501_in_the_envelope(api):
-    for method, path in [("GET", "/volumes"), ("POST", "/domains"), ("GET", "/lke/clusters"),
+    for method, path in [("GET", "/object-storage/buckets"), ("POST", "/domains"), ("GET", "/lke/clusters"),
                          ("POST", "/linode/instances/1/resize"), ("GET", "/nodebalancers/1/stats"),
                          ("POST", "/linode/instances/1/clone"), ("DELETE", "/images/private/1")]:
         if method == "POST" and "/instances/1/" in path:  # an existing instance, so no 404 can hide it

@@ -6,10 +6,22 @@ from __future__ import annotations
 
 from typing import Any, Callable, Optional
 
-from lcai_core.api import InputError, LcaiError, Listing, Preflight, Price, Provider, Spec, Step, TrackedError
+from lcai_core.api import (
+    VOLUMES_KEPT,
+    InputError,
+    LcaiError,
+    Listing,
+    Preflight,
+    Price,
+    Provider,
+    Spec,
+    Step,
+    TrackedError,
+)
 
 from .api import ApiFailure, Retrier, describe, hopeless, make_client, resolve_url, retryable
 from .replicas import ReplicaMixin, is_replicated, public_ip, replica_index
+from .volumes import VolumeMixin
 
 from lcai_core.api import deployment_tags, instance_label, parse_tags, random_root_password  # noqa: F401
 
@@ -61,7 +73,7 @@ def _token_error(e) -> InputError:
 GPU_PLANS = "GPU plans: g2-gpu-rtx4000a1-s, g1-gpu-rtx6000-1 and the other g*-gpu-* types"
 
 
-class LinodeProvider(ReplicaMixin, Provider):
+class LinodeProvider(VolumeMixin, ReplicaMixin, Provider):
     name = "linode"
     summary = "Linode (Akamai cloud) through the Linode API v4"
     #: one tag-filtered instance list (per 500 instances); when any deployment has replicas, plus one
@@ -128,8 +140,10 @@ class LinodeProvider(ReplicaMixin, Provider):
         has cloud-init. The summary names the type and its price in that region."""
         pre = self._preflight(spec.region, spec.type, spec.image, gpu=spec.gpu)
         if spec.replicas > 1:
+            if spec.volumes:
+                return self.volume_preflight(spec, pre)  # refused: not yet with replicas
             return self.replica_preflight(spec, self._region_caps, pre)
-        return pre
+        return self.volume_preflight(spec, pre)
 
     def _preflight(self, region: str, type_: str, image: str, gpu: bool = False) -> Preflight:
         from linode_api4 import ApiError
@@ -232,12 +246,13 @@ class LinodeProvider(ReplicaMixin, Provider):
                             lambda: self.find_firewall(label))
 
     def create_instance(self, *, deployment_id: str, label: str, region: str, type_: str, image: str, tags: list[str],
-                        firewall_id: int, user_data_b64: str, authorized_keys: list[str], root_pass: str) -> dict:
+                        firewall_id: int, user_data_b64: str, authorized_keys: list[str], root_pass: str,
+                        booted: bool = True) -> dict:
 
         # already base64(gzip(…)): the SDK must not encode it again
         metadata = self.client.linode.build_instance_metadata(user_data=user_data_b64, encode_user_data=False)
         body = {"type": type_, "region": region, "image": image, "label": label, "tags": tags,
-                "root_pass": root_pass, "firewall_id": firewall_id, "metadata": metadata, "booted": True}
+                "root_pass": root_pass, "firewall_id": firewall_id, "metadata": metadata, "booted": booted}
         if authorized_keys:
             body["authorized_keys"] = authorized_keys
 
@@ -266,7 +281,8 @@ class LinodeProvider(ReplicaMixin, Provider):
             inst = found[0] if found else self.create_instance(
                 deployment_id=dep, label=spec.label, region=spec.region, type_=spec.type, image=spec.image,
                 tags=list(spec.tags), firewall_id=state["firewall_id"], user_data_b64=spec.user_data_b64,
-                authorized_keys=list(spec.ssh_keys), root_pass=spec.root_password)
+                authorized_keys=list(spec.ssh_keys), root_pass=spec.root_password,
+                booted=not spec.volumes)  # with volumes: booted once they are attached (volume_steps)
             f = inst_fields(inst)
             say(f"instance {inst['id']} {f['status']} at {f['address']}")
             return f
@@ -280,7 +296,8 @@ class LinodeProvider(ReplicaMixin, Provider):
                 if self.delete_instance(inst["id"]):
                     say(f"instance {inst['id']}: deleted")
 
-        return [fw_step, Step.of("instance", inst_run, inst_find, inst_undo)]
+        steps = [fw_step, Step.of("instance", inst_run, inst_find, inst_undo)]
+        return steps + self.volume_steps(spec) if spec.volumes else steps
 
     def firewall_step(self, spec: Spec, ports: list[int], app_sources: list[str], rules: str) -> Step:
         """The deployment's Cloud Firewall as an undoable step (found again by its label); ``rules`` is said."""
@@ -352,7 +369,9 @@ class LinodeProvider(ReplicaMixin, Provider):
             raise LcaiError(f"deployment {record['deployment_id']} has no instance to rebuild",
                             hint=f"`lcai destroy {record['deployment_id']}` then deploy again")
         metadata = self.client.linode.build_instance_metadata(user_data=spec.user_data_b64, encode_user_data=False)
-        body = {"image": spec.image, "root_pass": spec.root_password, "metadata": metadata, "booted": True}
+        # with volumes: rebuilt offline, the volumes checked (attached again, new ones created), then booted
+        body = {"image": spec.image, "root_pass": spec.root_password, "metadata": metadata,
+                "booted": not spec.volumes}
         if spec.ssh_keys:
             body["authorized_keys"] = list(spec.ssh_keys)
         try:
@@ -363,7 +382,13 @@ class LinodeProvider(ReplicaMixin, Provider):
                 raise _token_error(e) from None
             raise refused(f"rebuilding instance {lid}", e) from None
         say(f"instance {lid}: rebuild accepted ({inst.get('status') or 'rebuilding'})")
-        return {"status": inst.get("status") or "rebuilding", "address": (inst.get("ipv4") or [None])[0]}
+        out = {"status": inst.get("status") or "rebuilding", "address": (inst.get("ipv4") or [None])[0]}
+        if spec.volumes:
+            vols = self.ensure_volumes(spec, lid, say)
+            say("kept: " + ", ".join(f"volume {v['name']} ({v['size_gb']} GB)" for v in vols if not v["created"])
+                if any(not v["created"] for v in vols) else "volumes: all new")
+            out.update(self._boot(lid, say), volumes=vols)
+        return out
 
     def wait(self, record: dict, say, deadline: float) -> dict:
         import time
@@ -448,6 +473,8 @@ class LinodeProvider(ReplicaMixin, Provider):
                            provider_state=state)
             elif rec.get("status") == "creating" and not state.get("linode_id"):
                 row["live_status"] = "creating?"
+            elif rec.get("status") == VOLUMES_KEPT:
+                row["live_status"] = VOLUMES_KEPT
             else:
                 row["live_status"] = "vanished"
             rows.append(row)
@@ -576,6 +603,8 @@ class LinodeProvider(ReplicaMixin, Provider):
         if st.get("linode_id"):
             out.append(("instance", st["linode_id"]))
         out.append(("firewall", st.get("firewall_label") or firewall_label(record["deployment_id"])))
+        for v in st.get("volumes") or []:
+            out.append(("volume", f"{v.get('name')} ({v.get('label')}, {v.get('size_gb')} GB, id {v.get('id')})"))
         return out
 
     def health(self, record: dict):
