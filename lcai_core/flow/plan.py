@@ -410,7 +410,8 @@ def preview(host: Any, opts: DeployOptions) -> Preview:
     tpl = p.template
     target, replicas = tpl.deploy.target, tpl.deploy.linode.replicas
     prov = L.providers(host).get(target)
-    price, notes = None, ()
+    price: Optional[Price] = None
+    notes: tuple[str, ...] = ()
     if prov is not None and L.configured(host, prov):
         try:
             spec = make_spec(p, opts.directory, ssh_sources=L.ANYWHERE, app_sources=L.ANYWHERE, keys=[],
