@@ -120,20 +120,30 @@ class Registry:
             return existed
 
     def find(self, prefix: str) -> dict:
-        """A record by id or unique id prefix (like git's short hashes)."""
+        """A record by id or a unique id prefix of at least ``MIN_PREFIX`` characters (like git's short
+        hashes)."""
         deps = self.all()
         if prefix in deps:
             return deps[prefix]
+        from .errors import InputError
+
         matches = [d for k, d in deps.items() if k.startswith(prefix)]
+        if len(prefix) < MIN_PREFIX and len(matches) == 1:  # `destroy n --yes` must not pick one by luck
+            raise InputError(f"{prefix!r} is too short to name a deployment: give at least {MIN_PREFIX} characters "
+                             "of its id (candidates: " + ", ".join(sorted(d["deployment_id"] for d in matches)[:8])
+                             + (", …" if len(matches) > 8 else "") + ")")
         if len(matches) == 1:
             return matches[0]
-        from .errors import InputError
 
         if not matches:
             raise InputError(f"no deployment {prefix!r} in the registry",
                              hint="`lcai status` lists them; `lcai sync` adopts ones created elsewhere")
         raise InputError(f"{prefix!r} matches {len(matches)} deployments: "
-                         + ", ".join(sorted(d['deployment_id'] for d in matches)))
+                         + ", ".join(sorted(d['deployment_id'] for d in matches)),
+                         hint=f"give enough of the id to name one (at least {MIN_PREFIX} characters)")
+
+
+MIN_PREFIX = 4  # the shortest id prefix `status`, `destroy`, `scale` … accept (a full id of any length works)
 
 
 # ------------------------------------------------------------ one deployment at a time
