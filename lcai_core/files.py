@@ -25,3 +25,38 @@ def write_private(path: str | os.PathLike, text: str) -> None:
         except FileNotFoundError:
             pass
         raise
+
+
+def write_output(path: str | os.PathLike, text: str) -> str:
+    """Write ``text`` (rendered secrets) where the user asked: a regular file (or a new one) is replaced
+    atomically with mode 0600 (``write_private``); a terminal, pipe or FIFO (``/dev/stdout``, ``>(…)``) is written
+    into, never replaced; a symbolic link to a regular file, a directory, a block device or a socket is refused
+    (``InputError``): a rename would replace the link or device itself. Returns ``"file"`` or ``"stream"``."""
+    import stat
+
+    from .errors import InputError
+
+    p = Path(path)
+    try:
+        own = os.lstat(p)
+    except FileNotFoundError:
+        write_private(p, text)
+        return "file"
+    try:
+        target = os.stat(p)
+    except FileNotFoundError:
+        raise InputError(f"{p} is a symbolic link to nothing: lcai writes the cloud-config to a file of its own",
+                         hint="give the path of a new or regular file") from None
+    if stat.S_ISCHR(target.st_mode) or stat.S_ISFIFO(target.st_mode):
+        with open(p, "w", encoding="utf-8") as fh:  # no O_CREAT race: it exists; no rename: it stays what it is
+            fh.write(text)
+        return "stream"
+    if stat.S_ISLNK(own.st_mode):
+        raise InputError(f"{p} is a symbolic link: lcai does not replace it with a file of rendered secrets",
+                         hint=f"give the real path ({os.path.realpath(p)}) or a new file")
+    if not stat.S_ISREG(own.st_mode):
+        raise InputError(f"{p} is not a regular file, a terminal or a pipe: lcai does not replace it",
+                         hint="give the path of a new or regular file")
+    write_private(p, text)
+    return "file"
+

@@ -20,8 +20,10 @@ def plan(directory: Path, cloud_config: Path | None, app, env_name, region, type
          image=None) -> None:
     """Render the cloud-init user data a deploy would send and print a summary: capabilities, boot plan,
     user-data sizes against Linode's limit. Reads deploy.yml and .env exactly as deploy does."""
+    import functools
+
     from .. import ui
-    from ..files import write_private
+    from ..files import write_output
     from ..flow import DeployOptions, preview
     from ..plugins import get_host
 
@@ -32,15 +34,18 @@ def plan(directory: Path, cloud_config: Path | None, app, env_name, region, type
     except OSError as e:  # e.g. .linode/pending.json in a directory we may not write
         raise ui.fs_error(e, action="access") from None
     p, target, replicas, price = pv.prepared, pv.target, pv.replicas, pv.price
+    streamed = False
     if cloud_config is not None:
         try:
-            write_private(cloud_config, p.rendered.text)
+            streamed = write_output(cloud_config, p.rendered.text) == "stream"
         except OSError as e:
             raise ui.fs_error(e, cloud_config, action="write") from None
+    # a cloud-config written into a terminal or pipe (/dev/stdout) is the output: the rest goes to stderr
+    echo = functools.partial(click.echo, err=streamed)
     sizes = p.rendered.sizes()
     t, ctx = p.template, p.ctx
     if as_json:
-        click.echo(json.dumps({
+        echo(json.dumps({
             "deployment_id": ctx.deployment_id, "template": t.name, "version": t.version, "app": ctx.app_name,
             "env": ctx.env, "region": ctx.region, "type": ctx.type, "image": ctx.image,
             "runtime": t.capabilities.runtime, "features": list(ctx.features), "sizes": sizes,
@@ -51,36 +56,36 @@ def plan(directory: Path, cloud_config: Path | None, app, env_name, region, type
             "price": {"hourly": price.hourly, "monthly": price.monthly, "note": price.note} if price else None,
         }, indent=2))
         return
-    click.echo(f"plan for {ctx.app_name} ({ctx.env}) from template {t.name} {t.version}, "
+    echo(f"plan for {ctx.app_name} ({ctx.env}) from template {t.name} {t.version}, "
                f"deployment {ctx.deployment_id}")
-    click.echo(f"  {target + ':':<13} {ctx.type} in {ctx.region}, image {ctx.image}"
+    echo(f"  {target + ':':<13} {ctx.type} in {ctx.region}, image {ctx.image}"
                + (f", {replicas} replicas behind a NodeBalancer" if replicas > 1 else ""))
     if price is not None:
-        click.echo(f"  price:        {price.describe()}" + (" in all" if replicas > 1 else ""))
+        echo(f"  price:        {price.describe()}" + (" in all" if replicas > 1 else ""))
     c = t.container
     if c.image:
         if c.external_port:
             ports = f", port {c.external_port} -> {c.internal_port}"
         else:
             ports = f", port {c.internal_port} (instance only)" if c.internal_port else ""
-        click.echo(f"  container:    {c.image}{ports}")
+        echo(f"  container:    {c.image}{ports}")
     for v in t.deploy.linode.volumes:
-        click.echo(f"  volume:       {v.name}, {v.size_gb} GB at {v.mount} (kept by redeploys and destroy)")
-    click.echo(f"  capabilities: {t.capabilities.runtime}" + "".join(f", {f}" for f in ctx.features))
-    click.echo(f"  environment:  {', '.join(p.rendered.env_names) or '(none)'}  (values not shown)")
+        echo(f"  volume:       {v.name}, {v.size_gb} GB at {v.mount} (kept by redeploys and destroy)")
+    echo(f"  capabilities: {t.capabilities.runtime}" + "".join(f", {f}" for f in ctx.features))
+    echo(f"  environment:  {', '.join(p.rendered.env_names) or '(none)'}  (values not shown)")
     pct = 100 * sizes["gzip"] / sizes["limit"]
     share = ui.style(f"{pct:.0f}% of {sizes['limit']}", "bold red" if pct >= 100 else ("yellow" if pct >= 80 else ""))
-    click.echo(f"  user data:    {sizes['raw']} B raw, {sizes['gzip']} B gzip ({share}), "
+    echo(f"  user data:    {sizes['raw']} B raw, {sizes['gzip']} B gzip ({share}), "
                f"{sizes['base64']} B base64")
     for w in getattr(p.rendered, "warnings", ()):
         ui.warning(w)
     for note in pv.notes:
-        click.echo(f"  note: {note}")
-    click.echo("boot plan:")
+        echo(f"  note: {note}")
+    echo("boot plan:")
     for i, line in enumerate(p.rendered.boot_plan, 1):
-        click.echo(f"  {i:>2}. {line}")
-    if cloud_config is not None:
-        click.echo(f"{ui.style('wrote', 'green')} {cloud_config} (0600; contains the app's environment"
+        echo(f"  {i:>2}. {line}")
+    if cloud_config is not None and not streamed:
+        echo(f"{ui.style('wrote', 'green')} {cloud_config} (0600; contains the app's environment"
                    + ("" if _ignored(directory, cloud_config) else "; keep it out of version control") + ")")
 
 
