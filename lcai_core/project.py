@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import string
 from pathlib import Path
@@ -96,6 +97,9 @@ def find_deploy_file(directory: Path) -> Path:
     raise InputError(f"{directory}: no deploy.yml here", hint="create one with: lcai init TEMPLATE --directory DIR")
 
 
+LINODE_ID = re.compile(r"[a-z0-9][a-z0-9-]{1,63}\Z")  # the template's region_default/type_default rule
+
+
 def prepare(directory: str | os.PathLike, host, app: Optional[str] = None, env_name: Optional[str] = None,
             region: Optional[str] = None, type_: Optional[str] = None, deployment_id: Optional[str] = None,
             secret_seed: Optional[bytes] = None, new: bool = False, image: Optional[str] = None,
@@ -106,6 +110,10 @@ def prepare(directory: str | os.PathLike, host, app: Optional[str] = None, env_n
     replaces ``deploy.linode.image``, checked like it (the capabilities' images). A template that needs a GPU on
     a machine type of provider ``target`` (default: the template's) without one is refused. ``state`` is the
     directory's ``lcai_core.lifecycle.read_state`` when the caller read it already (it is then not read again)."""
+    for flag, value in (("--region", region), ("--type", type_)):
+        if value is not None and not LINODE_ID.match(value):  # they go into API paths: no `../`, `?`, `#`
+            raise InputError(f"{flag} {value!r}: not a Linode id (lowercase letters, digits and dashes, "
+                             "e.g. us-ord or g6-standard-2)")
     d = Path(directory)
     f = find_deploy_file(d)
     tpl = load_template(f, host.catalog)

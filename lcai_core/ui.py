@@ -45,6 +45,23 @@ def cmd(rest: str) -> str:
     return f"{_prog} {rest}"
 
 
+_CONTROL = None
+
+
+def printable(value: object) -> str:
+    """``value`` as text safe for a terminal: control characters (an ESC that starts a terminal sequence, CR,
+    BEL, backspace, the C1 range, bidi overrides) from outside — instance labels and tags anyone with write
+    access to the account can set — shown as ``\\xNN``/``\\uNNNN`` instead of acting on the terminal."""
+    global _CONTROL
+    import re
+
+    if _CONTROL is None:
+        _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+    text = str(value)
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100
+                        else f"\\u{ord(m.group()):04x}", text)
+
+
 def localize(text: str) -> str:
     """``text`` with the commands it suggests (``lcai templates list``, `` `lcai plan` ``) spelt the way the
     user runs lcai: unchanged for ``lcai``, ``linode-cli build templates list`` under linode-cli. For messages

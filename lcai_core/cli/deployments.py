@@ -164,9 +164,9 @@ def _table(rows: list[dict]) -> None:
         if r.get("untracked"):
             st += " (untracked)"
         price = f"{r['price_hourly']:.3f}" if isinstance(r.get("price_hourly"), (int, float)) else "-"
-        table.append([r["deployment_id"], str(r.get("app") or "-"), str(r.get("env") or "-"),
-                      str(r.get("provider") or "-"), str(r.get("region") or "-"), str(r.get("type") or "-"), st,
-                      _health_cell(r), age(r.get("created_at"), now), price])
+        table.append([ui.printable(c) for c in (
+            r["deployment_id"], r.get("app") or "-", r.get("env") or "-", r.get("provider") or "-",
+            r.get("region") or "-", r.get("type") or "-", st, _health_cell(r), age(r.get("created_at"), now), price)])
     natural = {c: min(TABLE_MAX.get(c, 1 << 30), max(len(c), *(len(row[i]) for row in table)))
                for i, c in enumerate(cols)}
     fit = ui.fit_widths(natural, TABLE_PRIORITY, ui.table_width(sys.stdout), gap=2,
@@ -250,13 +250,15 @@ def _status_one(host, reg, rows, listings, key: str, as_json: bool, failures: li
                ("cost", f"${row['price_hourly']}/h" if row.get("price_hourly") is not None else None),
                ("created", row.get("created_at")), ("directory", row.get("directory")),
                ("source", _source_text([(n, lst) for n, lst in listings if n == row.get("provider")]))]
+    from .. import ui
+
     for k, v in fields:
         if v is not None and v != "":
-            click.echo(f"{k:<14} {v}")
+            click.echo(f"{ui.printable(k):<14} {ui.printable(v)}")
     for title, lines in host.deployment_sections(row):
-        click.echo(f"{title}:")
+        click.echo(f"{ui.printable(title)}:")
         for line in lines:
-            click.echo(f"  {line}")
+            click.echo(f"  {ui.printable(line)}")
 
 
 # ---------------------------------------------------------------- destroy
@@ -314,8 +316,10 @@ def destroy(deployment_id: Optional[str], yes: bool, purge: bool, delete_volumes
                  else f"; its volumes {vols} are kept")
     with deployment_lock(dep_id, "destroy"):  # refused at once (before asking) while a deploy of it runs
         if not yes:
-            L.confirm(f"delete {dep_id} ({rec.get('label') or rec.get('app')} on {prov.name}: {what})?",
-                      f"destroy deletes {dep_id} ({what})")
+            from .. import ui
+
+            L.confirm(ui.printable(f"delete {dep_id} ({rec.get('label') or rec.get('app')} on {prov.name}: "
+                                   f"{what})?"), ui.printable(f"destroy deletes {dep_id} ({what})"))
         removed = L.destroy(host, reg, rec, _say, volumes=delete_volumes)
     if removed:
         _say(f"removed from {rec.get('directory')}: {', '.join(removed)}")
@@ -357,8 +361,10 @@ def _purge(host, reg, yes: bool) -> None:
                          f"{dep}` deletes it)")
         else:
             todo.append((r, rem))
+    from .. import ui
+
     for line in alive:
-        _say(f"warning: {line}")
+        _say(f"warning: {ui.printable(line)}")
     deletes = [f"{r['deployment_id']}: delete {', '.join(rem.leftovers)}" for r, rem in todo if rem.leftovers]
     if deletes:
         for line in deletes:
