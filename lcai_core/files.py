@@ -60,3 +60,25 @@ def write_output(path: str | os.PathLike, text: str) -> str:
     write_private(p, text)
     return "file"
 
+
+def refuse_outside_links(folder: str | os.PathLike, *paths: str | os.PathLike) -> None:
+    """A template folder is copied into deployment directories: a symbolic link in it (``paths``, or every file
+    under ``folder`` when none is given) must stay inside ``folder``, so a ``README.md -> ~/.ssh/id_ed25519``
+    never lands as a plain, committed copy. ``InputError`` naming the link and its target."""
+    from .errors import InputError
+
+    root = os.path.realpath(folder)
+    if not paths:
+        found: list[str] = []
+        for dirpath, dirnames, filenames in os.walk(folder):
+            found.extend(os.path.join(dirpath, n) for n in [*dirnames, *filenames])
+        paths = tuple(found)
+    for p in paths:
+        if not os.path.islink(p):
+            continue
+        target = os.path.realpath(p)
+        if os.path.commonpath([root, target]) != root:
+            raise InputError(f"{p} is a symbolic link to {os.readlink(p)}, outside the template folder {folder}: "
+                             "lcai does not copy it into a deployment directory",
+                             hint="replace the link with the file itself, or remove it")
+

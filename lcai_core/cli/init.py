@@ -54,6 +54,9 @@ def init(template: str, directory: Path | None, force: bool) -> None:
     target = d / "deploy.yml"
     if target.exists() and not force:
         raise InputError(f"{target} already exists", hint="use --force to overwrite it, or pick another --directory")
+    from ..files import refuse_outside_links
+
+    refuse_outside_links(entry.folder, entry.path, Path(entry.folder) / "README.md")
     try:
         d.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(entry.path, target)

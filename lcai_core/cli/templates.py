@@ -199,6 +199,12 @@ def install(path: str, force: bool) -> None:
     if dest.exists() and not force:
         raise InputError(f"a user template named {t.name} is already installed at {dest}",
                          hint="use --force to replace it")
+    from ..files import refuse_outside_links
+
+    if src.is_dir():
+        refuse_outside_links(src)
+    else:
+        refuse_outside_links(f.parent, f)
     tmp = dest.with_name(f".{t.name}.installing")
     shutil.rmtree(tmp, ignore_errors=True)
     try:
