@@ -101,6 +101,9 @@ def safe_path(forbidden: str = "") -> str:
 
 
 SAFE_PATH = line(safe_path())
+# setup.files targets that decide who gets in or runs as root, and lcai's own units
+PROTECTED_FILES = (r"(?:^|/)authorized_keys2?$(?!\n)|^/etc/ssh(?:/|$(?!\n))|^/etc/sudoers(?:\.d)?(?:/|$(?!\n))|"
+                   r"^/etc/(?:passwd|shadow|group|gshadow)$(?!\n)|^/etc/systemd/system/lcai-")
 # a volume's mount point: not a directory the system or a package owns (nor one of their parents)
 SYSTEM_DIRS = ("/bin", "/etc", "/lib", "/lib32", "/lib64", "/libx32", "/sbin", "/usr", "/tmp", "/run", "/root",
                "/var/log", "/var/tmp", "/var/cache", "/var/spool", "/var/lib/apt", "/var/lib/dpkg",
@@ -217,8 +220,19 @@ VALUES: dict[str, tuple[Rule, ...]] = {
     "Health.timeout_seconds": (between(1, 3600),),
     "Health.max_retries": (between(1, 100000),),
     "Health.max_restarts": (between(1, 1000),),
-    "SetupFile.path": (Rule({"pattern": SAFE_PATH}, _path_message),),
-    "SetupFile.permissions": (Rule({"pattern": PERM}, "expected an octal string like '0644', got {value!r}"),),
+    "SetupFile.path": (
+        Rule({"pattern": SAFE_PATH}, _path_message),
+        Rule({"not": {"pattern": PROTECTED_FILES}},
+             "{value!r} is a file that controls who may log in or run as root (SSH keys and config, sudoers, "
+             "accounts) or one of lcai's units: setup.files does not write it"),
+    ),
+    "SetupFile.permissions": (
+        Rule({"pattern": PERM}, "expected an octal string like '0644', got {value!r}"),
+        Rule({"not": {"pattern": "^0?[1-7][0-7]{3}$(?!\\n)"}},
+             "{value!r} sets setuid, setgid or sticky bits: use a plain mode like '0755'"),
+        Rule({"not": {"pattern": "[2367]$(?!\\n)"}},
+             "{value!r} lets every user write the file: use a mode without the others' write bit, like '0644'"),
+    ),
     "SetupFile.owner": (Rule({"pattern": OWNER}, "expected user or user:group, got {value!r}"),),
     "Setup.timeout_seconds": (timeout(),),
     "EnvVar.name": (Rule({"pattern": ENV_NAME}, "{value!r} is not a valid environment variable name"),),
