@@ -13,16 +13,40 @@ from .errors import InputError, Problem, ValidationError
 from .template import ENV_NAME_RE, Template
 
 
+ENV_MAX_BYTES = 1 << 20  # a .env larger than 1 MiB is refused (a symlink to /dev/zero must not exhaust memory)
+
+
 def load_env_file(path: str | os.PathLike) -> dict[str, str]:
     """NAME → value, literally (``${HOME}``, ``$()``, quotes inside values are kept as written)."""
+    import stat
+
     from dotenv.parser import parse_stream
 
     name = os.fspath(path)
     try:
-        with open(name, encoding="utf-8") as fh:
-            text = fh.read()
+        # O_NONBLOCK: a FIFO in its place opens at once (then refused) instead of waiting for a writer
+        fd = os.open(name, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except FileNotFoundError:
         raise InputError(f"{name}: no such file") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise InputError(f"{name}: not a regular file (a device, FIFO or socket): lcai reads .env from a file",
+                             hint="write the variables into a plain .env file")
+        chunks, size = [], 0
+        while size <= ENV_MAX_BYTES:
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    finally:
+        os.close(fd)
+    if size > ENV_MAX_BYTES:
+        raise InputError(f"{name}: more than the {ENV_MAX_BYTES} bytes a .env may have",
+                         hint="keep large values out of .env (the whole user data is at most 16 KiB gzipped)")
+    try:
+        text = b"".join(chunks).decode("utf-8")
     except UnicodeDecodeError:
         raise InputError(f"{name}: not valid UTF-8") from None
     import io

@@ -70,10 +70,10 @@ def refuse_outside_links(folder: str | os.PathLike, *paths: str | os.PathLike) -
     root = os.path.realpath(folder)
     if not paths:
         found: list[str] = []
-        for dirpath, dirnames, filenames in os.walk(folder):
+        for dirpath, dirnames, filenames in os.walk(os.fspath(folder)):
             found.extend(os.path.join(dirpath, n) for n in [*dirnames, *filenames])
         paths = tuple(found)
-    for p in paths:
+    for p in [str(x) for x in paths]:
         if not os.path.islink(p):
             continue
         target = os.path.realpath(p)

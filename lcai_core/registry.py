@@ -63,10 +63,19 @@ class Registry:
                             hint="move it aside and run `lcai sync` to rebuild it from instance tags") from None
         if not isinstance(data, dict) or not isinstance(data.get("deployments"), dict):
             raise LcaiError(f"{self.path}: unexpected format", hint="move it aside and run `lcai sync`")
-        if data.get("schema", 0) > SCHEMA:
-            raise LcaiError(f"{self.path} was written by a newer lcai (schema {data['schema']})",
+        schema = data.get("schema", 1)
+        if not isinstance(schema, int) or isinstance(schema, bool):
+            raise LcaiError(f"{self.path}: \"schema\" is {schema!r}, not a number; the file was not changed",
+                            hint="move it aside and run `lcai sync` to rebuild it from instance tags")
+        bad = [k for k, rec in data["deployments"].items() if not isinstance(rec, dict)]
+        if bad:
+            raise LcaiError(f"{self.path}: deployment {bad[0]!r} is {type(data['deployments'][bad[0]]).__name__}, "
+                            "not a record; the file was not changed",
+                            hint="fix or remove that entry, or move the file aside and run `lcai sync`")
+        if schema > SCHEMA:
+            raise LcaiError(f"{self.path} was written by a newer lcai (schema {schema})",
                             hint="upgrade lcai-core")
-        if data.get("schema", 1) < 2:
+        if schema < 2:
             for rec in data["deployments"].values():
                 if isinstance(rec, dict):
                     migrate_v1(rec)

@@ -174,18 +174,38 @@ def main(argv: list[str] | None = None) -> int:
         return e.exit_code
     except BrokenPipeError:
         return 0
-    except Exception as e:  # the last line of defence: one line, no traceback, unless --debug
+    except OSError as e:
+        import errno
+
         if debug:
             raise
-        info = _plugin_of(e)
-        if info is not None:
-            ui.error(f"plugin {info.dist} {info.version}: {type(e).__name__}: {e}",
-                     hint=f"a bug in {info.dist}: `{ui.cmd('plugins')}` lists it; LCAI_DISABLE_PLUGINS={info.dist} "
-                          "turns it off; --debug shows the traceback for its authors")
-            return 1
-        ui.error(f"internal error: {type(e).__name__}: {e}",
-                 hint="run again with --debug for the traceback, and report it")
+        if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+            return _last_defence(e, debug)
+        where = f" writing {e.filename}" if e.filename else ""
+        ui.error(f"{e.strerror or 'no space left on device'}{where}")
+        ui.hint("free some space and run the command again (lcai writes its files atomically: the ones it had "
+                "are intact)")
         return 1
+    except Exception as e:  # the last line of defence: one line, no traceback, unless --debug
+        return _last_defence(e, debug)
+
+
+def _last_defence(e: BaseException, debug: bool) -> int:
+    """One line for an exception no other handler knew, no traceback unless --debug (called while it is
+    being handled: a bare ``raise`` re-raises it)."""
+    from .. import ui
+
+    if debug:
+        raise  # noqa: PLE0704 -- the exception being handled by main()
+    info = _plugin_of(e)
+    if info is not None:
+        ui.error(f"plugin {info.dist} {info.version}: {type(e).__name__}: {e}",
+                 hint=f"a bug in {info.dist}: `{ui.cmd('plugins')}` lists it; LCAI_DISABLE_PLUGINS={info.dist} "
+                      "turns it off; --debug shows the traceback for its authors")
+        return 1
+    ui.error(f"internal error: {type(e).__name__}: {e}",
+             hint="run again with --debug for the traceback, and report it")
+    return 1
 
 
 def _bind_warnings() -> None:

@@ -176,3 +176,41 @@ def test_logs_hint_when_deploy_saved_a_password(sim, svc, lcai, fake_ssh):
     code, out, err = lcai("logs", "-d", svc)
     assert code == 1 and "Permission denied" in one_error(err)
     assert "saved a root password" in err and ".linode/root-password" in err
+
+
+@pytest.mark.parametrize("body,words", [
+    ("<html>502 Bad Gateway</html>", "not JSON"),
+    ({"data": [], "page": 1, "pages": 99999, "results": 0}, "pages=99999"),
+    ({"data": [], "page": 1, "pages": "3", "results": 0}, "pages='3'"),
+])
+def test_a_broken_list_reply_shows_the_registry_with_a_warning(sim, svc, lcai, body, words):
+    """A 200 that is not JSON, or an absurd `pages`, is a warning and the registry's rows, in a few requests."""
+    assert lcai("deploy", "-d", svc, "--yes")[0] == 0
+    dep = next(iter(Registry().all()))
+    sim.fault(method="GET", path="/linode/instances$", status=200, action="body", body=body, times=5)
+    sim.clear_requests()
+    code, out, err = lcai("status", "--all")
+    assert code == 0 and dep in out and "was not reached" in err and words in err, err
+    assert len(sim.requests()) <= 5
+
+
+def test_a_full_disk_is_one_line_and_creates_nothing(sim, svc, lcai, monkeypatch):
+    """The registry cannot be written (disk full) when deploy records its intent: one line, exit 1, nothing
+    created in the cloud — never "internal error … report it"."""
+    import errno
+
+    from lcai_core import files
+
+    real = files.write_private
+
+    def full(path, text):
+        if str(path).endswith("registry.json"):
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        return real(path, text)
+
+    monkeypatch.setattr(files, "write_private", full)
+    code, out, err = lcai("deploy", "-d", svc, "--yes")
+    errors = [x for x in err.splitlines() if x.startswith("error:")]
+    assert code == 1 and len(errors) == 1 and "No space left on device writing" in errors[0], err
+    assert "registry.json" in errors[0] and "internal error" not in err
+    assert sim.state()["instances"] == [] and sim.state()["firewalls"] == []

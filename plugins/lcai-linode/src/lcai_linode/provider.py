@@ -127,11 +127,18 @@ class LinodeProvider(VolumeMixin, ReplicaMixin, Provider):
         from linode_api4 import ApiError
 
         try:
-            return self.retrier.call(what, lambda: self.client.get(path, filters=filters))
+            got = self.retrier.call(what, lambda: self.client.get(path, filters=filters))
         except ApiError as e:
             if e.status == 404:
                 raise  # callers decide what "not found" means
             raise refused(what, e) from None
+        except ValueError as e:  # a 200 whose body is not JSON (a proxy's page, a truncated reply)
+            raise ApiFailure(f"{what}: the Linode API answered with a body that is not JSON ({e})",
+                             hint="try again; check LCAI_LINODE_API_URL if it keeps happening") from None
+        if not isinstance(got, dict):
+            raise ApiFailure(f"{what}: the Linode API answered {type(got).__name__}, not an object",
+                             hint="try again; check LCAI_LINODE_API_URL if it keeps happening")
+        return got
 
     # ------------------------------------------------------------ preflight
 
@@ -196,7 +203,7 @@ class LinodeProvider(VolumeMixin, ReplicaMixin, Provider):
         while page <= pages:
             resp = self._get("listing instances", f"/linode/instances?page={page}&page_size=500", flt)
             out.extend(resp.get("data", []))
-            pages = resp.get("pages", 1)
+            pages = checked_pages(resp, page, "listing instances")
             page += 1
         return [i for i in out if tag in (i.get("tags") or [])]
 
@@ -731,6 +738,21 @@ class LinodeProvider(VolumeMixin, ReplicaMixin, Provider):
         if fw_id is not None:
             gone = not self.delete_firewall(fw_id)
             say(f"firewall {fw_id}: {'already gone' if gone else 'deleted'}")
+
+
+MAX_PAGES = 200  # 100 000 objects at 500 a page: more is a broken reply, not an account
+
+
+def checked_pages(resp: dict, page: int, what: str) -> int:
+    """The ``pages`` of a list reply, refused when it is not a sane count (an absurd value once made `status`
+    send 11 195 requests in 15 s) or when a page short of it came back empty."""
+    pages = resp.get("pages", 1)
+    if not isinstance(pages, int) or isinstance(pages, bool) or not 1 <= pages <= MAX_PAGES:
+        raise ApiFailure(f"{what}: the Linode API answered pages={pages!r}, which lcai does not follow "
+                         f"(at most {MAX_PAGES})", hint="try again; check LCAI_LINODE_API_URL")
+    if page < pages and not resp.get("data"):
+        raise ApiFailure(f"{what}: page {page} of {pages} came back empty", hint="try again")
+    return pages
 
 
 def firewall_rules(ports, ssh_sources, app_sources=None) -> dict:

@@ -91,12 +91,14 @@ class ReplicaMixin:
 
     def list_nodebalancers(self) -> list[dict]:
         """Every lcai NodeBalancer, ONE tag-filtered request per 500."""
+        from .provider import checked_pages
+
         out, page, pages = [], 1, 1
         while page <= pages:
             resp = self._get("listing NodeBalancers", f"/nodebalancers?page={page}&page_size=500",
                              {"tags": {"+contains": "lcai"}})
             out.extend(resp.get("data", []))
-            pages = resp.get("pages", 1)
+            pages = checked_pages(resp, page, "listing NodeBalancers")
             page += 1
         return [n for n in out if "lcai" in (n.get("tags") or [])]
 

@@ -29,7 +29,9 @@ Test-only control endpoints live under ``/_sim/`` (no token):
   ``POST /_sim/app-rules`` ``[{"match": "<text in the decoded user data>", "state": "unhealthy"}]`` (the state an
   app booted from matching user data starts in: a new version that never becomes healthy), ``DELETE`` clears.
 A fault: ``{"method": "POST", "path": "/linode/instances$", "times": 1, "status": 429, "retry_after": 0,
-"reason": "...", "field": "...", "when": "before" | "after", "action": "status" | "reset" | "hang", "hang_s": 2}``.
+"reason": "...", "field": "...", "when": "before" | "after", "action": "status" | "reset" | "hang" | "body",
+"hang_s": 2, "body": {...} or "raw text"}`` (``body``: that reply with ``status``, e.g. 200 with malformed JSON or
+``pages: 99999``).
 ``when: "after"`` performs the request and then fails the response (a lost reply: the classic duplicate maker).
 """
 
@@ -149,6 +151,7 @@ class Fault:
         self.when = spec.get("when", "before")
         self.action = spec.get("action", "status")
         self.hang_s = float(spec.get("hang_s", 5))
+        self.body = spec.get("body")  # action "body": this JSON (or, a string, these raw bytes) with ``status``
         self.hits = 0
 
     def matches(self, method: str, path: str) -> bool:
@@ -475,6 +478,17 @@ class Handler(BaseHTTPRequestHandler):
         headers = {}
         if fault.retry_after is not None:
             headers["Retry-After"] = fault.retry_after
+        if fault.action == "body":  # a reply the API should never give: malformed JSON, absurd values
+            if isinstance(fault.body, str):
+                raw = fault.body.encode()
+                self.send_response(fault.status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(raw)))
+                self.end_headers()
+                self.wfile.write(raw)
+            else:
+                self._send(fault.status, fault.body, headers)
+            return True
         self._send(fault.status, {"errors": [error(fault.field, fault.reason)]}, headers)
         return True
 
