@@ -30,6 +30,60 @@ def _quiet(message: str) -> None:
     """The default ``say``: print nothing."""
 
 
+#: every key core stores in a deployment's registry record (``registry.json``), with what it holds; a provider
+#: reads them and returns its own fields in ``provider_state`` (docs/providers.md lists them; a test holds
+#: both the table and what a deploy really stores to this set)
+RECORD_KEYS: dict[str, str] = {
+    "deployment_id": "the 8-character id (also in every resource's lcai-id: tag)",
+    "provider": "the provider's name (deploy.target)",
+    "app": "the app's name (--app, else the template's name)",
+    "env": "the environment (--env, default `default`)",
+    "label": "the machine's label (instance_label)",
+    "status": "the deployment's state as core last recorded it (the status vocabulary below)",
+    "address": "where the deployment answers (the instance's IPv4, a NodeBalancer's, 127.0.0.1)",
+    "directory": "the deployment directory on this machine",
+    "source": "how the record was made: deploy, or sync (adopted)",
+    "created_at": "when it was recorded (UTC, ISO 8601)",
+    "updated_at": "when the record last changed",
+    "rebuilt_at": "the last redeploy's time",
+    "template": "the template's name", "template_version": "the template's version",
+    "image": "the machine image (deploy.linode.image, --image)", "type": "the machine type", "region": "the region",
+    "features": "the capabilities' names", "runtime": "the runtime capability",
+    "container_image": "the app's container image", "external_port": "the public port",
+    "internal_port": "the app's port on the machine",
+    "health": "the template's health settings (type, path, codes, timings)",
+    "health_status": "the last health answer: healthy, unhealthy, unknown (None: not checked since the change)",
+    "health_detail": "what the last health check said", "health_source": "where it ran: here, instance, nodebalancer",
+    "rendered_sha256": "the SHA-256 of the user data running (a redeploy compares it)",
+    "rendered_gzip_bytes": "its gzip size",
+    "ssh_sources": "who may reach SSH (--ssh-from, CIDRs), as applied to the firewall",
+    "app_sources": "who may reach the public port (--app-from), as applied",
+    "env_digest": "the app's environment as names and keyed hashes (never values): what a redeploy changes",
+    "price_hourly": "the price per hour at creation (provider's preflight)", "price_monthly": "per month",
+    "replicas": "replicated deployments: the number of replicas (absent for one machine)",
+    "replicas_healthy": "replicated: replicas UP at the load balancer at the last check",
+    "volumes": "the machine's volumes as deployed: name, label, size_gb, mount",
+    "provider_state": "the provider's own fields (ids of its resources), stored and handed back, never read by core",
+}
+
+#: the statuses core writes into ``status`` (a provider's own live words, e.g. running or booting, are stored
+#: as ``wait`` returns them and shown as they are)
+CORE_STATUSES: dict[str, str] = {
+    "creating": "recorded before the first create step; still so if it stopped mid-create",
+    "created": "every create step ran; the machine may still be booting",
+    "running": "the machine runs (every replica, after a rollout or scale; or as the provider's wait said)",
+    "rebuilding": "a redeploy's rebuild was accepted",
+    "rebuild failed": "the provider refused or failed the rebuild (the machine is as it was, or rebuilding)",
+    "rebuild interrupted": "Ctrl-C during the rebuild request: it may or may not have started",
+    "rolling out": "a rolling redeploy of replicas is under way",
+    "rollout interrupted": "Ctrl-C during a rollout (replicas may differ; `lcai deploy` resumes)",
+    "rollout stopped": "a replica failed to become healthy; the others serve the old version",
+    "scaling": "`lcai scale` is adding or removing replicas",
+    "vanished": "`sync` found no machine of it (`destroy --purge` looks it up by id before deleting anything)",
+    "volumes kept": "destroyed; its volumes are kept (`destroy --volumes` deletes them)",
+}
+
+
 @define(frozen=True)
 class Price:
     """What a deployment costs; ``None`` when unknown. ``note`` qualifies it (``region price``, ``local``)."""
