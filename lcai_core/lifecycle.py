@@ -205,14 +205,24 @@ def remove_local_files(directory: Optional[str], deployment_id: str) -> list[str
     if not directory:
         return []
     d = Path(directory)
+    removed = []
+    kept = d / ".linode" / "previous" / deployment_id  # what `deploy --new` moved aside for this deployment
+    if kept.is_dir():
+        import shutil
+
+        shutil.rmtree(kept, ignore_errors=True)
+        removed.append(f".linode/previous/{deployment_id}/")
+        try:
+            (d / ".linode" / "previous").rmdir()
+        except OSError:
+            pass
     st = None
     try:
         st = read_state(d)
     except InputError:
         pass
     if st is None or st.get("deployment_id") != deployment_id:
-        return []
-    removed = []
+        return removed
     for rel in (STATE, LINK, ROOT_PASSWORD, CONNECT):
         p = d / rel
         try:

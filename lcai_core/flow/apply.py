@@ -16,7 +16,7 @@ from typing import Any
 from attrs import define
 
 from ..errors import InputError, InterruptReported, LcaiError, TrackedError
-from .directory import save_root_password, write_directory
+from .directory import keep_previous, save_root_password, write_directory
 from .events import Events
 from .plan import DeployPlan, Kind
 
@@ -87,6 +87,10 @@ def _create(plan: DeployPlan, events: Events, registry: Any) -> dict[str, Any]:
     _absorb_kept_volumes(plan, events, registry)
     rec = registry.get(dep_id) or dict(record, deployment_id=dep_id)
     d = Path(plan.options.directory)
+    previous = keep_previous(d, dep_id) if plan.options.new else None
+    if previous:
+        events.say(f"{d} tracks {dep_id} now; {previous}'s state and root password are kept in "
+                   f".linode/previous/{previous}/ (`lcai destroy {previous}` removes them)")
     if not spec.ssh_keys and prov.uses_root_password:
         save_root_password(d, spec.root_password)
     write_directory(d, prov, rec, p.seed)

@@ -40,3 +40,29 @@ def save_root_password(d: Path, password: str) -> None:
     from ..lifecycle import ROOT_PASSWORD
 
     write_private(d / ROOT_PASSWORD, password + "\n")
+
+
+def keep_previous(d: Path, new_id: str) -> str | None:
+    """``deploy --new`` in a directory that tracks another deployment: that one's state (its secret seed) and
+    root password move to ``.linode/previous/<id>/`` (0700) instead of being overwritten; returns its id."""
+    import os
+
+    from ..lifecycle import ROOT_PASSWORD, STATE, read_state
+
+    try:
+        st = read_state(d)
+    except Exception:  # an unreadable state is left where it is (write_state then replaces it)
+        return None
+    if not st or st.get("deployment_id") in (None, new_id) or not (d / STATE).is_file():
+        return None
+    old = str(st["deployment_id"])
+    keep = d / ".linode" / "previous" / old
+    keep.mkdir(parents=True, exist_ok=True)
+    os.chmod(keep.parent, 0o700)
+    os.chmod(keep, 0o700)
+    for rel in (STATE, ROOT_PASSWORD):
+        src = d / rel
+        if src.is_file():
+            os.replace(src, keep / Path(rel).name)
+    return old
+
