@@ -76,6 +76,11 @@ def nb_check(health: Optional[dict]) -> dict:
     return out
 
 
+def serving(node: dict) -> bool:
+    """A replica's node takes traffic: UP and in ``accept`` mode."""
+    return node.get("status") == "UP" and node.get("mode") == "accept"
+
+
 class ReplicaMixin:
     """The replica half of ``LinodeProvider`` (it supplies ``client``, ``retrier``, ``_get``, ``_create``,
     ``list_instances``, ``find_firewall``, ``create_firewall``, ``delete_instance``, ``delete_firewall``)."""
@@ -408,7 +413,10 @@ class ReplicaMixin:
             return {"replicas": st["replicas"], "nb_config_id": cfg_id, **self._prices(record, replicas)}
         view = {v["k"]: v for v in view_all if v["k"] is not None}
         # keep the healthy ones (lowest index first), so removing never lowers the healthy capacity below N
-        ranked = sorted(current, key=lambda r: (view.get(r["k"], {}).get("status") != "UP", r["k"]))
+        # (serving first: UP and accepting traffic; a replica a stopped rollout left drained goes before any
+        # that serves)
+        ranked = sorted(current, key=lambda r: (view.get(r["k"], {}).get("status") != "UP",
+                                                view.get(r["k"], {}).get("mode") not in ("accept", None), r["k"]))
         keep, drop = ranked[:replicas], ranked[replicas:]
         up_kept = sum(1 for r in keep if view.get(r["k"], {}).get("status") == "UP")
         if up_kept < replicas:
@@ -523,7 +531,9 @@ class ReplicaMixin:
         # replicas already on the new version and serving are done (a resumed rollout); DOWN ones go first
         todo = [r for r in reps if not (r.get("rendered_sha256") == new_sha and view.get(r["k"], {}).get("status")
                                         == "UP" and view.get(r["k"], {}).get("mode") == "accept")]
-        todo.sort(key=lambda r: (view.get(r["k"], {}).get("status") == "UP", r["k"]))
+        # what does not serve goes first (DOWN, or drained by a stopped rollout): a resumed rollout never takes a
+        # serving replica out while another is still out of rotation
+        todo.sort(key=lambda r: (serving(view.get(r["k"], {})), r["k"]))
         if len(todo) < len(reps):
             say(f"rollout: {len(reps) - len(todo)} replica(s) already run the new version")
         budget = max(0.0, deadline - time.monotonic())  # each replica gets the whole budget (--timeout)
@@ -531,6 +541,12 @@ class ReplicaMixin:
             k = r["k"]
             what = f"replica {k} ({i}/{len(todo)})"
             v = view.get(k) or {}
+            others = [x for x in reps if x["k"] != k and serving(view.get(x["k"], {}))]
+            if serving(v) and not others and len(reps) > 1:
+                raise TrackedError(f"rollout stopped before replica {k}: no other replica accepts traffic, so "
+                                   "draining it would leave the NodeBalancer with none",
+                                   hint=f"`lcai status {dep}` shows the nodes; fix the others first, then "
+                                        "`lcai deploy` again")
             node = {"id": v.get("node_id"), "address": f"{r['private_ip']}:{port}"}
             if node["id"] is None:
                 node = self.add_node(nb_id, cfg_id, dep, r, port, "drain")
@@ -557,6 +573,7 @@ class ReplicaMixin:
                          f"{k} with it); or fix the new version and run `lcai deploy` again to resume; "
                          f"`lcai logs {dep}` shows replica 1's boot log") from None
             self.set_mode(nb_id, cfg_id, node, "accept")
+            view[k] = dict(v, status="UP", mode="accept")
             r["rendered_sha256"] = new_sha
             save({"replicas": reps, "nb_config_id": cfg_id})
             say(f"{what}: UP, accepting traffic again")
