@@ -381,9 +381,18 @@ class LinodeProvider(VolumeMixin, ReplicaMixin, Provider):
                 "booted": not spec.volumes}
         if spec.ssh_keys:
             body["authorized_keys"] = list(spec.ssh_keys)
-        try:
-            inst = self.retrier.call(f"rebuilding instance {lid}",
-                                     lambda: self.client.post(f"/linode/instances/{lid}/rebuild", data=body))
+        before = self._last_rebuild_event(lid)
+
+        def started() -> Optional[dict]:  # after an ambiguous failure: did the rebuild happen (a lost reply)?
+            # a linode_rebuild event newer than the one before we sent: the status alone cannot tell (a machine
+            # still booting from its create looks the same)
+            if self._last_rebuild_event(lid) == before:
+                return None
+            return self.get_instance(lid)
+
+        try:  # sent once: a lost reply is looked up, never re-sent (a second rebuild would wipe the disk again)
+            inst = self._create(f"rebuilding instance {lid}",
+                                lambda: self.client.post(f"/linode/instances/{lid}/rebuild", data=body), started)
         except ApiError as e:
             if e.status == 401:
                 raise _token_error(e) from None
@@ -396,6 +405,14 @@ class LinodeProvider(VolumeMixin, ReplicaMixin, Provider):
                 if any(not v["created"] for v in vols) else "volumes: all new")
             out.update(self._boot(lid, say), volumes=vols)
         return out
+
+    def _last_rebuild_event(self, lid: int) -> Optional[int]:
+        """The id of the newest ``linode_rebuild`` event of instance ``lid`` (the account's newest 100 events)."""
+        resp = self._get(f"reading the events of instance {lid}", "/account/events?page_size=100",
+                         {"entity.id": lid, "entity.type": "linode", "action": "linode_rebuild"})
+        ids = [e.get("id") for e in resp.get("data", []) if isinstance(e, dict)
+               and (e.get("entity") or {}).get("id") == lid and e.get("action") == "linode_rebuild"]
+        return max((i for i in ids if isinstance(i, int)), default=None)
 
     def wait(self, record: dict, say, deadline: float) -> dict:
         import time
