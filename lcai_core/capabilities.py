@@ -364,7 +364,7 @@ class Catalog:
         # duplicates through aliases (postgresql + postgresql-14)
         seen: dict[str, Resolved] = {}
         for r in features:
-            if r.capability.name in seen:
+            if r.capability.name in seen and r.name != seen[r.capability.name].name:  # same name: check() says it
                 problems.append(doc.problem(
                     r.path, f"'{r.name}' and '{seen[r.capability.name].name}' are the same capability"))
             seen.setdefault(r.capability.name, r)

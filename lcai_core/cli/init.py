@@ -11,6 +11,23 @@ from ..errors import InputError
 GITIGNORE = [".env", ".env.*", "!.env.example", ".linode/", "user-data*.yaml", "user-data*.yml", "connect.sh"]
 
 
+def readme_text(tpl) -> str:
+    """A deployment directory's README for a template without one: what it is, its guidance (summary and the
+    examples, ``{host}`` as the user fills it in) and the commands that follow."""
+    g = tpl.guidance
+    out = [f"# {tpl.display_name or tpl.name}", ""]
+    if tpl.description:
+        out += [tpl.description, ""]
+    if g.summary:
+        out += [g.summary.strip(), ""]
+    if g.examples:
+        out += ["## Examples", ""]
+        for ex in g.examples:
+            out += [f"{ex.description}:", "", "```sh", ex.command, "```", ""]
+        out += ["`{host}` is the deployment's address (`lcai status` shows it).", ""]
+    return "\n".join(out)
+
+
 def _gitignore(d: Path) -> None:
     """Write DIR/.gitignore, or add the missing lines to an existing one (never removes the user's lines)."""
     gi = d / ".gitignore"
@@ -65,7 +82,7 @@ def init(template: str, directory: Path | None, force: bool) -> None:
         if readme.is_file():
             shutil.copyfile(readme, d / "README.md")
         else:
-            (d / "README.md").write_text(f"# {tpl.display_name or tpl.name}\n\n{tpl.description}\n")
+            (d / "README.md").write_text(readme_text(tpl))
         _gitignore(d)
     except OSError as e:
         raise ui.fs_error(e, d if e.filename is None or Path(e.filename) == d else e.filename,
