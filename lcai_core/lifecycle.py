@@ -377,9 +377,13 @@ def wait_ready(prov: Provider, registry, record: dict, prog, deadline: float) ->
 
     try:
         fields = prov.wait(record, prog.say, deadline) or {}
-        record.update(fields)
+        own = {k: v for k, v in fields.items() if k not in RECORD_FIELDS}  # the provider's: into provider_state
+        record.update({k: v for k, v in fields.items() if k in RECORD_FIELDS})
+        if own:
+            record["provider_state"] = {**(record.get("provider_state") or {}), **own}
         if fields:
-            registry.update(record["deployment_id"], **{k: v for k, v in fields.items() if k in RECORD_FIELDS})
+            registry.update(record["deployment_id"], **{k: v for k, v in fields.items() if k in RECORD_FIELDS},
+                            **({"provider_state": record["provider_state"]} if own else {}))
         _clear(prog)
         if record.get("replicas") is not None and getattr(prov, "supports_replicas", False):
             return _wait_replicas_healthy(prov, registry, record, prog, deadline,

@@ -214,3 +214,14 @@ def test_a_full_disk_is_one_line_and_creates_nothing(sim, svc, lcai, monkeypatch
     assert code == 1 and len(errors) == 1 and "No space left on device writing" in errors[0], err
     assert "registry.json" in errors[0] and "internal error" not in err
     assert sim.state()["instances"] == [] and sim.state()["firewalls"] == []
+
+
+def test_status_shows_the_default_hostname(sim, svc, lcai):
+    """The instance's default reverse-DNS name (a-b-c-d.ip.linodeusercontent.com) is recorded and shown."""
+    assert lcai("deploy", "-d", svc, "--yes", "--wait", "--timeout", "20")[0] == 0
+    dep = next(iter(Registry().all()))
+    addr = Registry().get(dep)["address"]
+    host = addr.replace(".", "-") + ".ip.linodeusercontent.com"
+    assert Registry().get(dep)["provider_state"]["hostname"] == host
+    code, out, err = lcai("status", dep)
+    assert re.search(rf"^hostname\s+{re.escape(host)}$", out, re.M), out

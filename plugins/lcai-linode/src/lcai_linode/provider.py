@@ -434,7 +434,9 @@ class LinodeProvider(VolumeMixin, ReplicaMixin, Provider):
                 say(status)
                 last = status
             if status == "running":
-                return {"status": "running", "address": (inst.get("ipv4") or [None])[0]}
+                addr = (inst.get("ipv4") or [None])[0]
+                return {"status": "running", "address": addr, **({"hostname": default_hostname(addr)} if addr
+                                                                    else {})}
             if time.monotonic() > deadline:
                 raise TrackedError(f"timed out waiting for instance {lid} (still {status})",
                                    hint=f"the deployment is tracked: lcai status {record['deployment_id']}")
@@ -626,6 +628,8 @@ class LinodeProvider(VolumeMixin, ReplicaMixin, Provider):
         out = []
         if st.get("linode_id"):
             out.append(("instance", st["linode_id"]))
+        if st.get("hostname") or record.get("address"):
+            out.append(("hostname", st.get("hostname") or default_hostname(record["address"])))
         out.append(("firewall", st.get("firewall_label") or firewall_label(record["deployment_id"])))
         for v in st.get("volumes") or []:
             out.append(("volume", f"{v.get('name')} ({v.get('label')}, {v.get('size_gb')} GB, id {v.get('id')})"))
@@ -755,6 +759,11 @@ class LinodeProvider(VolumeMixin, ReplicaMixin, Provider):
         if fw_id is not None:
             gone = not self.delete_firewall(fw_id)
             say(f"firewall {fw_id}: {'already gone' if gone else 'deleted'}")
+
+
+def default_hostname(ipv4: str) -> str:
+    """The reverse-DNS name every Linode has by default: ``a-b-c-d.ip.linodeusercontent.com``."""
+    return f"{ipv4.replace('.', '-')}.ip.linodeusercontent.com"
 
 
 MAX_PAGES = 200  # 100 000 objects at 500 a page: more is a broken reply, not an account
