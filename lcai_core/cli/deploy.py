@@ -110,7 +110,12 @@ def _summary(prov, rec: dict, d: Path, tpl) -> None:
                    "the count; ssh and logs reach replica 1)")
     ssh = prov.ssh(rec)
     if ssh is not None:
-        click.echo(f"  {ssh.describe()}   (or {d / 'connect.sh'})")
+        from ..lifecycle import ROOT_PASSWORD
+
+        pw = (d / ROOT_PASSWORD).is_file()
+        click.echo(f"  {ssh.describe()}   (or {d / 'connect.sh'})"
+                   + (f"; no SSH key was sent: root's password is in {d / ROOT_PASSWORD} (logs and on-machine "
+                      "health need a key: add one to ~/.ssh and deploy again)" if pw else ""))
     click.echo("  " + "   ·   ".join(ui.cmd(f"{c} {dep_id}") for c in ("status", "logs", "destroy")))
     host_port = (f"{ep.host}" if ep.port == 80 else f"{ep.host}:{ep.port}") if ep else str(addr)
     for ex in tpl.guidance.examples[:3]:

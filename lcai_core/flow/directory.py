@@ -25,12 +25,19 @@ def write_directory(d: Path, prov: Any, rec: dict[str, Any], seed: str) -> None:
 
 def write_connect(d: Path, prov: Any, rec: dict[str, Any]) -> None:
     """``connect.sh``: ssh to the deployment's machine (replica 1 of a replicated one)."""
+    from ..lifecycle import ROOT_PASSWORD
+
     ssh = prov.ssh(rec)
     if ssh is None:
         return
     argv = ssh.argv("", connect_timeout=10)[:-1]
+    note = ""
+    if (d / ROOT_PASSWORD).is_file():  # no key was sent: let ssh ask for the password (BatchMode would refuse)
+        i = argv.index("BatchMode=yes")
+        del argv[i - 1:i + 1]
+        note = f"# no SSH key was sent: ssh asks for root's password, which is in {ROOT_PASSWORD}\n"
     connect = d / "connect.sh"
-    connect.write_text(f"#!/bin/sh\n# ssh to {rec.get('label')} (deployment {rec['deployment_id']})\n"
+    connect.write_text(f"#!/bin/sh\n# ssh to {rec.get('label')} (deployment {rec['deployment_id']})\n{note}"
                        f"exec {' '.join(shlex.quote(a) for a in argv)} \"$@\"\n")
     connect.chmod(0o755)
 

@@ -225,3 +225,14 @@ def test_status_shows_the_default_hostname(sim, svc, lcai):
     assert Registry().get(dep)["provider_state"]["hostname"] == host
     code, out, err = lcai("status", dep)
     assert re.search(rf"^hostname\s+{re.escape(host)}$", out, re.M), out
+
+
+def test_without_a_key_connect_sh_can_use_the_saved_password(sim, svc, lcai):
+    """No ~/.ssh/*.pub: deploy saves a root password; connect.sh lets ssh ask for it (no BatchMode), and the
+    summary says where it is and what needs a key (issue 21 #14)."""
+    code, out, err = lcai("deploy", "-d", svc, "--yes")
+    assert code == 0, err
+    assert (svc / ".linode" / "root-password").is_file()
+    script = (svc / "connect.sh").read_text()
+    assert "BatchMode" not in script and "asks for root's password" in script
+    assert "root's password is in" in out and "need a key" in out
