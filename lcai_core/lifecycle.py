@@ -450,7 +450,7 @@ def destroy(host, registry, record: dict, say: Callable[[str], None], volumes: b
             if kept:
                 state = {k: v for k, v in (record.get("provider_state") or {}).items() if k == "volumes"}
                 registry.update(dep, status=VOLUMES_KEPT, address=None, health_status=None, health_detail=None,
-                                provider_state=state)
+                                price_hourly=None, price_monthly=None, provider_state=state)  # no machine bills
                 say("kept: " + ", ".join(f"volume {v.get('name')} ({v.get('label')}, {v.get('size_gb')} GB)"
                                          for v in kept)
                     + f", with their data: `lcai destroy {dep} --volumes` deletes them; the next deploy of this "
