@@ -6,7 +6,8 @@ Defects: ``undo-twice`` (undoing a deleted machine raises), ``rows-raises`` (row
 ``find-none`` (the machine step's find() never finds it), ``destroy-leaves`` (destroy forgets the disk),
 ``duplicate`` (the machine step creates a new machine on every run), ``secret`` (the machine step returns the
 root password under an innocent key, which the registry cannot refuse), ``untracked-hidden`` (rows() lists
-only the records), ``resend`` (a machine create whose reply was lost is sent again, not looked up).
+only the records), ``resend`` (a machine create whose reply was lost is sent again, not looked up),
+``remains-blind`` (remains() never sees a machine, as a lookup in a filtered list would not).
 
 ``MemCloudContract`` is the kit with MemCloud's own fixtures: ``resources`` lists every disk and machine of a
 deployment (so a duplicate counts), ``lose_reply("machine")`` makes the next machine create happen and its
@@ -18,7 +19,7 @@ import itertools
 
 import pytest
 
-from lcai_core.api import LcaiError, Listing, Preflight, Price, Provider, Step
+from lcai_core.api import LcaiError, Listing, Preflight, Price, Provider, Remains, Step
 from lcai_testing.provider_contract import ProviderContract
 
 _ids = itertools.count(1000)
@@ -130,6 +131,13 @@ class MemCloud(Provider):
             del self.machines[mid]
         if "destroy-leaves" not in self.defects:
             self.disks.pop(dep, None)
+
+    def remains(self, record):
+        dep = record["deployment_id"]
+        if "remains-blind" in self.defects:
+            return Remains()
+        found = [f"machine {mid}" for mid, _ in self._of(dep)] + ([f"disk {dep}"] if dep in self.disks else [])
+        return Remains(tuple(found))
 
     def discover(self):
         deps = sorted(set(self.disks) | {m["dep"] for m in self.machines.values()})

@@ -48,7 +48,7 @@ from attrs import define
 
 from lcai_core.conventions import deployment_tags, instance_label, random_root_password
 from lcai_core.errors import InterruptReported, LcaiError
-from lcai_core.providers import Endpoint, Listing, Preflight, Price, Provider, Spec, SshEndpoint, Step
+from lcai_core.providers import Endpoint, Listing, Preflight, Price, Provider, Remains, Spec, SshEndpoint, Step
 
 __all__ = ["RULES", "ProviderContract", "Rule", "RuleFailed", "rule"]
 
@@ -626,6 +626,20 @@ class ProviderContract:
             made = call("request_count()", request_count) - before
             assert made == kit.provider.list_requests, \
                 f"rows() of {n} deployment(s) made {made} requests; list_requests is {kit.provider.list_requests}"
+
+    @rule("C32", "remains(record), when implemented: a live deployment's machine is in `machines` (a direct "
+                 "lookup), and none is after destroy(), so `destroy --purge` never deletes a live machine")
+    def test_c32_remains(self, kit: "Kit", can_create: None) -> None:
+        if type(kit.provider).remains is Provider.remains:
+            pytest.skip("remains() is not implemented: `lcai destroy --purge` keeps this provider's vanished "
+                        "deployments (`lcai destroy ID` still deletes them)")
+        rec = kit.create()
+        rem = call("remains(record)", kit.provider.remains, rec)
+        assert isinstance(rem, Remains), f"remains() returned {rem!r}, not a Remains"
+        assert rem.machines, f"remains() of a live deployment lists no machine: {rem!r}"
+        call("destroy(record)", kit.provider.destroy, rec, _quiet)
+        rem = call("remains(record)", kit.provider.remains, rec)
+        assert isinstance(rem, Remains) and not rem.machines, f"remains() after destroy() still lists {rem!r}"
 
 
 def _pick(d: dict, keys: list[str]) -> dict:
