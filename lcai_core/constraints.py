@@ -184,6 +184,8 @@ VALUES: dict[str, tuple[Rule, ...]] = {
         Rule({"not": {"pattern": "^(?:lcai$(?!\\n)|lcai-id:|lcai-app:|lcai-env:)"}},
              "{value!r} is reserved for lcai's own deployment tags"),
     ),
+    "LinodeDeploy.max_hourly": (Rule({"minimum": 0.001, "maximum": 1000},
+                                     "must be a price per hour in USD, 0.001-1000, got {value}"),),
     "LinodeDeploy.volumes": (Rule({"maxItems": MAX_VOLUMES},
                                   f"at most {MAX_VOLUMES} volumes per instance (Linode's limit)"),),
     "Volume.name": (Rule({"pattern": VOLUME_NAME},

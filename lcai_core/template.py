@@ -103,6 +103,8 @@ class LinodeDeploy:
     # instances behind one NodeBalancer (docs/scaling.md); 1: a single instance, no NodeBalancer
     replicas: int = 1
     volumes: tuple[Volume, ...] = ()
+    # USD per hour a deployment of this template may cost at most (`lcai deploy` refuses more); None: no ceiling
+    max_hourly: Optional[float] = None
 
 
 @define(frozen=True)

@@ -2,7 +2,7 @@
 
 Contract spellings: ``deploy --directory DIR --wait --yes``, ``--ssh-from CIDR``, ``--timeout S``,
 ``--app/--env/--region/--type``; added: ``--target NAME``, ``--new``, ``--app-from CIDR``, ``--replicas N``,
-``--image ID``.
+``--image ID``, ``--max-hourly USD``.
 """
 
 from __future__ import annotations
@@ -36,8 +36,11 @@ from ..errors import InterruptReported
               help="With --wait: give up after this many seconds (default: the template's health budget + 15 min).")
 @click.option("--replicas", type=click.IntRange(1, 25), default=None,
               help="Instances behind a NodeBalancer (default: deploy.linode.replicas, 1). See docs/scaling.md.")
+@click.option("--max-hourly", "max_hourly", type=click.FloatRange(min=0, min_open=True), default=None,
+              metavar="USD", help="Refuse to create a deployment that costs more per hour than this (default: "
+                                  "deploy.linode.max_hourly; none).")
 def deploy(directory: Path, wait: bool, yes: bool, target, new: bool, app, env_name, region, type_, ssh_from,
-           app_from, timeout, replicas=None, image=None) -> None:
+           app_from, timeout, replicas=None, image=None, max_hourly=None) -> None:
     """Create the deployment (machine, firewall: SSH and the app's port only) and track it; in a directory
     whose deployment is live, show what changed and rebuild that machine with the new user data (same
     address). Renders the same user data as `lcai plan`."""
@@ -46,7 +49,7 @@ def deploy(directory: Path, wait: bool, yes: bool, target, new: bool, app, env_n
 
     opts = DeployOptions(directory=directory, target=target, new=new, app=app, env_name=env_name, region=region,
                          type=type_, image=image, ssh_from=tuple(ssh_from), app_from=tuple(app_from),
-                         replicas=replicas, wait=wait, timeout=timeout)
+                         replicas=replicas, wait=wait, timeout=timeout, max_hourly=max_hourly)
     try:
         with ui.progress() as prog:
             _deploy(prog, opts, yes)

@@ -49,6 +49,7 @@ class DeployOptions:
     replicas: Optional[int] = None
     wait: bool = False
     timeout: Optional[float] = None  # with wait: seconds (default: the health budget + 15 min)
+    max_hourly: Optional[float] = None  # refuse a create that costs more per hour (default: the template's)
 
 
 @define
@@ -158,6 +159,8 @@ def _create_plan(opts: DeployOptions, p: Prepared, prov: Provider, spec: Spec, d
     if say is not None:
         say(f"preflight ({prov.name})")
     pre = prov.preflight(spec)
+    _check_ceiling(pre.price, opts.max_hourly or p.template.deploy.linode.max_hourly,
+                   "--max-hourly" if opts.max_hourly else "deploy.linode.max_hourly")
     ctx = p.ctx
     lines = [f"deploy {ctx.app_name} ({ctx.env}) as {spec.label} on {prov.name}: {pre.summary}, "
              f"{pre.price.describe()}"]
@@ -173,6 +176,18 @@ def _create_plan(opts: DeployOptions, p: Prepared, prov: Provider, spec: Spec, d
     return DeployPlan(opts, Kind.CREATE, p, prov, spec, desired, preflight=pre, lines=tuple(lines),
                       question="create it?", consequence="deploy creates billable resources",
                       warnings=tuple(getattr(p.rendered, "warnings", ())))
+
+
+def _check_ceiling(price: Price, ceiling: Optional[float], source: str) -> None:
+    """A price ceiling refuses a create that costs more per hour (or whose price the provider cannot tell)."""
+    if ceiling is None:
+        return
+    if price.hourly is None:
+        raise InputError(f"{source} {ceiling}: the provider does not say what this deployment costs, so the "
+                         "ceiling cannot be checked", hint=f"remove {source} to deploy without it")
+    if price.hourly > ceiling:
+        raise InputError(f"this deployment costs ${price.hourly}/h, more than {source} ${ceiling}/h; nothing was "
+                         "created", hint="pick a smaller --type, fewer replicas, or raise the ceiling")
 
 
 REDEPLOY_LABELS = {"template_version": "template version", "container_image": "container image", "image": "image",
