@@ -89,7 +89,7 @@ def status(deployment_id: Optional[str], as_json: bool, show_all: bool, director
                                "sources": {n: {"source": lst.source, "reached": lst.reached,
                                                **({"refused": True} if lst.refused else {})}
                                            for n, lst in listings},
-                               "deployments": rows,
+                               "deployments": [dict(r, cost_so_far=cost_so_far(r)) for r in rows],
                                **({"plugin_errors": [e.message for e in failures]} if failures else {})},
                               indent=2, default=str))
         _raise_refused(listings)
@@ -193,6 +193,25 @@ def _table(rows: list[dict]) -> None:
         click.echo(line(row))
 
 
+def cost_so_far(row: dict, now: Optional[float] = None) -> Optional[float]:
+    """The hourly price times the hours since the deployment was created (None when either is unknown)."""
+    from ..registry import _epoch
+
+    price, t0 = row.get("price_hourly"), _epoch(row.get("created_at")) if row.get("created_at") else None
+    if not isinstance(price, (int, float)) or t0 is None:
+        return None
+    return round(price * max(0.0, (now or time.time()) - t0) / 3600, 2)
+
+
+def _cost_text(row: dict) -> Optional[str]:
+    if row.get("price_hourly") is None:
+        return None
+    so_far = cost_so_far(row)
+    return f"${row['price_hourly']}/h" + (f", about ${so_far:.2f} so far (the hourly price times the hours since it "
+                                          "was created; transfer and volumes not counted)"
+                                          if so_far is not None else "")
+
+
 def _health_cell(r: dict) -> str:
     """The HEALTH column: the last check's word; for replicas ``healthy k/N``: the load balancer's view now
     when the provider read it for the list (Linode: one request per NodeBalancer), else at the last `status
@@ -227,7 +246,7 @@ def _status_one(host, reg, rows, listings, key: str, as_json: bool, failures: li
                    health_source=result.source,
                    **({"replicas_healthy": row["replicas_healthy"]} if "replicas_healthy" in row else {}))
     if as_json:
-        click.echo(json.dumps(row, indent=2, default=str))
+        click.echo(json.dumps(dict(row, cost_so_far=cost_so_far(row)), indent=2, default=str))
         return
     fields = [("deployment", row["deployment_id"]), ("provider", row.get("provider")), ("app", row.get("app")),
               ("env", row.get("env")),
@@ -247,7 +266,7 @@ def _status_one(host, reg, rows, listings, key: str, as_json: bool, failures: li
     where = {"this machine": "checked from this machine", "instance": "the instance's own check, over SSH",
              "nodebalancer": "the NodeBalancer's checks", "none": "not checked"}.get(result.source, result.source)
     fields += [("health", f"{word}: {result.detail} ({where})"),
-               ("cost", f"${row['price_hourly']}/h" if row.get("price_hourly") is not None else None),
+               ("cost", _cost_text(row)),
                ("created", row.get("created_at")), ("directory", row.get("directory")),
                ("source", _source_text([(n, lst) for n, lst in listings if n == row.get("provider")]))]
     from .. import ui
