@@ -150,3 +150,20 @@ def test_undo_never_deletes_a_kept_volume(sim, svc, lcai):
     assert len(sim.state()["volumes"]) == 1 and sim.state()["volumes"][0]["linode_id"] is None
     assert "kept (an earlier deployment's data)" in err
     assert Registry().get(dep)["status"] == "volumes kept"
+
+
+def test_sync_on_another_machine_knows_the_kept_volumes(sim, svc, lcai, monkeypatch, tmp_path):
+    """Nothing lcai creates is unknown: a second machine's `sync` adopts the kept volumes as a `volumes kept`
+    record, and `destroy --volumes` there deletes them."""
+    with_volumes(svc)
+    assert lcai("deploy", "-d", svc, "--yes")[0] == 0
+    dep = next(iter(Registry().all()))
+    assert lcai("destroy", dep, "--yes")[0] == 0
+    monkeypatch.setenv("LCAI_CONFIG_DIR", str(tmp_path / "machine2"))
+    code, out, err = lcai("sync")
+    assert code == 0 and "adopted 1" in out, out + err
+    rec = Registry().get(dep)
+    assert rec["status"] == "volumes kept" and rec["volumes"][0]["name"] == "data" and rec["app"] == "web"
+    code, out, err = lcai("destroy", dep, "--volumes", "--yes")
+    assert code == 0, err
+    assert sim.state()["volumes"] == [] and Registry().all() == {}

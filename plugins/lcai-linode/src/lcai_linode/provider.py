@@ -696,6 +696,27 @@ class LinodeProvider(VolumeMixin, ReplicaMixin, Provider):
                                                    prices, nb_prices[region]))
             else:
                 out.append(self._record_of(insts[0], fw_by_label.get(firewall_label(dep)), prices))
+        out += self._kept_volume_records(set(groups))
+        return out
+
+    def _kept_volume_records(self, live_deps: set) -> list[dict]:
+        """Volumes with lcai's tags whose deployment has no instance any more: a `volumes kept` record each,
+        so another machine's `sync` knows them too (one request)."""
+        vols = self._get("listing volumes", "/volumes?page_size=500", {"tags": {"+contains": TAG}}).get("data", [])
+        by_dep: dict = {}
+        for v in vols:
+            t = parse_tags(v.get("tags") or [])
+            if t.get("id") and t["id"] not in live_deps and not v.get("linode_id"):
+                by_dep.setdefault(t["id"], (t, []))[1].append(v)
+        out = []
+        for dep, (t, vs) in sorted(by_dep.items()):
+            kept = [{"name": v["label"].split("-", 2)[-1], "label": v["label"], "size_gb": v.get("size"),
+                     "mount": None} for v in vs]
+            out.append({"deployment_id": dep, "provider": self.name, "app": t.get("app"), "env": t.get("env"),
+                        "region": vs[0].get("region"), "status": VOLUMES_KEPT, "address": None, "volumes": kept,
+                        "provider_state": {"volumes": [{"name": k["name"], "id": v["id"], "label": v["label"],
+                                                        "size_gb": v.get("size"), "created": True}
+                                                       for k, v in zip(kept, vs)]}})
         return out
 
     def remains(self, record: dict):

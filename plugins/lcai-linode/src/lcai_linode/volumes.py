@@ -114,7 +114,7 @@ class VolumeMixin(_Base):
         for v in spec.volumes:
             vol = self.find_volume(v.label)
             if vol is None:
-                body = {"label": v.label, "size": v.size_gb, "linode_id": linode_id, "tags": list(spec.tags[:3])}
+                body = {"label": v.label, "size": v.size_gb, "linode_id": linode_id, "tags": list(spec.tags[:4])}
                 vol = self._create(f"creating volume {v.label}", lambda body=body: self.client.post("/volumes",
                                                                                                    data=body),
                                    lambda label=v.label: self.find_volume(label))
