@@ -56,6 +56,7 @@ RECORD_KEYS: dict[str, str] = {
     "health_detail": "what the last health check said", "health_source": "where it ran: here, instance, nodebalancer",
     "rendered_sha256": "the SHA-256 of the user data running (a redeploy compares it)",
     "rendered_gzip_bytes": "its gzip size",
+    "rebuild_sha256": "while a rebuild is under way: the SHA-256 of the user data sent (None once recorded)",
     "ssh_sources": "who may reach SSH (--ssh-from, CIDRs), as applied to the firewall",
     "app_sources": "who may reach the public port (--app-from), as applied",
     "env_digest": "the app's environment as names and keyed hashes (never values): what a redeploy changes",

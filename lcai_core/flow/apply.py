@@ -41,6 +41,11 @@ def apply(plan: DeployPlan, events: Events, registry: Any) -> Outcome:
         _still_current(plan, registry)
         deadline = time.monotonic() + plan.wait_seconds  # the rollout and the wait share it
         rec = dict(plan.live or {})  # UNCHANGED
+        if plan.settle:  # a rebuild with this user data was accepted before and not recorded: record it now
+            from ..registry import now_iso
+
+            rec = dict(registry.update(plan.deployment_id, rebuild_sha256=None, rebuilt_at=now_iso(),
+                                       **plan.desired))
         if plan.firewall:  # FIREWALL, and before a rebuild: who may connect changes even if the rebuild fails
             rec = _firewall(plan, events, registry)
         if plan.kind is Kind.CREATE:
@@ -141,16 +146,18 @@ def _rebuild(plan: DeployPlan, events: Events, registry: Any) -> dict[str, Any]:
 
     prov, spec, rec, dep_id = plan.provider, plan.spec, dict(plan.live or {}), plan.deployment_id
     events.say(f"rebuilding deployment {dep_id}")
-    registry.update(dep_id, status="rebuilding")
+    # the user data being sent, recorded first: if the record of an accepted rebuild cannot be written (a full
+    # disk), the next deploy knows the machine has it and does not wipe the disk a second time
+    registry.update(dep_id, status="rebuilding", rebuild_sha256=plan.desired["rendered_sha256"])
     try:
         fields = prov.rebuild(rec, spec, events.say) or {}
     except KeyboardInterrupt as e:
         events.notice(f"interrupted: deployment {dep_id} is tracked; the rebuild may or may not have started — "
                       "run `lcai deploy` again to rebuild it")
-        registry.update(dep_id, status="rebuild interrupted")
+        registry.update(dep_id, status="rebuild interrupted", rebuild_sha256=None)
         raise InterruptReported() from e
     except LcaiError as e:
-        registry.update(dep_id, status="rebuild failed")
+        registry.update(dep_id, status="rebuild failed", rebuild_sha256=None)
         raise LcaiError(f"rebuild of deployment {dep_id} failed: {e.message}",
                         hint=f"it is still tracked (`lcai status {dep_id}`); "
                              "run `lcai deploy` again to retry") from None
@@ -161,7 +168,7 @@ def _rebuild(plan: DeployPlan, events: Events, registry: Any) -> dict[str, Any]:
     state = dict(rec.get("provider_state") or {})
     state.update({k: v for k, v in fields.items() if k not in RECORD_FIELDS})
     rec = registry.update(dep_id, provider_state=state, status=fields.get("status") or "rebuilding",
-                          health_status=None, health_detail=None, rebuilt_at=now_iso(),
+                          health_status=None, health_detail=None, rebuilt_at=now_iso(), rebuild_sha256=None,
                           **{k: v for k, v in fields.items() if k == "address"}, **plan.desired)
     n = len(plan.changes)
     events.say(f"rebuild started ({n} change{'s' if n != 1 else ''})")

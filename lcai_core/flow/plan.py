@@ -71,6 +71,7 @@ class DeployPlan:
     consequence: str = ""
     warnings: tuple[str, ...] = field(factory=tuple)
     firewall: bool = False                      # redeploys: the firewall's rules change (applied in place first)
+    settle: bool = False                        # UNCHANGED: record a rebuild that was accepted but not recorded
 
     @property
     def deployment_id(self) -> str:
@@ -252,6 +253,10 @@ def _redeploy_plan(opts: DeployOptions, p: Prepared, prov: Provider, spec: Spec,
     if same and not changes:
         return DeployPlan(opts, Kind.UNCHANGED, p, prov, spec, desired, live=rec,
                           lines=(f"deployment {dep_id}: nothing changed (same user data); nothing to do",))
+    if rec.get("status") == "rebuilding" and rec.get("rebuild_sha256") == desired["rendered_sha256"]:
+        return DeployPlan(opts, Kind.UNCHANGED, p, prov, spec, desired, live=rec, settle=True, lines=(
+            f"deployment {dep_id}: a rebuild with this user data was accepted before, but its record was not "
+            "written; recording it now (no second rebuild: its disk is not wiped again)",))
     firewall = any(k in rec and rec.get(k) != desired.get(k) for k in FIREWALL_KEYS)
     if firewall and not can_update_firewall(prov):
         raise InputError(f"provider {prov.name} cannot change the firewall of deployment {dep_id} in place "
