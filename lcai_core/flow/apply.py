@@ -16,7 +16,7 @@ from typing import Any
 from attrs import define
 
 from ..errors import InputError, InterruptReported, LcaiError, TrackedError
-from .directory import keep_previous, save_root_password, write_directory
+from .directory import keep_previous, restore_previous, save_root_password, write_directory
 from .events import Events
 from .plan import DeployPlan, Kind
 
@@ -63,7 +63,9 @@ def _still_current(plan: DeployPlan, registry: Any) -> None:
     """The plan was made before the lock was taken (and the user asked): refuse it when the deployment
     appeared, went away or changed meanwhile (a concurrent deploy or destroy)."""
     rec = registry.get(plan.deployment_id)
-    if plan.kind is Kind.CREATE and rec is not None:
+    resuming = rec is not None and rec.get("status") == "creating" and \
+        rec.get("directory") == str(Path(plan.options.directory).resolve())  # an interrupted create: go on
+    if plan.kind is Kind.CREATE and rec is not None and not resuming:
         raise InputError(f"deployment {plan.deployment_id} was created meanwhile (by another lcai process)",
                          hint="run `lcai deploy` again: it redeploys it")
     if plan.kind is not Kind.CREATE and (rec is None or rec.get("rendered_sha256") !=
@@ -85,19 +87,41 @@ def _create(plan: DeployPlan, events: Events, registry: Any) -> dict[str, Any]:
               "price_hourly": price.hourly if price else None, "price_monthly": price.monthly if price else None,
               "source": "deploy", "address": None, "provider_state": {},
               **plan.desired, **({"replicas": spec.replicas} if spec.replicas > 1 else {})}
+    import attrs
+
+    from ..lifecycle import ROOT_PASSWORD
+
+    d = Path(plan.options.directory)
+    resumed = registry.get(dep_id) is not None  # an interrupted create of this directory (_still_current)
+    previous = keep_previous(d, dep_id) if plan.options.new else None
+    password = not spec.ssh_keys and prov.uses_root_password
+    pw_file = d / ROOT_PASSWORD
+    if password:
+        if resumed and pw_file.is_file():  # the machine the interrupted create made may have this one already
+            spec = attrs.evolve(spec, root_password=pw_file.read_text().strip())
+        else:  # saved before the steps: after Ctrl-C behind a lost reply the file still matches the machine
+            save_root_password(d, spec.root_password)
     registry.update(dep_id, create=True, **record)  # the intent, before anything is created
-    events.say(f"recorded deployment {dep_id} (creating)")
+    events.say(f"recorded deployment {dep_id} "
+               + ("(creating again: what the interrupted create made is reused)" if resumed else "(creating)"))
     runner = StepRunner(registry, dep_id, events.say, prov.name, done_status="created")
-    runner.run(prov.create_steps(spec))
+    try:
+        runner.run(prov.create_steps(spec))
+    except BaseException:
+        left = registry.get(dep_id)
+        if left is None:  # undone: nothing uses the password; the previous deployment is back
+            if password:
+                pw_file.unlink(missing_ok=True)
+            if previous:
+                restore_previous(d, previous)
+        elif left.get("status") != "creating":  # it all happened (Ctrl-C hid the last reply): link the directory
+            write_directory(d, prov, left, p.seed)
+        raise
     _absorb_kept_volumes(plan, events, registry)
     rec = registry.get(dep_id) or dict(record, deployment_id=dep_id)
-    d = Path(plan.options.directory)
-    previous = keep_previous(d, dep_id) if plan.options.new else None
     if previous:
         events.say(f"{d} tracks {dep_id} now; {previous}'s state and root password are kept in "
                    f".linode/previous/{previous}/ (`lcai destroy {previous}` removes them)")
-    if not spec.ssh_keys and prov.uses_root_password:
-        save_root_password(d, spec.root_password)
     write_directory(d, prov, rec, p.seed)
     if not spec.ssh_keys and prov.uses_root_password:
         events.say("no ~/.ssh/*.pub: root password saved to .linode/root-password (0600)")

@@ -73,3 +73,21 @@ def keep_previous(d: Path, new_id: str) -> str | None:
             os.replace(src, keep / Path(rel).name)
     return old
 
+
+def restore_previous(d: Path, old: str) -> None:
+    """Undo ``keep_previous``: the create it made room for was undone, so the directory tracks ``old`` again."""
+    import os
+
+    from ..lifecycle import ROOT_PASSWORD, STATE
+
+    keep = d / ".linode" / "previous" / old
+    for rel in (STATE, ROOT_PASSWORD):
+        src = keep / Path(rel).name
+        if src.is_file():
+            os.replace(src, d / rel)
+    for p in (keep, keep.parent):
+        try:
+            p.rmdir()
+        except OSError:
+            pass
+
