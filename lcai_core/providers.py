@@ -46,6 +46,7 @@ RECORD_KEYS: dict[str, str] = {
     "created_at": "when it was recorded (UTC, ISO 8601)",
     "updated_at": "when the record last changed",
     "rebuilt_at": "the last redeploy's time",
+    "stopped_at": "when `lcai stop` stopped it",
     "template": "the template's name", "template_version": "the template's version",
     "image": "the machine image (deploy.linode.image, --image)", "type": "the machine type", "region": "the region",
     "features": "the capabilities' names", "runtime": "the runtime capability",
@@ -82,6 +83,7 @@ CORE_STATUSES: dict[str, str] = {
     "scaling": "`lcai scale` is adding or removing replicas",
     "vanished": "`sync` found no machine of it (`destroy --purge` looks it up by id before deleting anything)",
     "volumes kept": "destroyed; its volumes are kept (`destroy --volumes` deletes them)",
+    "stopped": "`lcai stop`: its machines deleted, firewall and volumes kept; `lcai start` creates them again",
 }
 
 
@@ -389,6 +391,12 @@ class Provider:
         """Delete everything the deployment created, including resources an interrupted create may have left
         (find them by the deployment id). Idempotent: already-deleted resources are fine."""
         raise NotImplementedError(f"provider {self.name!r} does not destroy deployments")
+
+    def stop(self, record: dict[str, Any], say: Say = _quiet) -> dict[str, Any]:
+        """Optional (``lcai stop``): delete what bills by the hour and holds no data the user keeps (machines,
+        load balancers), keep the firewall and the volumes; return the ``provider_state`` to keep (what ``start``,
+        a create of the same deployment, finds again). Idempotent."""
+        raise NotImplementedError(f"provider {self.name!r} cannot stop deployments")
 
     def delete_volumes(self, record: dict[str, Any], say: Say = _quiet) -> None:
         """Optional (providers that take ``Spec.volumes``): delete the deployment's volumes, which ``destroy``

@@ -123,3 +123,37 @@ def _summary(prov, rec: dict, d: Path, tpl) -> None:
     host_port = (f"{ep.host}" if ep.port == 80 else f"{ep.host}:{ep.port}") if ep else str(addr)
     for ex in tpl.guidance.examples[:3]:
         click.echo(f"  # {ex.description}: {ex.command.replace('{host}', host_port)}")
+
+
+@click.command("start")
+@click.argument("deployment_id", required=False)
+@click.option("--yes", "-y", is_flag=True, help="Do not ask before creating the billable machine again.")
+@click.option("--wait", is_flag=True, help="Wait through boot, cloud-init and the health check.")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), help="With --wait: give up after S seconds.")
+@click.option("--directory", "-d", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="The deployment's directory (default: the current one, or the record's).")
+def start(deployment_id, yes: bool, wait: bool, timeout, directory) -> None:
+    """Start a deployment `lcai stop` stopped: its machine created again from its directory's deploy.yml and
+    .env, with the same firewall and its volumes attached again (their data kept)."""
+    from .. import lifecycle as L
+    from .. import ui
+    from ..errors import InputError
+    from ..flow import DeployOptions
+    from ..registry import Registry
+
+    rec = L.resolve(Registry(), deployment_id, directory)
+    if rec.get("status") != "stopped":
+        raise InputError(f"deployment {rec['deployment_id']} is {rec.get('status')}, not stopped",
+                         hint="`lcai deploy` in its directory redeploys a live one")
+    d = directory or (Path(rec["directory"]) if rec.get("directory") else None)
+    if d is None:
+        raise InputError(f"deployment {rec['deployment_id']} has no directory on this machine",
+                         hint="run `lcai start` inside its deployment directory")
+    opts = DeployOptions(directory=d, wait=wait, timeout=timeout)
+    try:
+        with ui.progress() as prog:
+            _deploy(prog, opts, yes)
+    except KeyboardInterrupt as e:
+        if not isinstance(e, InterruptReported):
+            click.echo("interrupted: nothing was created", err=True)
+        raise click.exceptions.Exit(130) from None

@@ -15,6 +15,7 @@ from typing import Any, Optional
 import click
 
 from ..errors import InputError, LcaiError, PluginError
+from ..providers import Provider
 
 DIR_OPTION = click.option("--directory", "-d", type=click.Path(file_okay=False, path_type=Path), default=None,
                           help="A deployment directory (default: the current one) to take the ID from.")
@@ -343,6 +344,41 @@ def destroy(deployment_id: Optional[str], yes: bool, purge: bool, delete_volumes
     if removed:
         _say(f"removed from {rec.get('directory')}: {', '.join(removed)}")
     click.echo(f"destroyed {dep_id}")
+
+
+@click.command("stop")
+@click.argument("deployment_id", required=False)
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@DIR_OPTION
+def stop(deployment_id: Optional[str], yes: bool, directory: Optional[Path]) -> None:
+    """Stop a deployment's bill: delete its machine(s) (and a NodeBalancer, whose address is released), keep
+    its firewall, volumes, record and directory; `lcai start` creates the machine again with the volumes."""
+    from .. import lifecycle as L
+    from .. import ui
+    from ..registry import deployment_lock, now_iso
+
+    host, reg = _host_and_registry()
+    rec = L.resolve(reg, deployment_id, directory)
+    dep = rec["deployment_id"]
+    prov = L.provider_of(host, rec)
+    if type(prov).stop is Provider.stop:
+        raise InputError(f"provider {prov.name} cannot stop deployments (yet)",
+                         hint=f"`lcai destroy {dep}` deletes it (volumes kept), a deploy creates it again")
+    if rec.get("status") == "stopped":
+        click.echo(f"deployment {dep} is stopped already")
+        return
+    vols = ", ".join(f"{v.get('name')} {v.get('size_gb')} GB" for v in rec.get("volumes") or [])
+    with deployment_lock(dep, "stop"):
+        if not yes:
+            L.confirm(ui.printable(f"stop {dep} ({rec.get('label') or rec.get('app')} on {prov.name})? its machine "
+                                   "is deleted: what is not on a volume is lost"
+                                   + (f"; kept: volumes {vols}, the firewall" if vols else "; kept: the firewall")),
+                      f"stop deletes the machine of {dep}: what is not on a volume is lost")
+        state = host.call_provider(prov, "stop", rec, _say) or {}
+        reg.update(dep, status="stopped", stopped_at=now_iso(), address=None, health_status=None,
+                   health_detail=None, price_hourly=None, price_monthly=None, provider_state=dict(state))
+    click.echo(f"stopped {dep}: no machine bills now" + (f"; kept: volumes {vols}" if vols else "")
+               + f" (`{ui.cmd(f'start {dep}')}` creates it again)")
 
 
 def _warn_failures(failures: list[PluginError]) -> None:

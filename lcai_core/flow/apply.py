@@ -63,8 +63,9 @@ def _still_current(plan: DeployPlan, registry: Any) -> None:
     """The plan was made before the lock was taken (and the user asked): refuse it when the deployment
     appeared, went away or changed meanwhile (a concurrent deploy or destroy)."""
     rec = registry.get(plan.deployment_id)
-    resuming = rec is not None and rec.get("status") == "creating" and \
-        rec.get("directory") == str(Path(plan.options.directory).resolve())  # an interrupted create: go on
+    here = rec is not None and rec.get("directory") == str(Path(plan.options.directory).resolve())
+    resuming = here and (rec or {}).get("status") == "creating"  # an interrupted create of this directory: go on
+    resuming = resuming or (plan.restart and (rec or {}).get("status") == "stopped")  # `lcai start`
     if plan.kind is Kind.CREATE and rec is not None and not resuming:
         raise InputError(f"deployment {plan.deployment_id} was created meanwhile (by another lcai process)",
                          hint="run `lcai deploy` again: it redeploys it")

@@ -72,6 +72,7 @@ class DeployPlan:
     warnings: tuple[str, ...] = field(factory=tuple)
     firewall: bool = False                      # redeploys: the firewall's rules change (applied in place first)
     settle: bool = False                        # UNCHANGED: record a rebuild that was accepted but not recorded
+    restart: bool = False                       # CREATE of a stopped deployment (`lcai start`)
 
     @property
     def deployment_id(self) -> str:
@@ -121,6 +122,8 @@ def plan_deploy(host: Any, registry: Any, opts: DeployOptions, say: Any = None) 
     desired = _desired(p, spec)
     if live is None:
         return _create_plan(opts, p, prov, spec, desired, say)
+    if live.get("status") == "stopped":  # `lcai start`: the same deployment created again, its volumes attached
+        return _create_plan(opts, p, prov, spec, desired, say, restart=True)
     return _redeploy_plan(opts, p, prov, spec, desired, live)
 
 
@@ -154,7 +157,7 @@ def _desired(p: Prepared, spec: Spec) -> dict[str, Any]:
 
 
 def _create_plan(opts: DeployOptions, p: Prepared, prov: Provider, spec: Spec, desired: dict[str, Any],
-                 say: Any) -> DeployPlan:
+                 say: Any, restart: bool = False) -> DeployPlan:
     from ..lifecycle import ANYWHERE
 
     if say is not None:
@@ -163,8 +166,9 @@ def _create_plan(opts: DeployOptions, p: Prepared, prov: Provider, spec: Spec, d
     _check_ceiling(pre.price, opts.max_hourly or p.template.deploy.linode.max_hourly,
                    "--max-hourly" if opts.max_hourly else "deploy.linode.max_hourly")
     ctx = p.ctx
-    lines = [f"deploy {ctx.app_name} ({ctx.env}) as {spec.label} on {prov.name}: {pre.summary}, "
-             f"{pre.price.describe()}"]
+    lines = [("start the stopped deployment " + spec.deployment_id + f" again ({ctx.app_name}, {ctx.env}) on "
+              if restart else f"deploy {ctx.app_name} ({ctx.env}) as {spec.label} on ")
+             + f"{prov.name}: {pre.summary}, {pre.price.describe()}"]
     lines += [f"note: {n}" for n in pre.notes]
     port = p.template.container.external_port
     if prov.public_network and port and tuple(spec.app_sources) == ANYWHERE:
@@ -175,8 +179,10 @@ def _create_plan(opts: DeployOptions, p: Prepared, prov: Provider, spec: Spec, d
             lines.append(f"note: port {port} (plain HTTP) will be open to the whole internet; "
                          "--app-from CIDR limits who can reach it")
     return DeployPlan(opts, Kind.CREATE, p, prov, spec, desired, preflight=pre, lines=tuple(lines),
-                      question="create it?", consequence="deploy creates billable resources",
-                      warnings=tuple(getattr(p.rendered, "warnings", ())))
+                      question="start it?" if restart else "create it?",
+                      consequence="start creates billable resources" if restart else "deploy creates billable "
+                                                                                     "resources",
+                      warnings=tuple(getattr(p.rendered, "warnings", ())), restart=restart)
 
 
 def _check_ceiling(price: Price, ceiling: Optional[float], source: str) -> None:

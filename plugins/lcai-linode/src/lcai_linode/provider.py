@@ -499,8 +499,8 @@ class LinodeProvider(VolumeMixin, ReplicaMixin, Provider):
                            provider_state=state)
             elif rec.get("status") == "creating" and not state.get("linode_id"):
                 row["live_status"] = "creating?"
-            elif rec.get("status") == VOLUMES_KEPT:
-                row["live_status"] = VOLUMES_KEPT
+            elif rec.get("status") in (VOLUMES_KEPT, "stopped"):
+                row["live_status"] = rec["status"]
             else:
                 row["live_status"] = "vanished"
             rows.append(row)
@@ -560,7 +560,8 @@ class LinodeProvider(VolumeMixin, ReplicaMixin, Provider):
         statuses = [(by_k.get(r["k"]) or {}).get("status") for r in reps]
         running = statuses.count("running")
         if not insts:
-            live = "creating?" if rec.get("status") == "creating" and not reps else "vanished"
+            live = "creating?" if rec.get("status") == "creating" and not reps else \
+                "stopped" if rec.get("status") == "stopped" else "vanished"
         elif n and running == n:
             live = "running"
         elif len(set(statuses)) == 1 and statuses[0]:
@@ -759,6 +760,21 @@ class LinodeProvider(VolumeMixin, ReplicaMixin, Provider):
             raise
 
     # ------------------------------------------------------------ destroy
+
+    def stop(self, record: dict, say=lambda m: None) -> dict:
+        """Its instances (and a replicated deployment's NodeBalancer, whose address is released) deleted; the
+        firewall and the volumes kept for ``start``."""
+        if is_replicated(record):
+            self.destroy_nodebalancer_of(record, say)
+        dep = record["deployment_id"]
+        state = record.get("provider_state") or {}
+        ids = {state["linode_id"]} if state.get("linode_id") else set()
+        ids |= {r["linode_id"] for r in state.get("replicas") or [] if r.get("linode_id")}
+        ids |= {i["id"] for i in self.list_instances(dep)}
+        for lid in sorted(ids):
+            gone = not self.delete_instance(lid)
+            say(f"instance {lid}: {'already gone' if gone else 'deleted'}")
+        return {k: v for k, v in state.items() if k in ("firewall_id", "firewall_label", "volumes")}
 
     def destroy(self, record: dict, say=lambda m: None) -> None:
         """Instances (by id, and any a lost reply left behind with the deployment's tag), then the firewall; a
