@@ -120,7 +120,7 @@ STYLES = {
     "rebuilding": "yellow", "migrating": "yellow", "pending": "yellow", "starting": "yellow",
     "shutting_down": "yellow", "deleting": "yellow", "unknown": "yellow",
     "vanished": "bold red", "offline": "red", "unhealthy": "red", "failed": "bold red", "error": "bold red",
-    "stopped": "red", "untracked": "magenta",
+    "stopped": "red", "volumes kept": "yellow", "untracked": "magenta",
     # message prefixes
     "error:": "bold red", "warning:": "yellow", "hint:": "cyan", "ok:": "green",
 }
