@@ -9,10 +9,22 @@ from pathlib import Path
 def write_private(path: str | os.PathLike, text: str) -> None:
     """Atomically replace ``path`` with ``text``: mode 0600 from the first byte, fsynced, then renamed, so a
     reader sees the old file or the new one — never a torn one — and nobody else can read it meanwhile."""
+    import secrets
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    # a new file of our own: never through a link or into a file someone placed at a name we would pick (in a
+    # shared directory such as /tmp, `.x.<pid>.tmp -> ~/.bashrc` would get the secrets, or a 0644 file keep its mode)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    for _ in range(100):
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+        try:
+            fd = os.open(tmp, flags, 0o600)
+            break
+        except FileExistsError:
+            continue
+    else:
+        raise FileExistsError(f"{path.parent}: no free name for a temporary file beside {path.name}")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
