@@ -102,8 +102,12 @@ def safe_path(forbidden: str = "") -> str:
 
 SAFE_PATH = line(safe_path())
 # setup.files targets that decide who gets in or runs as root, and lcai's own units
-PROTECTED_FILES = (r"(?:^|/)authorized_keys2?$(?!\n)|^/etc/ssh(?:/|$(?!\n))|^/etc/sudoers(?:\.d)?(?:/|$(?!\n))|"
-                   r"^/etc/(?:passwd|shadow|group|gshadow)$(?!\n)|^/etc/systemd/system/lcai-")
+# (every /etc/sudoers* name; an lcai-* or lcai.* name anywhere systemd reads units and drop-ins, /run's
+# included, which outranks /etc; lcai-* in /etc/cron*)
+PROTECTED_FILES = (r"(?:^|/)authorized_keys2?$(?!\n)|^/etc/ssh(?:/|$(?!\n))|^/etc/sudoers|"
+                   r"^/etc/(?:passwd|shadow|group|gshadow)$(?!\n)|"
+                   r"^/(?:etc|run|lib|usr/lib|usr/local/lib)/systemd/(?:[^/]+/)*lcai(?:[-.][^/]*)?(?:/|$(?!\n))|"
+                   r"^/etc/cron[^/]*/lcai(?:[-.][^/]*)?$(?!\n)")
 # a volume's mount point: not a directory the system or a package owns (nor one of their parents)
 SYSTEM_DIRS = ("/bin", "/etc", "/lib", "/lib32", "/lib64", "/libx32", "/sbin", "/usr", "/tmp", "/run", "/root",
                "/var/log", "/var/tmp", "/var/cache", "/var/spool", "/var/lib/apt", "/var/lib/dpkg",
@@ -226,7 +230,7 @@ VALUES: dict[str, tuple[Rule, ...]] = {
         Rule({"pattern": SAFE_PATH}, _path_message),
         Rule({"not": {"pattern": PROTECTED_FILES}},
              "{value!r} is a file that controls who may log in or run as root (SSH keys and config, sudoers, "
-             "accounts) or one of lcai's units: setup.files does not write it"),
+             "accounts) or one of lcai's units or files: setup.files does not write it"),
     ),
     "SetupFile.permissions": (
         Rule({"pattern": PERM}, "expected an octal string like '0644', got {value!r}"),

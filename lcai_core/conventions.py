@@ -24,12 +24,22 @@ def deployment_tags(deployment_id: str, app: str, env: str) -> list[str]:
     return tags
 
 
+#: the shape of a deployment id a tag may carry (lcai makes 8 lowercase letters and digits; the tag's 50 characters
+#: leave 42): anything else in an ``lcai-id:`` tag is not lcai's
+DEPLOYMENT_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,41}\Z")
+
+
 def parse_tags(tags: list[str]) -> dict[str, str]:
+    """``id``, ``app``, ``env`` from the ``lcai-…:`` tags. An ``lcai-id:`` tag whose id is not ``DEPLOYMENT_ID``
+    (anyone who may edit the account's tags can write ``lcai-id:../../x`` or a terminal sequence) is left out: the
+    instance is then not a deployment, and its id never becomes a registry key or a lock file's name."""
     out: dict[str, str] = {}
     for t in tags:
         for key in ("id", "app", "env"):
             if t.startswith(f"lcai-{key}:"):
-                out[key] = t.split(":", 1)[1]
+                value = t.split(":", 1)[1]
+                if key != "id" or DEPLOYMENT_ID.match(value):
+                    out[key] = value
     return out
 
 

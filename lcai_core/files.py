@@ -9,10 +9,22 @@ from pathlib import Path
 def write_private(path: str | os.PathLike, text: str) -> None:
     """Atomically replace ``path`` with ``text``: mode 0600 from the first byte, fsynced, then renamed, so a
     reader sees the old file or the new one — never a torn one — and nobody else can read it meanwhile."""
+    import secrets
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    # a new file of our own: never through a link or into a file someone placed at a name we would pick (in a
+    # shared directory such as /tmp, `.x.<pid>.tmp -> ~/.bashrc` would get the secrets, or a 0644 file keep its mode)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    for _ in range(100):
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+        try:
+            fd = os.open(tmp, flags, 0o600)
+            break
+        except FileExistsError:
+            continue
+    else:
+        raise FileExistsError(f"{path.parent}: no free name for a temporary file beside {path.name}")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
@@ -61,17 +73,28 @@ def write_output(path: str | os.PathLike, text: str) -> str:
     return "file"
 
 
-def refuse_outside_links(folder: str | os.PathLike, *paths: str | os.PathLike) -> None:
+#: what ``templates install`` leaves out of a template folder it copies (``shutil.ignore_patterns`` names)
+TEMPLATE_IGNORED = (".env", ".linode", "__pycache__", ".git")
+
+
+def refuse_outside_links(folder: str | os.PathLike, *paths: str | os.PathLike,
+                         ignore: tuple[str, ...] = TEMPLATE_IGNORED) -> None:
     """A template folder is copied into deployment directories: a symbolic link in it (``paths``, or every file
-    under ``folder`` when none is given) must stay inside ``folder``, so a ``README.md -> ~/.ssh/id_ed25519``
-    never lands as a plain, committed copy. ``InputError`` naming the link and its target."""
+    under ``folder`` when none is given, but for the names ``ignore`` matches, which the copy leaves out) must
+    stay inside ``folder``, so a ``README.md -> ~/.ssh/id_ed25519`` never lands as a plain, committed copy, and
+    must not point at what the copy leaves out (``README.md -> .env``). ``InputError`` naming the link and its
+    target."""
+    import fnmatch
+
     from .errors import InputError
 
     root = os.path.realpath(folder)
     if not paths:
         found: list[str] = []
         for dirpath, dirnames, filenames in os.walk(os.fspath(folder)):
-            found.extend(os.path.join(dirpath, n) for n in [*dirnames, *filenames])
+            dirnames[:] = [n for n in dirnames if not any(fnmatch.fnmatch(n, pat) for pat in ignore)]
+            found.extend(os.path.join(dirpath, n) for n in [*dirnames, *filenames]
+                         if not any(fnmatch.fnmatch(n, pat) for pat in ignore))
         paths = tuple(found)
     for p in [str(x) for x in paths]:
         if not os.path.islink(p):
@@ -81,4 +104,10 @@ def refuse_outside_links(folder: str | os.PathLike, *paths: str | os.PathLike) -
             raise InputError(f"{p} is a symbolic link to {os.readlink(p)}, outside the template folder {folder}: "
                              "lcai does not copy it into a deployment directory",
                              hint="replace the link with the file itself, or remove it")
+        left_out = [n for n in Path(os.path.relpath(target, root)).parts
+                    if any(fnmatch.fnmatch(n, pat) for pat in ignore)]
+        if left_out:
+            raise InputError(f"{p} is a symbolic link to {os.readlink(p)}, which is {left_out[0]} (a template copy "
+                             "leaves it out: it holds secrets or state): lcai does not copy it into a deployment "
+                             "directory", hint="replace the link with the file itself, or remove it")
 

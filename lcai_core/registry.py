@@ -79,6 +79,11 @@ class Registry:
             for rec in data["deployments"].values():
                 if isinstance(rec, dict):
                     migrate_v1(rec)
+        for key, rec in data["deployments"].items():
+            wrong = _wrong_field(key, rec)
+            if wrong:
+                raise LcaiError(f"{self.path}: deployment {key!r}: {wrong}; the file was not changed",
+                                hint="fix or remove that entry, or move the file aside and run `lcai sync`")
         return data
 
     def _write(self, data: dict) -> None:
@@ -230,6 +235,31 @@ def deployment_lock(deployment_id: str, action: str) -> Iterator[None]:
         except FileNotFoundError:
             pass
         lock.release()
+
+
+#: record keys core reads as text (a number or a list there is a hand-edited or damaged registry.json)
+TEXT_KEYS = ("provider", "app", "env", "label", "status", "address", "directory", "source", "created_at",
+             "updated_at", "rebuilt_at", "template", "template_version", "image", "type", "region", "runtime",
+             "container_image", "health_status", "health_detail", "health_source", "rendered_sha256")
+
+
+def _wrong_field(key: str, rec: dict) -> Optional[str]:
+    """What is wrong with one record's shape (the fields core reads), or None."""
+    dep = rec.get("deployment_id")
+    if dep != key:
+        return ("it has no \"deployment_id\"" if dep is None
+                else f"\"deployment_id\" is {dep!r}, not the key it is stored under")
+    for k in TEXT_KEYS:
+        v = rec.get(k)
+        if v is not None and not isinstance(v, str):
+            return f"\"{k}\" is {v!r}, not text"
+    st = rec.get("provider_state")
+    if st is not None and not isinstance(st, dict):
+        return f"\"provider_state\" is {type(st).__name__}, not an object"
+    n = rec.get("replicas")
+    if n is not None and (not isinstance(n, int) or isinstance(n, bool)):
+        return f"\"replicas\" is {n!r}, not a number"
+    return None
 
 
 def migrate_v1(rec: dict) -> dict:

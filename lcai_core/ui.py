@@ -48,18 +48,19 @@ def cmd(rest: str) -> str:
 _CONTROL = None
 
 
-def printable(value: object) -> str:
+def printable(value: object, keep: str = "") -> str:
     """``value`` as text safe for a terminal: control characters (an ESC that starts a terminal sequence, CR,
     BEL, backspace, the C1 range, bidi overrides) from outside — instance labels and tags anyone with write
-    access to the account can set — shown as ``\\xNN``/``\\uNNNN`` instead of acting on the terminal."""
+    access to the account can set — shown as ``\\xNN``/``\\uNNNN`` instead of acting on the terminal. The
+    characters in ``keep`` (``"\\n"`` for a multi-line hint) stay as they are."""
     global _CONTROL
     import re
 
     if _CONTROL is None:
         _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
     text = str(value)
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100
-                        else f"\\u{ord(m.group()):04x}", text)
+    return _CONTROL.sub(lambda m: m.group() if m.group() in keep else f"\\x{ord(m.group()):02x}"
+                        if ord(m.group()) < 0x100 else f"\\u{ord(m.group()):04x}", text)
 
 
 def localize(text: str) -> str:
@@ -173,7 +174,9 @@ def _emit(prefix: str, line: str, stream: Optional[IO]) -> None:
     import click
 
     stream = sys.stderr if stream is None else stream
-    click.echo(f"{style(prefix, STYLES[prefix], stream=stream)} {line}", file=stream, color=forced_colour())
+    # what an error names (a path, an API's reason, a console's last lines) never acts on the terminal
+    click.echo(f"{style(prefix, STYLES[prefix], stream=stream)} {printable(line, keep=chr(10) + chr(9))}",
+               file=stream, color=forced_colour())
 
 
 def error(line: str, hint: Optional[str] = None, stream: Optional[IO] = None) -> None:

@@ -9,6 +9,8 @@ Commands
     so ``lcai --help`` stays fast. ``main(argv) -> int``: run lcai's CLI (exit status returned).
     ``prog()``/``set_prog(name)``: how the user invoked lcai (``lcai``, ``linode-cli build``), for hints.
     ``status_style(status) -> str``: the style name the CLI colours a status with.
+    ``printable(value) -> str``: ``value`` as text safe for a terminal, control characters and bidi overrides
+    (from labels and tags anyone with write access to the account sets) shown as ``\\xNN``/``\\uNNNN``.
     ``fit_widths(natural, priority, width, gap, minimum, keep) -> dict``: the table columns (key -> width) that
     fit ``width``, the last of ``priority`` giving way first (shrinking to ``minimum``, then hiding), as
     ``lcai status`` fits its table to the terminal.
@@ -52,7 +54,7 @@ if TYPE_CHECKING:
     from ..remote import Result, run
     from ..template import load_template
     from ..flow import DeployOptions, DeployPlan, Kind, Outcome, Quiet, apply, plan_deploy, preview
-    from ..ui import fit_widths, prog, set_prog, status_style
+    from ..ui import fit_widths, printable, prog, set_prog, status_style
 
 _FROM = {  # name -> (module, attribute)
     "LazyCommand": ("lcai_core.cli", "LazyCommand"),
@@ -61,6 +63,7 @@ _FROM = {  # name -> (module, attribute)
     "set_prog": ("lcai_core.ui", "set_prog"),
     "status_style": ("lcai_core.ui", "status_style"),
     "fit_widths": ("lcai_core.ui", "fit_widths"),
+    "printable": ("lcai_core.ui", "printable"),
     "get_host": ("lcai_core.plugins", "get_host"),
     "Registry": ("lcai_core.registry", "Registry"),
     "age": ("lcai_core.registry", "age"),
@@ -82,7 +85,8 @@ _FROM = {  # name -> (module, attribute)
     "preview": ("lcai_core.flow", "preview"),
 }
 
-__all__ = ["LazyCommand", "main", "prog", "set_prog", "status_style", "fit_widths", "get_host", "Registry", "age",
+__all__ = ["LazyCommand", "main", "prog", "set_prog", "status_style", "fit_widths", "printable", "get_host", "Registry",
+           "age",
            "provider_of", "list_all", "provider_detail", "destroy", "check_health", "run", "Result", "load_template",
            "DeployOptions", "DeployPlan", "Kind", "Outcome", "Quiet", "apply", "plan_deploy", "preview"]
 

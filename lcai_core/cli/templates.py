@@ -199,10 +199,10 @@ def install(path: str, force: bool) -> None:
     if dest.exists() and not force:
         raise InputError(f"a user template named {t.name} is already installed at {dest}",
                          hint="use --force to replace it")
-    from ..files import refuse_outside_links
+    from ..files import TEMPLATE_IGNORED, refuse_outside_links
 
     if src.is_dir():
-        refuse_outside_links(src)
+        refuse_outside_links(src)  # not what the copy leaves out (a linked .env is no matter)
     else:
         refuse_outside_links(f.parent, f)
     tmp = dest.with_name(f".{t.name}.installing")
@@ -210,7 +210,7 @@ def install(path: str, force: bool) -> None:
     try:
         tmp.parent.mkdir(parents=True, exist_ok=True)
         if src.is_dir():
-            shutil.copytree(src, tmp, ignore=shutil.ignore_patterns(".env", ".linode", "__pycache__", ".git"))
+            shutil.copytree(src, tmp, ignore=shutil.ignore_patterns(*TEMPLATE_IGNORED))
             if f.name != "template.yml":
                 (tmp / f.name).rename(tmp / "template.yml")
         else:

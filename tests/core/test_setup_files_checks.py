@@ -35,3 +35,22 @@ def test_refused_naming_file_line_and_field(path, mode, words):
                                        ("/opt/app/run.sh", "755")])
 def test_ordinary_files_still_validate(path, mode):
     assert problems(path, mode) == []
+
+
+@pytest.mark.parametrize("path", [
+    "/etc/sudoers.bak", "/etc/sudoers.dist",  # every /etc/sudoers* name
+    "/etc/systemd/system/multi-user.target.wants/lcai-app.service",  # the unit's enablement link
+    "/run/systemd/system/lcai-app.service",  # /run outranks /etc
+    "/usr/lib/systemd/system/lcai-health.service", "/etc/systemd/system/redis-server.service.d/lcai.conf",
+    "/etc/cron.d/lcai-cleanup",
+])
+def test_lcai_units_wherever_systemd_reads_them_and_every_sudoers_name_are_refused(path):
+    got = problems(path)
+    assert len(got) == 1 and got[0].startswith("t.yml:7: setup.files[0].path:") and "lcai's units" in got[0] \
+        and "setup.files does not write it" in got[0], got
+
+
+@pytest.mark.parametrize("path", ["/etc/systemd/system/lcaidemo.service", "/etc/systemd/system/web.service.d/x.conf",
+                                  "/etc/cron.daily/backup", "/srv/lcai-data/x"])
+def test_names_that_only_look_alike_still_validate(path):
+    assert problems(path) == []

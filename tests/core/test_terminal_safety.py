@@ -31,3 +31,18 @@ def test_region_and_type_flags_are_checked_before_any_api_call(tmp_path, lcai_co
         assert main(["plan", "-d", str(d), flag, value]) == 2
         err = capsys.readouterr().err
         assert f"{flag} {value!r}: not a Linode id" in err, err
+
+
+def test_an_error_naming_a_path_with_a_terminal_sequence_prints_it_escaped(tmp_path, lcai_config_dir, capsys):
+    """error:/warning:/hint: lines carry paths, API reasons and console lines: their control characters are
+    escaped too (a hint's own line breaks stay)."""
+    d = tmp_path / "x\x1b]0;owned\x07\x1b[2J"
+    d.mkdir()
+    assert main(["plan", "-d", str(d)]) == 2
+    err = capsys.readouterr().err
+    assert "\x1b" not in err and "\x07" not in err and "x\\x1b]0;owned\\x07\\x1b[2J" in err, err
+    from lcai_core import ui
+
+    ui.error("one\x1b[31m", hint="last lines:\n  a\x1b[2J\n  b")
+    err = capsys.readouterr().err
+    assert err == "error: one\\x1b[31m\nhint: last lines:\n  a\\x1b[2J\n  b\n", repr(err)

@@ -156,3 +156,23 @@ async def test_the_detail_screen_shows_the_cost_at_80x24(app):
         lines = screen_text(app)
         assert any(x.split() == ["app", "embeddings-python"] for x in lines), lines
         assert any(x.split() == ["cost", "$0.087/h", "($58/mo)"] for x in lines), lines
+
+
+HOSTILE = {"deployment_id": "a0000000", "app": "evil\x1b]0;pwned\x07", "env": "e\u202ex", "region": "us-ord",
+           "type": "g6\x1b[2J", "live_status": "running\x1b[31m", "health_status": "healthy", "label": "l\x1b[5m",
+           "created_at": "2025-12-29T09:10:00Z", "price_hourly": 0.036, "provider": "fake", "provider_state": {}}
+
+
+async def test_control_characters_from_the_account_are_shown_escaped(app, rows):
+    """A label, tag or status with a terminal sequence (issue 21 item 11) is drawn as `lcai status` prints it
+    (`\\x1b`), in the table and on the detail screen, never sent to the terminal."""
+    rows.insert(0, HOSTILE)
+    async with app.run_test(size=(200, 24)) as pilot:
+        await settle(pilot)
+        text = "\n".join(screen_text(app))
+        assert "\x1b" not in text and "\u202e" not in text and "\x07" not in text
+        assert "evil\\x1b]0;pwned\\x07" in text and "e\\u202ex" in text, text
+        await pilot.press("enter")
+        await pilot.pause(0.2)
+        text = "\n".join(screen_text(app))
+        assert "\x1b" not in text and "\u202e" not in text and "l\\x1b[5m" in text, text

@@ -4,6 +4,7 @@ tolerant of 404."""
 
 from __future__ import annotations
 
+import re
 from typing import Any, Callable, Optional
 
 from lcai_core.api import (
@@ -26,6 +27,8 @@ from .volumes import VolumeMixin
 from lcai_core.api import deployment_tags, instance_label, parse_tags, random_root_password  # noqa: F401
 
 TAG = "lcai"
+API_ID = re.compile(r"[a-z0-9][a-z0-9-]*\Z")  # a region or type id as it goes into /regions/… and /linode/types/…
+API_IMAGE = re.compile(r"(?:linode|private)/(?!\.\.?\Z)[A-Za-z0-9._-]+\Z")  # /images/linode/…, no `..`
 
 
 def by_deployment(instances: list[dict]) -> dict[str, dict]:
@@ -155,6 +158,15 @@ class LinodeProvider(VolumeMixin, ReplicaMixin, Provider):
     def _preflight(self, region: str, type_: str, image: str, gpu: bool = False) -> Preflight:
         from linode_api4 import ApiError
 
+        # they go into API paths: a value from a Spec built by a plugin or from a record (`../profile`, `g6?x=1`)
+        # is refused before the first request, as `--region`/`--type` are
+        for what, value, flag, ok in (("type", type_, "--type", API_ID), ("region", region, "--region", API_ID),
+                                      ("image", image, "deploy.linode.image", API_IMAGE)):
+            if not isinstance(value, str) or not ok.match(value):
+                raise InputError(f"{what} {value!r} is not a Linode id (lowercase letters, digits and dashes"
+                                 + (", after linode/ or private/" if ok is API_IMAGE else "")
+                                 + "): lcai does not put it into an API path",
+                                 hint=f"override it with {flag}, or fix deploy.yml")
         self._get("checking the token", "/profile")
 
         def one(what: str, path: str, flag: str, choices_path: Optional[str] = None) -> dict:

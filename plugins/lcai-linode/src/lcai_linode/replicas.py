@@ -443,8 +443,10 @@ class ReplicaMixin:
         """``price_hourly``/``price_monthly`` of n replicas and the NodeBalancer (empty when unknown)."""
         from linode_api4 import ApiError
 
-        from .provider import price_of
+        from .provider import API_ID, price_of
 
+        if not isinstance(record.get("type"), str) or not API_ID.match(record["type"]):
+            return {}  # a record's type that is not an id (an edited registry) never goes into an API path
         try:
             t = self._get("looking up the type's price", f"/linode/types/{record.get('type')}")
             nb = self.nb_price(record.get("region") or "")

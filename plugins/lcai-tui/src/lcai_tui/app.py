@@ -14,7 +14,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, DataTable, Footer, Header, Input, Label, RichLog, Static
 
-from lcai_core.api.frontend import age, fit_widths, status_style
+from lcai_core.api.frontend import age, fit_widths, printable, status_style
 
 from .data import DataSource
 
@@ -61,8 +61,16 @@ def _status_health(row: dict) -> tuple[str, str, str]:
     return status, shown, health
 
 
+def esc(value: object) -> str:
+    """``value`` for a Textual markup string: control characters escaped as `lcai status` prints them
+    (``printable``), every ``[`` escaped (Rich's ``escape`` leaves ``[2J`` alone, which Textual then misreads:
+    a label's ``\\x1b[2J`` broke the detail screen)."""
+    return printable(value).replace("[", "\\[")
+
+
 def cells(row: dict, now: float) -> dict:
-    """The row's cells as Text (plain strings would be parsed as Rich markup on every render)."""
+    """The row's cells as Text (plain strings would be parsed as Rich markup on every render), control characters
+    from the account (labels, tags) escaped as `lcai status` shows them."""
     status, shown, health = _status_health(row)
     price = row.get("price_hourly")
     plain = {"id": row["deployment_id"], "app": row.get("app") or "-", "env": row.get("env") or "-",
@@ -70,9 +78,9 @@ def cells(row: dict, now: float) -> dict:
              "age": age(row.get("created_at"), now),
              "price": f"{price:.3f}" if isinstance(price, (int, float)) else "-"}
     # a cell wider than its column ends in "…" (never wraps, never cut mid-word without a mark)
-    out = {k: Text(str(v), no_wrap=True, overflow="ellipsis") for k, v in plain.items()}
-    out["status"] = Text(shown, style=status_style(status))  # the CLI's colours (api.frontend.status_style)
-    out["health"] = Text(health, style=status_style(health))
+    out = {k: Text(printable(v), no_wrap=True, overflow="ellipsis") for k, v in plain.items()}
+    out["status"] = Text(printable(shown), style=status_style(status))  # the CLI's colours (api.frontend.status_style)
+    out["health"] = Text(printable(health), style=status_style(health))
     return out
 
 
@@ -116,8 +124,9 @@ class ConfirmDestroy(ModalScreen[bool]):
             f"deployment {r['deployment_id']} on {r.get('provider') or 'its provider'}"]
         what += ["its entry in this machine's registry", "the files deploy wrote into its directory"]
         yield Vertical(
-            Label(f"[b]Destroy deployment {r['deployment_id']}[/b] ({escape(str(r.get('app')))}, {r.get('env')})?"),
-            Static("This deletes:\n" + "\n".join(f"  • {escape(w)}" for w in what)),
+            Label(f"[b]Destroy deployment {r['deployment_id']}[/b] ({esc(r.get('app'))}, "
+                  f"{esc(r.get('env'))})?"),
+            Static("This deletes:\n" + "\n".join(f"  • {esc(w)}" for w in what)),
             Horizontal(Button("Destroy (y)", variant="error", id="yes"), Button("Cancel (n)", id="no")),
             id="confirm")
 
@@ -145,7 +154,7 @@ class LogsScreen(Screen):
 
     def compose(self) -> ComposeResult:
         yield Header()
-        yield Static(f"logs of {self.row['deployment_id']} ({escape(str(self.row.get('app')))})", id="title")
+        yield Static(f"logs of {self.row['deployment_id']} ({esc(self.row.get('app'))})", id="title")
         yield RichLog(id="log", wrap=True, markup=False)
         yield Footer()
 
@@ -198,11 +207,11 @@ class DetailScreen(Screen):
                   ("region", r.get("region")), ("type", r.get("type")), ("cost", _cost(r)), ("label", r.get("label")),
                   ("address", r.get("address")), ("endpoint", ep), *self.app.data.detail_fields(r),
                   ("created", r.get("created_at")), ("directory", r.get("directory"))]
-        return "\n".join(f"[b]{k:<11}[/b] {escape(str(v))}" for k, v in fields if v not in (None, ""))
+        return "\n".join(f"[b]{k:<11}[/b] {esc(v)}" for k, v in fields if v not in (None, ""))
 
     def _guidance(self) -> str:
         lines = self.app.data.guidance(self.row)
-        return ("[b]usage[/b]\n" + "\n".join(escape(x) for x in lines)) if lines else ""
+        return ("[b]usage[/b]\n" + "\n".join(esc(x) for x in lines)) if lines else ""
 
     def on_mount(self) -> None:
         self._show_health()
@@ -210,16 +219,17 @@ class DetailScreen(Screen):
 
     def _show_health(self) -> None:
         hist = self.app.data.health_history.get(self.row["deployment_id"], [])
-        lines = [f"[b]health[/b] {escape(str(self.row.get('health_status') or 'not checked yet'))}"]
+        lines = [f"[b]health[/b] {esc(self.row.get('health_status') or 'not checked yet')}"]
         for _t, ok, detail in hist[-5:]:
             mark = "[green]ok[/green]" if ok else ("[red]failing[/red]" if ok is False else "n/a")
-            lines.append(f"  {mark} {escape(detail)}")
+            lines.append(f"  {mark} {esc(detail)}")
         self.query_one("#health", Static).update("\n".join(lines))
 
     @work(thread=True, exclusive=True, group="panels")
     def load_panels(self) -> None:
         sections = self.app.data.panel_sections(self.row)
-        text = "\n".join(f"[b]{escape(t)}[/b]\n" + "\n".join(f"  {escape(x)}" for x in lines) for t, lines in sections)
+        text = "\n".join(f"[b]{esc(t)}[/b]\n" + "\n".join(f"  {esc(x)}" for x in lines)
+                         for t, lines in sections)
         self.app.call_from_thread(self.query_one("#panels", Static).update, text)
 
     @work(thread=True, exclusive=True, group="health")
@@ -469,8 +479,8 @@ class LcaiApp(App):
                 table.move_cursor(row=ids.index(selected["deployment_id"]))
         shown = f"{len(visible)} of {len(self.rows)}" if self.filter_text else f"{len(self.rows)}"
         dash.query_one("#source", Static).update(
-            f"{shown} deployment(s) · source: {escape(self.source)} · sorted by {COLUMNS[self.sort_index][1]}"
-            + (f" · filter: {escape(self.filter_text)}" if self.filter_text else ""))
+            f"{shown} deployment(s) · source: {esc(self.source)} · sorted by {COLUMNS[self.sort_index][1]}"
+            + (f" · filter: {esc(self.filter_text)}" if self.filter_text else ""))
 
     def get_screen_dashboard(self) -> Dashboard:
         for screen in self.screen_stack:
