@@ -24,11 +24,13 @@ from lcai_core.api import (
     Spec,
     SshEndpoint,
     Step,
+    VOLUMES_KEPT,
 )
 from lcai_core.api import quiet as _quiet
 
 from . import images
 from . import vm as V
+from . import volumes as VOL
 from .paths import require_tools, vm_dir
 
 ADDRESS = "127.0.0.1"
@@ -40,7 +42,7 @@ TCG_NOTE = ("so the CPU is emulated (TCG): booting and installing take minutes, 
             "template took 120-146 s to healthy here)")
 #: fields of vm.json that are the deployment's provider_state
 STATE_KEYS = ("vm_dir", "image", "image_kind", "ssh_port", "ports", "app_port", "memory", "cpus", "instance_id",
-              "identity_file", "serial_log", "pid", "accel", "accel_reason", "started_at")
+              "identity_file", "serial_log", "pid", "accel", "accel_reason", "started_at", "volumes")
 
 
 def accel_note(accel: str, why: str) -> str:
@@ -121,13 +123,20 @@ class LocalProvider(Provider):
         summary = (f"local VM from image {img['name']} ({boot}), {cpus} vCPU, {mem} MiB, {accel.upper()}; "
                    f"SSH{' and port ' + fwd if fwd else ''} forwarded to {ADDRESS}")
         notes = [accel_note(accel, why)]
+        if spec.volumes:
+            require_tools("qemu-img", purpose="local volumes")
+            each = ", ".join(f"{v.name} {v.size_gb} GB at {v.mount}" for v in spec.volumes)
+            notes.append(f"volumes: {each}, emulated as qcow2 files in {VOL.volumes_dir()} (attached as Linode "
+                         "attaches them): kept by redeploys and by `lcai destroy` (`--volumes` deletes them); found "
+                         "again by the next deploy of this app and env")
+            summary += f" + {len(spec.volumes)} volume(s)"
         if spec.type not in V.TYPE_SIZES:
             notes.append(f"type {spec.type}: no local size known, using {mem} MiB / {cpus} vCPU "
                          "(LCAI_LOCAL_MEMORY, LCAI_LOCAL_CPUS override)")
         return Preflight(summary, Price(0, 0, note="local VM"), tuple(notes))
 
     def create_steps(self, spec: Spec) -> list[Step]:
-        return [DiskStep(spec), VmStep(spec)]
+        return [DiskStep(spec), *([VolumeStep(spec)] if spec.volumes else []), VmStep(spec)]
 
     def rebuild(self, record: dict, spec: Spec, say: Say = _quiet) -> dict:
         """Same VM directory and forwarded ports; a fresh overlay disk and seed with the new user data (a new
@@ -150,6 +159,8 @@ class LocalProvider(Provider):
                   image=img["name"], image_kind=img.get("kind"), instance_id=_instance_id(dep),
                   external_port=spec.external_port, label=spec.label, app=spec.app, env=spec.env)
         vm.pop("pid", None)
+        if spec.volumes or vm.get("volumes"):
+            vm["volumes"] = VOL.ensure(spec, say)  # the same files: their data is kept; a new one is created
         _write_disk_and_seed(vm, img, spec)
         say("fresh disk and seed written (new instance-id: cloud-init runs again)")
         vm.update(_start(vm, img, say, reallocate=False))
@@ -250,6 +261,13 @@ class LocalProvider(Provider):
             V.kill(d)  # the pid in vm.json may be newer than the record's (a rebuild)
             shutil.rmtree(d)
             say(f"VM directory removed: {d}")
+        VOL.release(dep, [v.get("label") for v in (record.get("volumes") or ps.get("volumes") or [])
+                          if v.get("label")])
+
+    def delete_volumes(self, record: dict, say: Say = _quiet) -> None:
+        """``lcai destroy --volumes``: the deployment's volume files (their data)."""
+        for v in record.get("volumes") or (record.get("provider_state") or {}).get("volumes") or []:
+            VOL.delete(v["label"], record["deployment_id"], say)
 
     def update_firewall(self, record: dict, spec: Spec, say: Say = _quiet) -> dict:
         """A local VM has no firewall to change: its ports are forwarded to 127.0.0.1 only, whoever the
@@ -302,6 +320,8 @@ def _live(dep: str, rec: dict) -> dict:
     d = vm_dir(dep)
     vm = V.load_vm(dep)
     if vm is None:
+        if rec.get("status") == VOLUMES_KEPT and not os.path.isdir(d):
+            return {"live_status": VOLUMES_KEPT}
         if not os.path.isdir(d) and not ps.get("pid") and not ps.get("vm_dir"):
             return {"live_status": "creating?"}
         return {"live_status": "vanished"}
@@ -395,6 +415,37 @@ class DiskStep(Step):
         if os.path.isdir(d):
             shutil.rmtree(d)
             say(f"VM directory removed: {d}")
+
+
+class VolumeStep(Step):
+    """The deployment's volumes (``VOL.ensure``), before qemu first starts: found again or created."""
+
+    name = "volumes"
+
+    def __init__(self, spec: Spec):
+        self.spec = spec
+
+    def run(self, state: dict, say: Say) -> dict:
+        vm = V.load_vm(self.spec.deployment_id)
+        if vm is None:
+            raise LcaiError(f"deployment {self.spec.deployment_id}: the VM directory is missing "
+                            "(the disk step did not finish)")
+        vm["volumes"] = VOL.ensure(self.spec, say)
+        V.save_vm(vm)
+        return {"volumes": vm["volumes"]}
+
+    def find(self, state: dict) -> Optional[dict]:
+        vm = V.load_vm(self.spec.deployment_id) or {}
+        have = {v.get("label") for v in vm.get("volumes") or []}
+        if not all(v.label in have and (VOL.load(v.label) or {}).get("attached_to") == self.spec.deployment_id
+                   for v in self.spec.volumes):
+            return None
+        return {"volumes": vm["volumes"]}
+
+    def undo(self, state: dict, say: Say) -> None:
+        for v in self.spec.volumes:
+            VOL.delete(v.label, self.spec.deployment_id, say, only_created=True)
+        VOL.release(self.spec.deployment_id, [v.label for v in self.spec.volumes])
 
 
 class VmStep(Step):

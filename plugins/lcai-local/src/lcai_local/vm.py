@@ -351,6 +351,9 @@ def qemu_argv(vm: dict, image: dict, qemu: str = "qemu-system-x86_64") -> list[s
             "-netdev", "user,id=n0," + ",".join(fwd),
             "-device", "virtio-net-pci,netdev=n0",
             "-device", "virtio-rng-pci"]
+    from .volumes import qemu_args
+
+    argv += qemu_args(vm.get("volumes"))
     if image.get("kind") == "kernel":
         argv += ["-kernel", image["kernel"], "-initrd", image["initrd"], "-append", image.get("append", "")]
     return argv
