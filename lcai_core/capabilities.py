@@ -72,6 +72,17 @@ class Fragments:
 
 
 @define(frozen=True)
+class MountedVolume:
+    """A volume of the machine as a capability sees it (``DeployContext.volumes``): mounted at ``mount``
+    before anything that requires it starts (``data_on_volume``)."""
+
+    name: str
+    mount: str
+    label: str
+    size_gb: int
+
+
+@define(frozen=True)
 class DeployContext:
     """What a capability may know about the deployment. Never read globals instead."""
 
@@ -89,6 +100,12 @@ class DeployContext:
     # True when the instance gets SSH keys for root: password logins are then turned off (ssh_pwauth: false,
     # root by key only). False keeps the image's SSH settings (the root password is the only way in).
     ssh_keys: bool = False
+    #: the template's volumes (``deploy.linode.volumes``), for capabilities that keep their data on one
+    volumes: tuple[MountedVolume, ...] = ()
+
+    def volume(self, name: str) -> Optional[MountedVolume]:
+        """The machine's volume called ``name`` (a capability's ``config.volume``), or None."""
+        return next((v for v in self.volumes if v.name == name), None)
 
     def secret(self, name: str, length: int = 32) -> str:
         """A per-deployment secret, stable for this context (so plan and deploy agree), URL-safe."""
@@ -383,3 +400,91 @@ class Catalog:
                         r.name, tpl.deploy.linode.replicas)))
         features.sort(key=lambda r: (r.capability.order, r.capability.name))
         return runtime + features, problems
+
+
+# ---------------------------------------------------------------- a service's data on a volume
+
+#: the boot step that puts a service's data directory on a volume (``data_on_volume``)
+VOLUME_DATA = "/usr/local/lib/lcai/volume-data"
+# $1 the volume's mount point, $2 its mount unit, $3 the directory on it, $4 the service's directory, $5 the bind
+# mount unit of that directory, $6 owner:group, $7 a path kept data must hold ("-": any), $8... the services
+VOLUME_DATA_SCRIPT = """#!/bin/sh
+# lcai: keep a service's data directory on a Block Storage volume: a bind mount of a directory on the volume
+# over the service's own; the data the package made at install moves there on the volume's first use, the data
+# a volume already holds is kept (a redeploy's fresh disk never replaces it)
+set -eu
+mnt=$1 mnt_unit=$2 src=$3 dir=$4 dir_unit=$5 owner=$6 must=$7
+shift 7
+systemctl start "$mnt_unit"
+if ! mountpoint -q "$mnt"; then
+  echo "lcai: volume at $mnt is not mounted: $dir is not moved there, and $* do not start" >&2
+  exit 1
+fi
+systemctl stop "$@"
+if [ -d "$src" ]; then
+  if [ "$must" != - ] && [ ! -e "$src/$must" ]; then
+    echo "lcai: $src holds data without $must (another version's?): not using it; $* do not start" >&2
+    exit 1
+  fi
+  echo "lcai: $dir: the data on the volume ($src) is kept"
+else
+  echo "lcai: $dir: its data moves to the volume ($src), once"
+  rm -rf "$src.lcai-new"
+  cp -a "$dir" "$src.lcai-new"
+  mv "$src.lcai-new" "$src"
+fi
+[ "$(stat -c %U:%G "$src")" = "$owner" ] || chown -R "$owner" "$src"
+systemctl start "$dir_unit"
+"""
+
+
+def escape_path(path: str) -> str:
+    """``systemd-escape --path``: a path's unit name without its suffix."""
+    parts = [p for p in path.split("/") if p]
+    out = []
+    for i, part in enumerate(parts):
+        esc = ""
+        for j, b in enumerate(part.encode()):
+            c = chr(b)
+            keep = (c.isascii() and c.isalnum()) or c in ":_" or (c == "." and not (i == 0 and j == 0))
+            esc += c if keep else f"\\x{b:02x}"
+        out.append(esc)
+    return "-".join(out) or "-"
+
+
+def data_on_volume(vol: MountedVolume, directory: str, owner: str, services: tuple[str, ...],
+                   units: tuple[str, ...], subdir: str, must: str = "-") -> Fragments:
+    """A service's data ``directory`` kept on ``vol``, in ``<mount>/<subdir>``: a bind mount of it over
+    ``directory`` that every unit in ``units`` (templates like ``postgresql@.service`` too) requires
+    (``RequiresMountsFor=``: with the volume missing, the service does not start on the root disk), and a
+    boot step (put it first in the capability's runcmd) that stops ``services``, moves the data the package
+    made there on the volume's first use or keeps what the volume holds (``must``: a path it must hold, e.g.
+    ``15/main/PG_VERSION``), fixes ``owner`` and mounts it. Files are deferred (written after the packages: a
+    package's own start at install runs on the root disk, then the step moves it)."""
+    src = f"{vol.mount.rstrip('/')}/{subdir}"
+    bind = escape_path(directory) + ".mount"
+    files = [WriteFile(VOLUME_DATA, VOLUME_DATA_SCRIPT, permissions="0755"),
+             WriteFile(f"/etc/systemd/system/{bind}",
+                       f"[Unit]\nDescription=lcai: {directory} on volume {vol.name} ({vol.label})\n"
+                       f"RequiresMountsFor={vol.mount}\n\n[Mount]\nWhat={src}\nWhere={directory}\nType=none\n"
+                       "Options=bind\n", defer=True)]
+    files += [WriteFile(f"/etc/systemd/system/{u}.d/lcai-volume.conf",
+                        f"[Unit]\n# lcai: its data is on volume {vol.name}: never on the root disk in its place\n"
+                        f"RequiresMountsFor={directory}\n", defer=True) for u in units]
+    step = (VOLUME_DATA, vol.mount, escape_path(vol.mount) + ".mount", src, directory, bind, owner, must, *services)
+    return Fragments(write_files=tuple(files), runcmd=(step,),
+                     boot_plan=(f"{directory} on volume {vol.name} ({src}, bind-mounted): moved there on the volume's "
+                                f"first use, kept by redeploys and destroy; {', '.join(services)} "
+                                f"{'requires' if len(services) == 1 else 'require'} it",))
+
+
+def volume_problems(name: Optional[str], template: Any) -> list[str]:
+    """For a capability's ``check``: its ``config.volume`` (None: not on a volume) must name one of the
+    template's volumes (``deploy.linode.volumes``)."""
+    if name is None:
+        return []
+    have = [v.name for v in template.deploy.linode.volumes] if template is not None else []
+    if name in have:
+        return []
+    return [f"config.volume: no volume named {name!r} in deploy.linode.volumes"
+            + (f" (it has {', '.join(have)})" if have else " (the template has none: add one there)")]

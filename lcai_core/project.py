@@ -193,6 +193,15 @@ def context_for(tpl: Template, resolved: list, deployment_id: str, secret_seed: 
         runtime=tpl.capabilities.runtime, container_image=tpl.container.image,
         features=tuple(r.capability.name for r in Stack.of(resolved).features), secret_seed=secret_seed,
         ssh_keys=ssh_keys)
+    if lin.volumes:
+        import attrs
+
+        from .capabilities import MountedVolume
+        from .conventions import volume_label
+
+        ctx = attrs.evolve(ctx, volumes=tuple(MountedVolume(v.name, v.mount, volume_label(ctx.app_name, ctx.env,
+                                                                                         v.name), v.size_gb)
+                                              for v in lin.volumes))
     for label, value in (("--app", ctx.app_name), ("--env", ctx.env)):
         if not re.match(r"^[a-z0-9][a-z0-9-]{0,38}$", value):
             raise InputError(f"{label} {value!r}: use 1-39 lowercase letters, digits and dashes")

@@ -26,7 +26,19 @@ from ..hookspecs import hookimpl, hookspec
 from ..paths import config_dir
 
 if TYPE_CHECKING:
-    from ..capabilities import AppSpec, AptSource, Capability, DeployContext, Fragments, Runtime, Unit, WriteFile
+    from ..capabilities import (
+        AppSpec,
+        AptSource,
+        Capability,
+        DeployContext,
+        Fragments,
+        MountedVolume,
+        Runtime,
+        Unit,
+        WriteFile,
+        data_on_volume,
+        volume_problems,
+    )
     from ..conventions import (
         VOLUMES_KEPT,
         deployment_tags,
@@ -56,7 +68,7 @@ if TYPE_CHECKING:
 
 _LAZY = {
     "lcai_core.capabilities": ("AppSpec", "AptSource", "Capability", "DeployContext", "Fragments", "Runtime", "Unit",
-                               "WriteFile"),
+                               "WriteFile", "MountedVolume", "data_on_volume", "volume_problems"),
     "lcai_core.providers": ("Endpoint", "Listing", "Preflight", "Price", "Provider", "Remains", "Say", "Spec",
                             "SshEndpoint", "Step", "VolumeSpec"),
     "lcai_core.health": ("Health",),
@@ -74,6 +86,7 @@ __all__ = [
     "LcaiError", "InputError", "ValidationError", "Problem", "TrackedError",
     # capabilities
     "Capability", "Runtime", "DeployContext", "Fragments", "Unit", "WriteFile", "AptSource", "AppSpec",
+    "MountedVolume", "data_on_volume", "volume_problems",
     # providers
     "Provider", "Spec", "Step", "Price", "Preflight", "Listing", "Remains", "SshEndpoint", "Endpoint", "Say", "quiet",
     "Health", "VolumeSpec", "volume_label", "VOLUMES_KEPT",

@@ -233,10 +233,13 @@ def redeploy_changes(rec: dict[str, Any], desired: dict[str, Any]) -> list[str]:
         if new_vols[name]["mount"] != v.get("mount"):
             raise InputError(f"volume {name!r} of deployment {dep_id} is mounted at {v.get('mount')}; a redeploy "
                              f"cannot move it to {new_vols[name]['mount']}", hint="keep its mount")
-        if new_vols[name]["size_gb"] != v.get("size_gb"):
-            raise InputError(f"volume {name!r} of deployment {dep_id} is {v.get('size_gb')} GB; lcai does not "
-                             f"resize volumes yet ({new_vols[name]['size_gb']} GB asked)",
-                             hint="keep size_gb (a volume can only grow: Cloud Manager resizes it)")
+        old_size, new_size = v.get("size_gb") or 0, new_vols[name]["size_gb"]
+        if new_size < old_size:
+            raise InputError(f"volume {name!r} of deployment {dep_id} is {old_size} GB; a volume never shrinks "
+                             f"({new_size} GB asked)", hint=f"keep size_gb: {old_size} (or more, to grow it)")
+        if new_size > old_size:
+            changes.append(f"volume {name}: {old_size} GB -> {new_size} GB (grown before the machine boots; its "
+                           "filesystem grows at boot, the data kept; it can never shrink again)")
     added = [f"{n} ({v['size_gb']} GB at {v['mount']})" for n, v in new_vols.items() if n not in old_vols]
     if added:
         changes.append("volumes: new " + ", ".join(added))

@@ -203,20 +203,22 @@ capabilities:
   runtime: docker
   features:
     - docker-optimize
-    - redis
-    - postgresql
+    - {{name: redis, config: {{volume: data, persistence: aof}}}}
+    - {{name: postgresql, config: {{volume: data}}}}
     - {{name: buildwatch, config: {{agent_from: package-index, index_url: "{index}"}}}}
     - {{name: test-registry, config: {{port: {port}}}}}
 deploy:
   target: local
   linode:
     image: linode/debian12
+    volumes:
+      - {{name: data, mount: /var/lib/lcai-data, size_gb: 10}}
     container:
       image: {ref}
       internal_port: 8080
       external_port: 8080
       env:
-        APP_MODE: boot-test
+        APP_MODE: {mode}
       health: {{type: http, path: /healthz, initial_delay_seconds: 10, interval_seconds: 3, max_retries: 200}}
 env:
   required:
@@ -230,7 +232,7 @@ def test_docker_redis_postgres_buildwatch_with_the_deps_app(test_host, registry,
     image = oci.deps_app_image(8080, "/healthz")
     ref = registry.push(image, "lcai/deps-app", image.digest[7:19])
     dotenv = {"APP_SECRET": secret_value("app-secret")}
-    text = DEPS_TEMPLATE.format(port=registry.port, ref=ref, index=package_index.url_from_vm())
+    text = DEPS_TEMPLATE.format(port=registry.port, ref=ref, index=package_index.url_from_vm(), mode="boot-test")
     known_defects(request, test_host, text, dotenv)
     with boot(test_host, text, dotenv, "deps-test") as vm:
         env = vmboot_env(vm)
@@ -274,6 +276,49 @@ def test_docker_redis_postgres_buildwatch_with_the_deps_app(test_host, registry,
         bw = json.loads(vm.sh("build-watcher query status").stdout)
         assert bw["state"] == "running", bw
         assert len(package_index.downloads) == 1, package_index.downloads
+        data_kept_by_a_redeploy(vm, text.replace("APP_MODE: boot-test", "APP_MODE: boot-test-2")
+                                .replace("size_gb: 10}", "size_gb: 11}"), db)
+
+
+def data_kept_by_a_redeploy(vm, changed: str, db) -> None:
+    """PostgreSQL's and Redis's data on the volume (config.volume): rows and queue items written before a
+    redeploy with changed user data (a rebuild: a fresh root disk) and a grown volume (10 -> 11 GB) are there
+    after it, on the same filesystem (its UUID unchanged: formatted once, grown online), and the services run on
+    the volume, not on the root disk."""
+    from lcai_core.conventions import volume_label
+
+    dev = f"/dev/disk/by-id/scsi-0Linode_Volume_{volume_label('deps-test', 'default', 'data')}"
+    uuid = vm.sh(f"blkid -s UUID -o value {dev}").stdout.strip()
+    assert uuid, f"no filesystem on {dev}"
+    def on_the_volume() -> None:  # a bind mount of <volume>/<name>: findmnt's SOURCE is /dev/sdX[/<name>]
+        disk = vm.sh(f"readlink -f {dev}").stdout.strip()
+        for path, sub in (("/var/lib/postgresql", "postgresql"), ("/var/lib/redis", "redis")):
+            src = vm.sh(f"findmnt -n -o SOURCE --target {path}").stdout.strip()
+            assert src == f"{disk}[/{sub}]", (path, src, disk)
+    on_the_volume()
+    name = db.path.lstrip("/")
+    vm.sh(f"runuser -u postgres -- psql -d {name} -v ON_ERROR_STOP=1 -c "
+          "'create table if not exists kept (v text); insert into kept values ($$before the redeploy$$)'")
+    redis = ("redis-cli -u \"$(sed -n 's/^REDIS_URL=//p' /etc/lcai/app.env | sed 's/host.docker.internal/"
+             "127.0.0.1/')\" --no-auth-warning ")
+    vm.sh(redis + "RPUSH kept-jobs job-1 job-2 && sync")
+    vm.sh("touch /root/on-the-old-root-disk")
+    size = int(vm.sh("findmnt -bno SIZE --target /var/lib/lcai-data").stdout.strip())
+    vm.redeploy(changed)
+    cloud_init_done(vm)
+    wait_healthy(vm, "/healthz", external=True)
+    assert vm.sh("test -e /root/on-the-old-root-disk", check=False).returncode == 1, "the root disk was not replaced"
+    assert "APP_MODE=boot-test-2" in vm.sh("cat /etc/lcai/app.env").stdout
+    assert vm.sh(f"blkid -s UUID -o value {dev}").stdout.strip() == uuid, "the volume was formatted again"
+    grown = int(vm.sh("findmnt -bno SIZE --target /var/lib/lcai-data").stdout.strip())
+    assert grown > size + 512 * 2**20, f"the filesystem did not grow with the volume: {size} -> {grown} bytes"
+    rows = vm.sh(f"runuser -u postgres -- psql -d {name} -tAc 'select v from kept'").stdout.split("\n")
+    assert "before the redeploy" in rows, rows
+    assert vm.sh(redis + "LRANGE kept-jobs 0 -1").stdout.split() == ["job-1", "job-2"]
+    on_the_volume()
+    units_active(vm)
+    log(f"redeploy: PostgreSQL rows and Redis items kept on the volume (filesystem {uuid}, grown from {size} to "
+        f"{grown} bytes)")
 
 
 def bw_issues(vm) -> list[dict]:

@@ -72,6 +72,30 @@ class Booted:
     rendered: object
     dotenv: dict
     timeline: dict = field(default_factory=dict)
+    spec: object = None
+    host: object = None
+    seed: bytes = b""
+
+    def redeploy(self, template_text: str) -> float:
+        """A redeploy as ``lcai deploy`` makes it: ``template_text`` rendered for the same deployment (same
+        secrets), then the provider's rebuild (a fresh root disk; the volumes kept) and its wait; returns the
+        seconds until the machine ran again."""
+        import attrs
+
+        from lcai_testing import render_text
+
+        t = time.monotonic()
+        dep = self.record["deployment_id"]
+        self.rendered = render_text(template_text, self.dotenv, host=self.host, deployment_id=dep,
+                                    secret_seed=self.seed)
+        self.spec = attrs.evolve(self.spec, user_data=self.rendered.text, user_data_b64=self.rendered.user_data_b64,
+                                 volumes=volumes_of(template_text))
+        self.record["provider_state"].update(self.provider.rebuild(self.record, self.spec, log) or {})
+        self.record.update(self.provider.wait(self.record, lambda phase: log(f"redeploy: {phase}"),
+                                              time.monotonic() + BOOT_TIMEOUT) or {})
+        took = time.monotonic() - t
+        log(f"redeployed (rebuilt): machine running after {took:.0f}s")
+        return took
 
     @property
     def ssh_endpoint(self):
@@ -124,6 +148,19 @@ def http_get(url: str, timeout: float = 5) -> tuple[int, bytes]:
         return e.code, e.read()
 
 
+def volumes_of(template_text: str) -> tuple:
+    """The template's volumes as a provider gets them, labelled as the rendering labels them (the template's
+    name is the app there)."""
+    import yaml
+
+    from lcai_core.conventions import volume_label
+    from lcai_core.providers import VolumeSpec
+
+    doc = yaml.safe_load(template_text)
+    return tuple(VolumeSpec(v["name"], volume_label(doc["name"], "default", v["name"]), v.get("size_gb", 20),
+                            v["mount"]) for v in doc["deploy"]["linode"].get("volumes") or [])
+
+
 @contextlib.contextmanager
 def boot(host, template_text: str, dotenv: dict, app: str):
     """Render ``template_text`` (with ``dotenv``) exactly as plan/deploy do, boot it with the local provider,
@@ -134,18 +171,24 @@ def boot(host, template_text: str, dotenv: dict, app: str):
 
     prov = local_provider(host)
     dep = new_deployment_id()
-    rendered = render_text(template_text, dotenv, host=host, deployment_id=dep, secret_seed=secrets.token_bytes(32))
+    seed = secrets.token_bytes(32)
+    rendered = render_text(template_text, dotenv, host=host, deployment_id=dep, secret_seed=seed)
     import yaml
 
     c = yaml.safe_load(template_text)["deploy"]["linode"]["container"]
+    volumes = volumes_of(template_text)
     ext = c.get("external_port")
     spec = Spec(deployment_id=dep, app=app, env="default", label=f"lcai-{app}-default-{dep}",
                 tags=("lcai", f"lcai-id:{dep}", f"lcai-app:{app}", "lcai-env:default"), region="local",
                 type=os.environ.get("LCAI_BOOT_TYPE", "g6-standard-2"), image=IMAGE, user_data=rendered.text,
                 user_data_b64=rendered.user_data_b64, app_ports=(ext,) if ext else (), external_port=ext,
                 features=tuple(f if isinstance(f, str) else f["name"]
-                               for f in yaml.safe_load(template_text)["capabilities"].get("features") or []))
+                               for f in yaml.safe_load(template_text)["capabilities"].get("features") or []),
+                volumes=volumes)
     with vm_lock():
+        if volumes:  # a volume an interrupted earlier run left holds its data: each run starts empty
+            prov.delete_volumes({"deployment_id": dep, "volumes": [{"name": v.name, "label": v.label}
+                                                                   for v in volumes]}, log)
         t0 = time.monotonic()
         record = {"deployment_id": dep, "app": app, "env": "default", "provider": prov.name, "label": spec.label,
                   "status": "creating", "address": None, "external_port": ext, "internal_port": c.get("internal_port"),
@@ -163,12 +206,15 @@ def boot(host, template_text: str, dotenv: dict, app: str):
                         record[k] = fields[k]
             deadline = time.monotonic() + BOOT_TIMEOUT
             record.update(prov.wait(record, lambda phase: log(f"{app}: {phase}"), deadline) or {})
-            booted = Booted(prov, record, rendered, dotenv, {"machine_running": time.monotonic() - t0})
+            booted = Booted(prov, record, rendered, dotenv, {"machine_running": time.monotonic() - t0}, spec, host,
+                            seed)
             log(f"{app}: machine running after {booted.timeline['machine_running']:.0f}s")
             yield booted
         finally:
             try:
                 prov.destroy(record, log)
+                if volumes:  # destroy keeps them; a test run leaves none behind for the next
+                    prov.delete_volumes(record, log)
             except Exception as e:  # report, and undo step by step as core would
                 log(f"destroy failed: {type(e).__name__}: {e}; undoing steps")
                 for step in reversed(done):

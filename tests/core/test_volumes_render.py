@@ -66,14 +66,16 @@ def test_escape_path_is_systemd_escape(path, unit):
     assert escape_path(path) == unit
 
 
-def _run_prepare(tmp_path, blkid_rc):
+def _run_prepare(tmp_path, blkid_rc, fstype="", unit=""):
     """The script with stand-ins for blkid, mkfs.ext4, udevadm; a regular file stands in for the block device
     (`-b` becomes `-e`: creating a real block device needs root and a loop device)."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir(exist_ok=True)
     log = tmp_path / "calls"
-    for name, body in (("blkid", f"echo blkid \"$@\" >> {log}; exit {blkid_rc}"),
-                       ("mkfs.ext4", f"echo mkfs.ext4 \"$@\" >> {log}"), ("udevadm", "exit 0"), ("sleep", "exit 0")):
+    blkid = (f"echo blkid \"$@\" >> {log}; case \"$*\" in *TYPE*) echo {fstype};; esac; exit {blkid_rc}")
+    for name, body in (("blkid", blkid), ("mkfs.ext4", f"echo mkfs.ext4 \"$@\" >> {log}"), ("udevadm", "exit 0"),
+                       ("sleep", "exit 0"), ("systemctl", f"echo systemctl \"$@\" >> {log}"),
+                       ("resize2fs", f"echo resize2fs \"$@\" >> {log}")):
         (bin_dir / name).write_text(f"#!/bin/sh\n{body}\n")
         (bin_dir / name).chmod(0o755)
     script = tmp_path / "prepare"
@@ -81,7 +83,8 @@ def _run_prepare(tmp_path, blkid_rc):
     dev = tmp_path / "dev"
     dev.write_bytes(b"")
     env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
-    r = subprocess.run(["sh", str(script), "data", str(dev), "3"], capture_output=True, text=True, env=env)
+    r = subprocess.run(["sh", str(script), "data", str(dev), "3", *([unit] if unit else [])], capture_output=True,
+                       text=True, env=env)
     calls = log.read_text() if log.exists() else ""
     return r, calls, dev
 
@@ -94,6 +97,17 @@ def test_an_empty_volume_is_formatted(tmp_path):
 def test_a_volume_with_a_filesystem_is_never_formatted(tmp_path):
     r, calls, dev = _run_prepare(tmp_path, 0)
     assert r.returncode == 0 and "mkfs" not in calls and "kept as it is" in r.stdout
+
+
+def test_a_kept_ext4_filesystem_grows_online_to_the_volume(tmp_path):
+    r, calls, dev = _run_prepare(tmp_path, 0, fstype="ext4", unit="srv-data.mount")
+    assert r.returncode == 0 and "mkfs" not in calls
+    assert calls.splitlines()[-2:] == ["systemctl start srv-data.mount", f"resize2fs {dev}"], calls
+
+
+def test_another_filesystem_is_neither_formatted_nor_grown(tmp_path):
+    r, calls, dev = _run_prepare(tmp_path, 0, fstype="xfs", unit="srv-data.mount")
+    assert r.returncode == 0 and "mkfs" not in calls and "resize2fs" not in calls and "systemctl" not in calls
 
 
 def test_an_unreadable_volume_fails_the_step_without_formatting(tmp_path):

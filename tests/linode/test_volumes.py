@@ -71,11 +71,37 @@ def test_a_smaller_or_removed_volume_is_refused(sim, svc, lcai):
     text = (svc / "deploy.yml").read_text()
     (svc / "deploy.yml").write_text(text.replace("size_gb: 50", "size_gb: 20"))
     code, out, err = lcai("deploy", "-d", svc, "--yes")
-    assert code == 2 and "does not resize volumes" in err
+    assert code == 2 and "a volume never shrinks (20 GB asked)" in err
+    assert sim.state()["volumes"][0]["size"] == 50
     (svc / "deploy.yml").write_text(text.replace("    volumes:\n      - {name: data, mount: /var/lib/lcai-data, "
                                                  "size_gb: 50}\n", ""))
     code, out, err = lcai("deploy", "-d", svc, "--yes")
     assert code == 2 and "never drops a volume" in err
+
+
+def test_a_larger_volume_is_grown_before_the_rebuilt_machine_boots(sim, svc, lcai):
+    with_volumes(svc)
+    assert lcai("deploy", "-d", svc, "--yes")[0] == 0
+    vid = sim.state()["volumes"][0]["id"]
+    dep = next(iter(Registry().all()))
+    text = (svc / "deploy.yml").read_text()
+    (svc / "deploy.yml").write_text(text.replace("size_gb: 50", "size_gb: 80"))
+    sim.clear_requests()
+    code, out, err = lcai("deploy", "-d", svc, "--yes")
+    assert code == 0, err
+    assert "volume data: 50 GB -> 80 GB (grown before the machine boots" in out + err, out + err
+    w = writes(sim)
+    rebuild = w.index(("POST", f"/linode/instances/{sim.state()['instances'][0]['id']}/rebuild"))
+    resize = w.index(("POST", f"/volumes/{vid}/resize"))
+    boot = next(i for i, x in enumerate(w) if x[1].endswith("/boot"))
+    assert rebuild < resize < boot, w
+    assert [(v["id"], v["size"]) for v in sim.state()["volumes"]] == [(vid, 80)]
+    assert "volume data: grown from 50 GB to 80 GB" in err, err
+    assert Registry().get(dep)["volumes"][0]["size_gb"] == 80
+    # unchanged now: no second resize, no rebuild
+    sim.clear_requests()
+    code, out, err = lcai("deploy", "-d", svc, "--yes")
+    assert code == 0 and writes(sim) == [], writes(sim)
 
 
 def test_destroy_keeps_the_volume_then_a_new_deploy_attaches_it(sim, svc, lcai):

@@ -156,3 +156,15 @@ def test_preflight_names_the_volumes_and_where_they_live(local_env, fake_qemu, t
     assert pre.summary.endswith("+ 1 volume(s)")
     note = next(n for n in pre.notes if n.startswith("volumes:"))
     assert "data 20 GB at /var/lib/lcai-data" in note and str(volume_file().parent) in note
+
+
+def test_a_redeploy_asking_more_grows_the_file_with_its_data(local_env, fake_qemu, tiny_image):
+    p = provider()
+    rec = create(p, vspec())
+    f = volume_file()
+    said: list[str] = []
+    fields = p.rebuild(rec, vspec(volumes=(VolumeSpec("data", LABEL, 30, "/var/lib/lcai-data"),)), said.append)
+    assert info(f)["virtual-size"] == 30 * 2**30 and fields["volumes"][0]["size_gb"] == 30
+    assert "volume data: grown from 20 GB to 30 GB (its filesystem grows when the VM boots)" in said
+    rec["provider_state"].update(fields)
+    p.destroy(rec)

@@ -412,9 +412,10 @@ class LinodeProvider(VolumeMixin, ReplicaMixin, Provider):
         say(f"instance {lid}: rebuild accepted ({inst.get('status') or 'rebuilding'})")
         out = {"status": inst.get("status") or "rebuilding", "address": (inst.get("ipv4") or [None])[0]}
         if spec.volumes:
-            vols = self.ensure_volumes(spec, lid, say)
-            say("kept: " + ", ".join(f"volume {v['name']} ({v['size_gb']} GB)" for v in vols if not v["created"])
-                if any(not v["created"] for v in vols) else "volumes: all new")
+            made: list = []
+            vols = self.ensure_volumes(spec, lid, say, made)
+            kept = [f"volume {v['name']} ({v['size_gb']} GB)" for v in vols if v["name"] not in made]
+            say("kept: " + ", ".join(kept) if kept else "volumes: all new")
             out.update(self._boot(lid, say), volumes=vols)
         return out
 

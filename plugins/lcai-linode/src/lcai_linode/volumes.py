@@ -106,7 +106,7 @@ class VolumeMixin(_Base):
 
         return [Step.of("volumes", ensure, find, undo), Step.of("boot", boot, boot_find, lambda state, say: None)]
 
-    def ensure_volumes(self, spec: Spec, linode_id: int, say) -> list[dict]:
+    def ensure_volumes(self, spec: Spec, linode_id: int, say, made: Optional[list] = None) -> list[dict]:
         """Every volume of ``spec`` attached to ``linode_id``: found by label (attached if it is not; refused
         when another instance holds it or it is in another region) or created there. Never resized, never
         formatted here (the user data formats an empty one only)."""
@@ -119,6 +119,8 @@ class VolumeMixin(_Base):
                                                                                                    data=body),
                                    lambda label=v.label: self.find_volume(label))
                 say(f"volume {v.name} ({vol['label']}, {v.size_gb} GB): created, attached to instance {linode_id}")
+                if made is not None:
+                    made.append(v.name)
                 out.append(_volume_fields(dict(vol, _name=v.name), True))
                 continue
             if vol.get("region") != spec.region:
@@ -135,10 +137,42 @@ class VolumeMixin(_Base):
                 say(f"volume {v.name} ({vol['label']}, {vol.get('size')} GB): attached to instance {linode_id}, "
                     "with its data")
             if vol.get("size") and vol["size"] < v.size_gb:
-                say(f"note: volume {v.name} is {vol['size']} GB, the template asks {v.size_gb} GB: not resized")
+                vol = self._grow(dict(vol, _name=v.name), v.size_gb, say)
+            elif vol.get("size") and vol["size"] > v.size_gb:
+                say(f"note: volume {v.name} is {vol['size']} GB, more than the template's {v.size_gb} GB "
+                    "(a volume never shrinks)")
             out.append(_volume_fields(dict(vol, _name=v.name), f"lcai-id:{spec.deployment_id}" in
                                       (vol.get("tags") or [])))
         return out
+
+    def _grow(self, vol: dict, size_gb: int, say) -> dict:
+        """``POST /volumes/{id}/resize`` to ``size_gb`` (a volume only grows), then wait until it is ``active``
+        again; a lost reply is looked up (the size it has), never a second request that would fail. The
+        filesystem grows on the instance's next first boot (the volume-prepare step's ``resize2fs``)."""
+        from linode_api4 import ApiError
+
+        from .provider import refused
+
+        vid, was = vol["id"], vol.get("size")
+        try:
+            self.retrier.call(f"growing volume {vol['label']}",
+                              lambda: self.client.post(f"/volumes/{vid}/resize", data={"size": size_gb}))
+        except ApiError as e:
+            now = self.find_volume(vol["label"]) or {}
+            if (now.get("size") or 0) < size_gb:
+                raise refused(f"growing volume {vol['label']} to {size_gb} GB", e) from None
+        deadline = time.monotonic() + PROVISION_S
+        while True:
+            now = self.find_volume(vol["label"]) or {}
+            if now.get("status") == "active" and (now.get("size") or 0) >= size_gb:
+                break
+            if time.monotonic() > deadline:
+                raise LcaiError(f"volume {vol['label']} is still {now.get('status')} after growing it",
+                                hint="`lcai status`; deploy again once Cloud Manager shows it active")
+            time.sleep(env_seconds("LCAI_POLL_INTERVAL", 3))
+        say(f"volume {vol.get('_name') or vol['label']}: grown from {was} GB to {size_gb} GB (its filesystem grows "
+            "when the instance boots)")
+        return dict(now, _name=vol.get("_name"))
 
     def _post(self, what: str, path: str, body: dict) -> Any:
         from linode_api4 import ApiError

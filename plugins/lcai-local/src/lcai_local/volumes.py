@@ -76,9 +76,18 @@ def _create(label: str, size_gb: int) -> None:
     os.replace(tmp, disk)
 
 
+def _grow(label: str, size_gb: int) -> None:
+    tools = require_tools("qemu-img", purpose="growing a local volume")
+    proc = subprocess.run([tools["qemu-img"], "resize", "-q", _paths(label)[0], f"{size_gb}G"],
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise LcaiError(f"growing volume {label} failed: {proc.stderr.strip()[-300:]}")
+
+
 def ensure(spec: Spec, say) -> list[dict]:
     """Every volume of ``spec`` held by its deployment: found by label (refused while another deployment's VM
-    holds it) or created empty (no filesystem: the user data makes one). Never resized. Returns the record's
+    holds it) or created empty (no filesystem: the user data makes one); grown when the template asks more (call it
+while no VM uses the file). Returns the record's
     ``provider_state["volumes"]`` entries."""
     dep = spec.deployment_id
     out = []
@@ -97,9 +106,11 @@ def ensure(spec: Spec, say) -> list[dict]:
                                  hint="destroy that deployment first (its volumes are kept), or use another --env")
             if other != dep:
                 say(f"volume {v.name} ({v.label}, {vol.get('size_gb')} GB): attached, with its data")
-            if (vol.get("size_gb") or 0) < v.size_gb:
-                say(f"note: volume {v.name} is {vol.get('size_gb')} GB, the template asks {v.size_gb} GB: "
-                    "not resized")
+            if (vol.get("size_gb") or 0) < v.size_gb:  # grown while no VM uses it (before qemu starts)
+                _grow(v.label, v.size_gb)
+                say(f"volume {v.name}: grown from {vol.get('size_gb')} GB to {v.size_gb} GB (its filesystem grows "
+                    "when the VM boots)")
+                vol["size_gb"] = v.size_gb
         vol["attached_to"] = dep
         _save(vol)
         out.append({"name": v.name, "label": v.label, "size_gb": vol.get("size_gb"), "disk": _paths(v.label)[0],

@@ -17,7 +17,16 @@ from urllib.parse import quote
 
 from attrs import define
 
-from lcai_core.api import AptSource, Capability, DeployContext, Fragments, Unit, WriteFile
+from lcai_core.api import (
+    AptSource,
+    Capability,
+    DeployContext,
+    Fragments,
+    Unit,
+    WriteFile,
+    data_on_volume,
+    volume_problems,
+)
 
 DOCKER0 = "172.17.0.1"
 # lcai-core's k3s runtime: the node's address on the pod network (cni0; k3s's cluster CIDR 10.42.0.0/16 as lcai
@@ -53,6 +62,8 @@ class PostgresConfig:
     password: Optional[str] = None
     extensions: tuple[str, ...] = ()
     port: int = 5432
+    # a volume of the machine (deploy.linode.volumes[].name) that holds the data directory (/var/lib/postgresql)
+    volume: Optional[str] = None
 
 
 class PostgreSQL(Capability):
@@ -84,6 +95,7 @@ class PostgreSQL(Capability):
                 out.append(f"config.extensions: unknown extension {ext!r}; supported: {', '.join(sorted(EXTENSIONS))}")
         if not 1024 <= config.port <= 65535:
             out.append("config.port must be 1024-65535")
+        out += volume_problems(config.volume, template)
         return out
 
     def version_for(self, config: PostgresConfig, ctx: DeployContext) -> str:
@@ -120,7 +132,11 @@ class PostgreSQL(Capability):
         if config.extensions:
             sql.append(f"\\c {config.database}")
             sql += [f'CREATE EXTENSION IF NOT EXISTS "{e}";' for e in config.extensions]
-        init_sql = "/var/lib/postgresql/lcai-init.sql"
+        vol = ctx.volume(config.volume) if config.volume else None
+        if config.volume and vol is None:
+            raise ValueError(f"config.volume: no volume named {config.volume!r} in deploy.linode.volumes")
+        # on a volume, the SQL must not sit under the bind mount (the volume's older copy would hide it)
+        init_sql = "/etc/postgresql/lcai-init.sql" if vol else "/var/lib/postgresql/lcai-init.sql"
         files += [
             WriteFile(f"{conf_dir}/conf.d/lcai.conf",
                       f"# lcai ({ctx.deployment_id})\nlisten_addresses = '{listen}'\nport = {config.port}\n"
@@ -152,17 +168,20 @@ WantedBy=multi-user.target
 """)
         host = "host.docker.internal" if docker else (K3S_NODE if k3s else "127.0.0.1")
         url = f"postgresql://{config.user}:{quote(password, safe='')}@{host}:{config.port}/{config.database}"
+        on_volume = (data_on_volume(vol, "/var/lib/postgresql", "postgres:postgres", ("postgresql.service",),
+                                    ("postgresql@.service",), "postgresql", must=f"{v}/main/PG_VERSION")
+                     if vol else Fragments())
         return Fragments(
             apt_sources=sources,
             packages=(f"postgresql-{v}", f"postgresql-client-{v}", *ext_pkgs),
-            write_files=tuple(files),
+            write_files=(*files, *on_volume.write_files),
             units=(init_unit,),
-            runcmd=(("systemctl", "restart", "postgresql.service"),),
+            runcmd=(*on_volume.runcmd, ("systemctl", "restart", "postgresql.service")),
             container_env={"DATABASE_URL": url},
             docker_args=("--add-host", "host.docker.internal:host-gateway") if docker else (),
             app_requires=("postgresql.service", "lcai-postgres-init.service"),
             boot_plan=(f"install PostgreSQL {v}{' from PGDG' if need_pgdg else ''}"
                        f"{' with ' + ', '.join(config.extensions) if config.extensions else ''}; "
                        f"role {config.user} + database {config.database} (scram-sha-256) via lcai-postgres-init; "
-                       f"listening on {listen}; the app gets DATABASE_URL",),
+                       f"listening on {listen}; the app gets DATABASE_URL", *on_volume.boot_plan),
         )

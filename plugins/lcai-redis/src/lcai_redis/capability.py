@@ -17,7 +17,7 @@ from urllib.parse import quote
 
 from attrs import define
 
-from lcai_core.api import Capability, DeployContext, Fragments, WriteFile
+from lcai_core.api import Capability, DeployContext, Fragments, WriteFile, data_on_volume, volume_problems
 
 DOCKER0 = "172.17.0.1"
 # lcai-core's k3s runtime: the node's address on the pod network (cni0; k3s's cluster CIDR 10.42.0.0/16 as lcai
@@ -36,6 +36,8 @@ class RedisConfig:
     maxmemory_policy: str = "allkeys-lru"
     persistence: Literal["rdb", "aof", "none"] = "rdb"
     password: Optional[str] = None
+    # a volume of the machine (deploy.linode.volumes[].name) that holds the data directory (/var/lib/redis)
+    volume: Optional[str] = None
 
 
 class Redis(Capability):
@@ -62,6 +64,7 @@ class Redis(Capability):
             out.append(f"config.maxmemory_policy must be one of {', '.join(POLICIES)}")
         if config.password is not None and not PASSWORD_RE.match(config.password):
             out.append("config.password: 16-128 characters of letters, digits and ._~+- (or omit it to generate one)")
+        out += volume_problems(config.volume, template)
         return out
 
     def fragments(self, config: RedisConfig, ctx: DeployContext) -> Fragments:
@@ -87,15 +90,20 @@ class Redis(Capability):
                            defer=True)]
         if dropin:
             files.append(WriteFile("/etc/systemd/system/redis-server.service.d/lcai.conf", dropin))
+        vol = ctx.volume(config.volume) if config.volume else None
+        if config.volume and vol is None:
+            raise ValueError(f"config.volume: no volume named {config.volume!r} in deploy.linode.volumes")
+        on_volume = (data_on_volume(vol, "/var/lib/redis", "redis:redis", ("redis-server.service",),
+                                    ("redis-server.service",), "redis") if vol else Fragments())
         return Fragments(
             packages=(pkg,),
-            write_files=tuple(files),
-            runcmd=(("systemctl", "enable", "redis-server.service"),
+            write_files=(*files, *on_volume.write_files),
+            runcmd=(*on_volume.runcmd, ("systemctl", "enable", "redis-server.service"),
                     ("systemctl", "restart", "redis-server.service")),
             container_env={"REDIS_URL": f"redis://default:{quote(password, safe='')}@{host}:{config.port}/0"},
             docker_args=("--add-host", "host.docker.internal:host-gateway") if docker else (),
             app_requires=("redis-server.service",),
             boot_plan=(f"install Redis ({'image default' if config.version is None else config.version}), "
                        f"password-protected, bound to {binds.replace(' ', ' + ')}, {config.persistence} persistence, "
-                       f"maxmemory {config.maxmemory}; the app gets REDIS_URL",),
+                       f"maxmemory {config.maxmemory}; the app gets REDIS_URL", *on_volume.boot_plan),
         )
