@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shlex
 import sys
 import time
 import urllib.parse
@@ -151,11 +152,12 @@ def diagnose(vm) -> str:
 def units_active(vm) -> None:
     """Every unit lcai wrote is active (oneshots stay active: RemainAfterExit)."""
     units = list(vm.rendered.units)
-    r = vm.sh("systemctl is-active " + " ".join(units), check=False)
+    r = vm.sh("systemctl is-active " + " ".join(shlex.quote(u) for u in units), check=False)
     states = dict(zip(units, r.stdout.split()))
     bad = {u: s for u, s in states.items() if s != "active"}
     if bad:
-        logs = vm.sh("journalctl -b --no-pager -o short -n 40 " + " ".join(f"-u {u}" for u in bad), check=False).stdout
+        which = " ".join(f"-u {shlex.quote(u)}" for u in bad)
+        logs = vm.sh(f"journalctl -b --no-pager -o short -n 40 {which}", check=False).stdout
         raise AssertionError(f"units not active: {bad}\n{logs[-3000:]}")
 
 
@@ -182,8 +184,6 @@ def metadata_blocked_for_containers(vm, image_ref: str, fetch: list[str]) -> Non
     assert host.stdout.strip() == "metadata-ok", f"the host cannot reach the stand-in metadata server: {host.stderr}"
 
     def from_container(url):
-        import shlex
-
         return vm.sh(f"docker run --rm --entrypoint {shlex.quote(fetch[0])} {shlex.quote(image_ref)} "
                      + " ".join(shlex.quote(a) for a in fetch[1:]) + " " + shlex.quote(url), check=False, timeout=120)
     control = from_container("http://169.254.1.2/")
