@@ -13,13 +13,17 @@ the nodes that are UP.
 
 (it prints those two ``export`` lines, for its port and token, after its first line).
 
+Personal Access Tokens (sim_tokens.py): ``POST /profile/tokens`` mints a scoped, expiring token that is checked
+on every request it makes (expired, revoked or out of its scopes: 401); the simulator's own token has every scope.
+
 Operations of the Linode API the simulator does not implement answer 501 in the API's error envelope; methods
 the API has no use for (PATCH, …) answer 405; a missing object answers 404.
 
 Test-only control endpoints live under ``/_sim/`` (no token):
   ``POST /_sim/faults`` (a fault or a list), ``DELETE /_sim/faults``, ``POST /_sim/reset``,
   ``GET /_sim/state`` (instances with user_data, private IPs and app state, firewalls, nodebalancers, volumes,
-  ``run_token``), ``GET /_sim/requests``,
+  tokens (never a secret), ``run_token``), ``GET /_sim/requests``,
+  ``GET|POST /_sim/clock`` ``{"advance_s": 3600}`` (moves the wall clock token expiry is read from: no sleeping),
   ``GET|POST /_sim/settings`` ``{"client_ip": "203.0.113.7", "provision_s": 2, "boot_s": 2, "app_ready_s": 1,
   "nb_check_scale": 0.01}`` (``nb_check_scale``: NodeBalancer checks take check_interval x scale seconds),
   (``client_ip``: the user's internet address; when set, each instance's Cloud Firewall decides whether its
@@ -53,10 +57,11 @@ import traceback
 import zlib
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 from urllib.parse import parse_qs, urlparse
 
 from . import sim_nodebalancers as nbs
+from . import sim_tokens as toks
 from . import sim_volumes as vols
 from .sim_health import App, HealthSettings, Server, decode_user_data, health_settings, settings_from_hint
 from .sim_validate import (check_authorized_keys, check_firewall_label, check_label, check_rules,
@@ -161,8 +166,12 @@ class Fault:
 class State:
     def __init__(self, token: str = "sim-token", provision_s: float = 2.0, boot_s: float = 2.0,
                  app_ready_s: float = 1.0, serve_health: bool = True, run_token: Optional[str] = None,
-                 shutdown_s: Optional[float] = None, client_ip: Optional[str] = None, nb_check_scale: float = 0.0):
+                 shutdown_s: Optional[float] = None, client_ip: Optional[str] = None, nb_check_scale: float = 0.0,
+                 wall_clock: Optional[Callable[[], datetime]] = None):
         self.token = token
+        # the wall clock token expiry is read from (sim_tokens): the real time unless a test injects one; moved
+        # further by clock_offset_s (POST /_sim/clock)
+        self.wall_clock: Callable[[], datetime] = wall_clock or (lambda: datetime.now(timezone.utc))
         self.provision_s, self.boot_s, self.app_ready_s = provision_s, boot_s, app_ready_s
         self.shutdown_s = boot_s / 2 if shutdown_s is None else shutdown_s
         self.serve_health = serve_health
@@ -184,6 +193,8 @@ class State:
             self.firewalls: dict[int, dict] = {}
             self.nodebalancers: dict[int, dict] = {}
             self.volumes: dict[int, dict] = {}
+            self.tokens: dict[int, dict] = {}
+            self.clock_offset_s = 0.0
             self.events: list[dict] = []
             self.faults: list[Fault] = []
             self.requests: list[dict] = []
@@ -301,6 +312,7 @@ class State:
                                   for nb in self.nodebalancers.values()],
                 "volumes": [{k: v for k, v in vol.items() if not k.startswith("_")}
                             for vol in self.volumes.values()],
+                "tokens": toks.snapshot(self),
                 "app_rules": self.app_rules,
                 "internal_errors": self.internal_errors,
                 "faults_left": sum(f.times for f in self.faults)}
@@ -379,6 +391,7 @@ class Handler(BaseHTTPRequestHandler):
     server_version = "lcai-linode-sim/0.2"
     protocol_version = "HTTP/1.1"
     state: State
+    _acting: toks.Scopes = "*"  # the scopes of the token of the request being served
 
     def log_message(self, *a):
         pass
@@ -443,9 +456,8 @@ class Handler(BaseHTTPRequestHandler):
             return
         try:
             auth = self.headers.get("Authorization", "")
-            if auth != f"Bearer {st.token}":
-                raise ApiError(401, "Invalid Token")
             with st.lock:
+                self._acting = toks.authorize(st, method, api_path, auth)  # 401 unless the token may do this
                 try:
                     status, payload = self._route(method, api_path, query, body)
                 except ApiError:
@@ -508,6 +520,8 @@ class Handler(BaseHTTPRequestHandler):
                     return self._send(200, {})
                 if path == "/_sim/state" and method == "GET":
                     return self._send(200, st.snapshot())
+                if path == "/_sim/clock" and method in ("GET", "POST"):
+                    return self._send(200, toks.control_clock(st, body if method == "POST" else None))
                 if path == "/_sim/requests" and method == "GET":
                     return self._send(200, st.requests)
                 if path == "/_sim/settings" and method in ("GET", "POST"):
@@ -612,6 +626,8 @@ class Handler(BaseHTTPRequestHandler):
             routed = nbs.route(self, method, path, query, body)
         if routed is None:
             routed = vols.route(self, method, path, query, body)
+        if routed is None:
+            routed = toks.route(self, method, path, query, body, getattr(self, "_acting", "*"))
         if routed is None:
             raise ApiError(501, f"{method} /v4{path} is not implemented by lcai-linode-sim")
         return routed
